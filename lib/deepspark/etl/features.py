@@ -1,0 +1,139 @@
+"""Feature transforms: sliding windows for sequence models, scaled arrays for image models.
+
+Outputs are flat ``array<float>`` columns plus a scalar label, the layout Petastorm's
+``make_batch_reader`` reads directly; the shape travels in the manifest, not in nested lists.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from deepspark.config.model import FractionSplit, ImageFeatures, SequenceFeatures
+from deepspark.etl.quality import Rule
+
+SPLITS = ("train", "validation", "test")
+SPLIT = "split"
+X, Y = "x", "y"
+_INTERVAL = {"hour": "INTERVAL 1 HOUR", "day": "INTERVAL 1 DAY"}
+_SEASON = {"hour": 24, "day": 7}
+
+
+def regular_grid(df: DataFrame, spec: SequenceFeatures) -> DataFrame:
+    """One row per series per step from its first to its last time: gaps become explicit rows.
+
+    Windows are then a fixed number of rows, so a window always spans the same length of time.
+    """
+    key, t = spec.series_key, spec.time
+    bounds = df.groupBy(key).agg(F.min(t).alias("_lo"), F.max(t).alias("_hi"))
+    grid = bounds.select(
+        F.col(key), F.explode(F.sequence("_lo", "_hi", F.expr(_INTERVAL[spec.frequency]))).alias(t)
+    )
+    return grid.join(df, on=[key, t], how="left").withColumns(
+        {c: F.coalesce(F.col(c), F.lit(v)) for c, v in spec.fill.items()}
+    )
+
+
+def split_of(time: Column, spec: SequenceFeatures) -> Column:
+    """Train < validation_start <= validation < test_start <= test."""
+    val = F.to_timestamp(F.lit(spec.split.validation_start))
+    test = F.to_timestamp(F.lit(spec.split.test_start))
+    return F.when(time < val, "train").when(time < test, "validation").otherwise("test")
+
+
+def scaling_stats(grid: DataFrame, spec: SequenceFeatures) -> DataFrame:
+    """Mean and standard deviation of every input over the training period only (one row)."""
+    train = grid.filter(split_of(F.col(spec.time), spec) == "train")
+    aggs = []
+    for c in spec.inputs:
+        aggs += [F.avg(c).alias(f"{c}__mean"), F.stddev_pop(c).alias(f"{c}__std")]
+    return train.agg(*aggs)
+
+
+def standardize(grid: DataFrame, stats: Mapping[str, tuple[float, float]]) -> DataFrame:
+    """``(x - mean) / std`` per input; a missing value becomes 0, the training mean."""
+    scaled = {}
+    for c, (mean, std) in stats.items():
+        safe_std = std if std and not math.isnan(std) and std > 0 else 1.0
+        scaled[f"_s_{c}"] = F.coalesce((F.col(c) - F.lit(mean)) / F.lit(safe_std), F.lit(0.0))
+    return grid.withColumns(scaled)
+
+
+def windows(scaled: DataFrame, spec: SequenceFeatures) -> DataFrame:
+    """Each full window of ``window`` steps -> the target ``horizon`` steps after its end.
+
+    Columns: series key, ``time`` (window end), ``target_time``, ``x`` (window x inputs, flat,
+    time-major), ``y`` (target, unscaled), ``split`` (by target time), and the two naive
+    baselines issue-3 training compares against: the last observed target (persistence) and the
+    target one season before the target time (same hour yesterday for hourly data).
+    """
+    key, t = spec.series_key, spec.time
+    ordered = Window.partitionBy(key).orderBy(t)
+    frame = ordered.rowsBetween(-(spec.window - 1), 0)
+    step = F.array(*[F.col(f"_s_{c}").cast("float") for c in spec.inputs])
+    # collect_list's order over a frame is not guaranteed: collect (time, values) and sort.
+    history = F.array_sort(
+        F.collect_list(F.struct(F.col(t).alias("t"), step.alias("v"))).over(frame)
+    )
+    season = _SEASON[spec.frequency]
+    out = scaled.select(
+        F.col(key),
+        F.col(t),
+        F.lead(t, spec.horizon).over(ordered).alias("target_time"),
+        F.flatten(F.transform(history, lambda s: s["v"])).alias(X),
+        F.count(F.lit(1)).over(frame).alias("_n"),
+        F.lead(spec.target, spec.horizon).over(ordered).cast("float").alias(Y),
+        F.col(spec.target).cast("float").alias("baseline_persistence"),
+        F.lag(spec.target, season - spec.horizon)
+        .over(ordered)
+        .cast("float")
+        .alias("baseline_seasonal")
+        if season > spec.horizon
+        else F.lit(None).cast("float").alias("baseline_seasonal"),
+    )
+    return (
+        out.filter((F.col("_n") == spec.window) & F.col(Y).isNotNull())
+        .drop("_n")
+        .withColumn(SPLIT, split_of(F.col("target_time"), spec))
+    )
+
+
+def shape_rule(spec: ImageFeatures) -> Rule:
+    """Images whose pixel count does not match the declared shape cannot be reshaped: quarantine."""
+    size = math.prod(spec.shape)
+    n = F.size(F.col(spec.column))
+    reason = F.concat(
+        F.lit(f"{spec.column} has "),
+        n.cast("string"),
+        F.lit(f" values, shape {spec.shape} needs {size}"),
+    )
+    return Rule("shape", F.col(spec.column).isNull() | (n != size), reason)
+
+
+def image_features(df: DataFrame, spec: ImageFeatures) -> DataFrame:
+    """Flat float images in [0, 1], the label, a content id, and a seeded stratified split."""
+    out = df.select(
+        F.xxhash64(F.col(spec.column), F.col(spec.label), F.lit(spec.split.seed)).alias("id"),
+        F.transform(
+            F.col(spec.column), lambda v: (v.cast("float") / F.lit(spec.max_value)).cast("float")
+        ).alias(X),
+        F.col(spec.label).cast("int").alias(Y),
+    )
+    return out.withColumn(SPLIT, fraction_split(spec.split))
+
+
+def fraction_split(split: FractionSplit) -> Column:
+    """Assign train/validation/test by rank of a seeded hash, per label when stratified.
+
+    Ranking by a content hash (not ``rand()``) gives the same split whatever the partitioning.
+    """
+    window = Window.partitionBy(Y) if split.stratify else Window.partitionBy(F.lit(0))
+    rank = F.percent_rank().over(window.orderBy(F.xxhash64(F.col("id"), F.lit(split.seed)), "id"))
+    return (
+        F.when(rank < split.train, "train")
+        .when(rank < split.train + split.validation, "validation")
+        .otherwise("test")
+    )

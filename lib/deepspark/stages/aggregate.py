@@ -1,0 +1,51 @@
+"""Aggregate: silver -> gold tables declared in the pipeline's ``aggregates:`` section."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from deepspark import tracking
+from deepspark.config import Config, to_plain
+from deepspark.etl.aggregate import build_aggregate
+from deepspark.io import Layout, read_parquet, staged_outputs
+from deepspark.schema import require_columns
+from deepspark.stages import StageResult
+from deepspark.stages._common import count_rows
+
+STAGE = "aggregate"
+
+
+def run(cfg: Config, spark: SparkSession) -> StageResult:
+    """Build every declared aggregate; all gold outputs move into place together."""
+    layout = Layout(cfg.paths, cfg.pipeline.name)
+    specs = cfg.pipeline.aggregates
+    metrics: dict[str, float] = {}
+    outputs: dict[str, str] = {}
+    with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
+        needed = {s.source for s in specs.values()} | {
+            s.join.source for s in specs.values() if s.join is not None
+        }
+        tables = {t: read_parquet(spark, layout.path("silver", t)) for t in sorted(needed)}
+        for name, spec in specs.items():
+            src = tables[spec.source]
+            where = f"{layout.path('silver', spec.source)} (aggregate {name})"
+            columns = [
+                *spec.keys,
+                *([spec.time.column] if spec.time else []),
+                *(m.column for m in spec.metrics.values() if m.column),
+            ]
+            require_columns(src.columns, columns, where)
+            if spec.join is not None:
+                require_columns(
+                    tables[spec.join.source].columns,
+                    [*spec.join.match.values(), *spec.join.columns],
+                    f"{layout.path('silver', spec.join.source)} (join of {name})",
+                )
+            gold = layout.path("gold", name)
+            out.write(build_aggregate(src, spec, tables), gold)
+            metrics[f"{name}.rows_in"] = src.count()
+            metrics[f"{name}.rows_out"] = count_rows(spark, out.staged(gold))
+            outputs[name] = gold
+        out.commit()
+        tracking.log_metrics(metrics)
+    return StageResult(STAGE, metrics, outputs)

@@ -1,0 +1,67 @@
+"""Clean: bronze -> silver by the rules in the pipeline's ``clean:`` section; every dropped row
+goes to the quarantine with its rule and reason, and ``rows_in == rows_clean + rows_quarantined``
+is checked before anything moves into place.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from deepspark import tracking
+from deepspark.config import Config, to_plain
+from deepspark.etl.clean import clean_table
+from deepspark.io import Layout, read_parquet, staged_outputs
+from deepspark.schema import require_columns
+from deepspark.stages import StageResult
+from deepspark.stages._common import count_rows, pseudonym_key, reconcile
+
+STAGE = "clean"
+
+
+def run(cfg: Config, spark: SparkSession) -> StageResult:
+    """Clean every table that has rules; all silver outputs move into place together."""
+    layout = Layout(cfg.paths, cfg.pipeline.name)
+    specs = cfg.pipeline.clean
+    key = pseudonym_key(cfg, [f"{t}.{c}" for t, s in specs.items() for c in s.pseudonymize])
+    metrics: dict[str, float] = {}
+    outputs: dict[str, str] = {}
+    with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
+        for table, spec in specs.items():
+            bronze = layout.path("bronze", table)
+            df = read_parquet(spark, bronze)
+            mentioned = [
+                *spec.dedupe,
+                *spec.required,
+                *spec.fill,
+                *spec.ranges,
+                *spec.pseudonymize,
+                *(
+                    c
+                    for r in spec.timestamps.values()
+                    for c in ([r.column] if r.column else r.fields)
+                ),
+            ]
+            require_columns(df.columns, dict.fromkeys(mentioned), f"{bronze} (clean rules)")
+            clean, quarantine = clean_table(df, spec, source=table, key=key)
+            silver = layout.path("silver", table)
+            out.write(clean, silver)
+            out.write(quarantine, layout.quarantine(STAGE, table))
+            n_in = df.count()
+            n_out = count_rows(spark, out.staged(silver))
+            n_bad = count_rows(spark, out.staged(layout.quarantine(STAGE, table)))
+            reconcile(f"clean {table}", n_in, n_out, n_bad)
+            metrics.update(
+                {
+                    f"{table}.rows_in": n_in,
+                    f"{table}.rows_out": n_out,
+                    f"{table}.rows_quarantined": n_bad,
+                }
+            )
+            outputs[table] = silver
+        out.commit()
+        totals = ("rows_in", "rows_out", "rows_quarantined")
+        metrics.update(
+            {k: sum(v for m, v in metrics.items() if m.endswith(f".{k}")) for k in totals}
+        )
+        tracking.log_metrics(metrics)
+    return StageResult(STAGE, metrics, outputs)

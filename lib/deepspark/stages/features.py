@@ -1,0 +1,165 @@
+"""Features: gold/silver -> Petastorm-ready Parquet per split, plus ``_manifest.json`` with the
+shapes, the scaling statistics (fitted on the training period only) and the row-group counts.
+
+Petastorm shards by row group, so each split is written as several files with bounded row groups
+and the stage fails if a split has fewer row groups than ``layout.min_row_groups``: a training run
+on that many ranks would otherwise leave a rank with no data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pyarrow.parquet as pq
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from deepspark import tracking
+from deepspark.config import Config, config_hash, to_plain
+from deepspark.config.model import FeaturesConfig, ImageFeatures, SequenceFeatures
+from deepspark.errors import ConfigError, DeepsparkError, InputError
+from deepspark.etl import features as feat
+from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
+from deepspark.io import FileSystem, Layout, local_path, read_parquet, staged_outputs
+from deepspark.schema import ddl, require_columns
+from deepspark.stages import StageResult
+from deepspark.stages._common import count_rows
+
+STAGE = "features"
+MANIFEST = "_manifest.json"
+log = logging.getLogger("deepspark")
+
+
+def run(cfg: Config, spark: SparkSession) -> StageResult:
+    """Build the feature splits of the pipeline and move them into place together."""
+    fcfg = cfg.pipeline.features
+    if fcfg is None:
+        raise ConfigError(f"{cfg.files[-1] if cfg.files else 'config'}: no 'pipeline.features'")
+    spec = fcfg.sequence or fcfg.image
+    layout = Layout(cfg.paths, cfg.pipeline.name)
+    layer = "gold" if spec.source in cfg.pipeline.aggregates else "silver"
+    source = layout.path(layer, spec.source)
+    metrics: dict[str, float] = {}
+    with tracking.stage_run(cfg, STAGE, to_plain(fcfg)), staged_outputs(spark) as out:
+        df = read_parquet(spark, source)
+        if isinstance(spec, SequenceFeatures):
+            data, info = _sequence(df, spec, source)
+        else:
+            marked = mark_violations(df, [feat.shape_rule(spec)])
+            out.write(
+                quarantined_rows(marked, source=spec.source, stage=STAGE),
+                layout.quarantine(STAGE, spec.source),
+            )
+            metrics["rows_quarantined"] = count_rows(
+                spark, out.staged(layout.quarantine(STAGE, spec.source))
+            )
+            data, info = _image(clean_rows(marked), spec, source)
+        metrics["rows_in"] = df.count()
+        data = data.persist(StorageLevel.MEMORY_AND_DISK)
+        try:
+            splits = _write_splits(spark, out, layout, data, fcfg, spec)
+        finally:
+            data.unpersist()
+        manifest = {
+            "pipeline": cfg.pipeline.name,
+            "source": source,
+            "config_hash": config_hash(cfg),
+            **info,
+            "splits": splits,
+        }
+        out.write_text(layout.path("features", MANIFEST), json.dumps(manifest, indent=2))
+        out.commit()
+        metrics.update({f"{s}.rows": v["rows"] for s, v in splits.items()})
+        metrics["rows_out"] = sum(v["rows"] for v in splits.values())
+        tracking.log_metrics(metrics)
+    outputs = {s: layout.path("features", s) for s in feat.SPLITS}
+    outputs["manifest"] = layout.path("features", MANIFEST)
+    return StageResult(STAGE, metrics, outputs)
+
+
+def read_manifest(spark: SparkSession, cfg: Config) -> dict:
+    """The manifest of a pipeline's features (shapes, scaling, splits) as written by this stage."""
+    path = Layout(cfg.paths, cfg.pipeline.name).path("features", MANIFEST)
+    if not FileSystem(spark).exists(path):
+        raise InputError(f"{path}: no feature manifest; run the features stage first")
+    return json.loads(FileSystem(spark).read_text(path))
+
+
+def _sequence(df: DataFrame, spec: SequenceFeatures, source: str) -> tuple[DataFrame, dict]:
+    require_columns(
+        df.columns, [spec.series_key, spec.time, spec.target, *spec.inputs], f"{source} (features)"
+    )
+    grid = feat.regular_grid(df, spec).persist(StorageLevel.MEMORY_AND_DISK)
+    row = feat.scaling_stats(grid, spec).first()
+    if row is None or row[f"{spec.inputs[0]}__mean"] is None:
+        raise InputError(
+            f"{source}: no rows before split.validation_start={spec.split.validation_start}; "
+            "scaling needs a training period"
+        )
+    stats = {c: (row[f"{c}__mean"], row[f"{c}__std"]) for c in spec.inputs}
+    data = feat.windows(feat.standardize(grid, stats), spec)
+    info = {
+        "kind": "sequence",
+        "series_key": spec.series_key,
+        "time": spec.time,
+        "inputs": list(spec.inputs),
+        "target": spec.target,
+        "window": spec.window,
+        "horizon": spec.horizon,
+        "frequency": spec.frequency,
+        "x_shape": [spec.window, len(spec.inputs)],
+        "scaling": {c: {"mean": m, "std": s} for c, (m, s) in stats.items()},
+        "grid_rows": grid.count(),
+    }
+    return data, info
+
+
+def _image(df: DataFrame, spec: ImageFeatures, source: str) -> tuple[DataFrame, dict]:
+    require_columns(df.columns, [spec.column, spec.label], f"{source} (features)")
+    labels = sorted(r[0] for r in df.select(spec.label).distinct().collect())
+    info = {
+        "kind": "image",
+        "x_shape": list(spec.shape),
+        "max_value": spec.max_value,
+        "classes": labels,
+    }
+    return feat.image_features(df, spec), info
+
+
+def _write_splits(
+    spark: SparkSession, out, layout: Layout, data: DataFrame, fcfg: FeaturesConfig, spec
+) -> dict[str, dict]:
+    lay = fcfg.layout
+    order = [spec.series_key, spec.time] if isinstance(spec, SequenceFeatures) else ["id"]
+    splits: dict[str, dict] = {}
+    for name in feat.SPLITS:
+        part = data.filter(F.col(feat.SPLIT) == name).drop(feat.SPLIT)
+        path = layout.path("features", name)
+        out.write(
+            part.repartitionByRange(lay.files_per_split, *order).sortWithinPartitions(*order),
+            path,
+            row_group_bytes=lay.row_group_mb * 1024 * 1024,
+        )
+        staged = out.staged(path)
+        rows = count_rows(spark, staged)
+        if rows == 0:
+            raise InputError(f"{path}: the {name} split is empty; check the split settings")
+        splits[name] = {"rows": rows, "schema": ddl(part.schema), **_row_groups(staged)}
+        groups = splits[name].get("row_groups")
+        if groups is not None and groups < lay.min_row_groups:
+            raise DeepsparkError(
+                f"{path}: {groups} row group(s), fewer than layout.min_row_groups="
+                f"{lay.min_row_groups}; lower layout.row_group_mb or raise layout.files_per_split"
+            )
+    return splits
+
+
+def _row_groups(path: str) -> dict:
+    local = local_path(path)
+    if local is None:
+        return {}
+    ds = pq.ParquetDataset(local)
+    files = [f for f in ds.files if not f.rsplit("/", 1)[-1].startswith(("_", "."))]
+    return {"files": len(files), "row_groups": sum(pq.ParquetFile(f).num_row_groups for f in files)}

@@ -1,0 +1,136 @@
+"""MLflow helpers: one parent run per pipeline run, a nested run per stage.
+
+Stages call :func:`stage_run`; when a pipeline run is active the stage nests under it, when a stage
+runs alone it gets a top-level run of its own. With ``mlflow.enabled: false`` every call is a no-op.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deepspark.config import Config, config_hash, to_plain
+from deepspark.config.model import MlflowConfig
+
+log = logging.getLogger(__name__)
+
+
+def tracking_uri(cfg: MlflowConfig) -> str:
+    """The tracking URI with a relative SQLite path made absolute (and its folder created)."""
+    uri = cfg.tracking_uri
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        db = Path(uri[len(prefix) :]).resolve()
+        db.parent.mkdir(parents=True, exist_ok=True)
+        return f"{prefix}{db}"
+    return uri
+
+
+def _setup(cfg: MlflowConfig) -> Any:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    experiment = mlflow.get_experiment_by_name(cfg.experiment)
+    if experiment is None:
+        root = cfg.artifact_root
+        location = root if "://" in root else Path(root).resolve().as_uri()
+        mlflow.create_experiment(cfg.experiment, artifact_location=f"{location}/{cfg.experiment}")
+    mlflow.set_experiment(cfg.experiment)
+    return mlflow
+
+
+@contextmanager
+def pipeline_run(cfg: Config) -> Iterator[Any]:
+    """The parent run of one pipeline run (yields None when tracking is disabled)."""
+    if not cfg.mlflow.enabled:
+        yield None
+        return
+    mlflow = _setup(cfg.mlflow)
+    with mlflow.start_run(run_name=f"{cfg.pipeline.name}-pipeline", tags=_tags(cfg)) as run:
+        _log_config(mlflow, cfg)
+        yield run
+
+
+@contextmanager
+def stage_run(cfg: Config, stage: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+    """A run for one stage, nested under the active pipeline run if there is one."""
+    if not cfg.mlflow.enabled:
+        yield None
+        return
+    mlflow = _setup(cfg.mlflow)
+    nested = mlflow.active_run() is not None
+    name = f"{cfg.pipeline.name}-{stage}"
+    tags = {**_tags(cfg), "deepspark.stage": stage}
+    with mlflow.start_run(run_name=name, nested=nested, tags=tags) as run:
+        if not nested:
+            _log_config(mlflow, cfg)
+        if params:
+            mlflow.log_params(flatten(params, prefix=stage))
+        yield run
+
+
+def log_metrics(metrics: Mapping[str, float]) -> None:
+    """Log metrics to the active run, if any."""
+    import mlflow
+
+    if mlflow.active_run() is not None and metrics:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+
+
+def log_artifacts(local_dir: str, artifact_path: str | None = None) -> None:
+    """Log a local folder's files to the active run, if any."""
+    import mlflow
+
+    if mlflow.active_run() is not None:
+        mlflow.log_artifacts(local_dir, artifact_path=artifact_path)
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``, values cut to MLflow's param size."""
+    out: dict[str, str] = {}
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    else:
+        out[prefix] = str(data)[:6000]
+    return out
+
+
+def _log_config(mlflow: Any, cfg: Config) -> None:
+    # The full resolved config as an artifact (params get cut and flattened; this does not).
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "config.yaml")
+        with open(path, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(to_plain(cfg), fh, sort_keys=False)
+        mlflow.log_artifact(path)
+    mlflow.log_params(flatten({"pipeline": cfg.pipeline.name, "spark.master": cfg.spark.master}))
+
+
+def _tags(cfg: Config) -> dict[str, str]:
+    tags = {
+        "deepspark.pipeline": cfg.pipeline.name,
+        "deepspark.config_file": cfg.files[-1] if cfg.files else "",
+        "deepspark.config_hash": config_hash(cfg),
+    }
+    commit = _git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None

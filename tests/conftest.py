@@ -1,0 +1,47 @@
+"""Shared fixtures: one local[2] SparkSession for the whole test session, and temp workdirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault(
+    "PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", __import__("sys").executable)
+)
+# A fixed test-only key: pseudonymized values are then stable across test runs.
+os.environ.setdefault("DEEPSPARK_PSEUDONYM_KEY", "test-only-key-0123456789abcdef")
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from deepspark.config.model import SparkConfig
+    from deepspark.spark import build_session
+
+    cfg = SparkConfig(
+        app_name="deepspark-tests",
+        master="local[2]",
+        driver_memory="2g",
+        settings={
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+            "spark.sql.adaptive.enabled": "true",
+        },
+    )
+    session = build_session(cfg)
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """A fresh working directory: relative paths in configs (work/data, work/mlflow.db) land here."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
