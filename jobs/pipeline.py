@@ -1,5 +1,7 @@
-"""spark-submit entry point for a whole pipeline: every stage in order, in one Spark session,
-under one MLflow parent run. With no --conf it runs the embedded defaults, flights then digits.
+"""spark-submit entry point for a whole pipeline.
+
+Every stage in order, in one Spark session, under one MLflow parent run. With no --conf it runs
+the embedded defaults, flights then digits.
 
     ./spark-submit.sh jobs/pipeline.py [--conf conf/flights.yaml] [key=value ...]
 """

@@ -42,6 +42,6 @@ def spark():
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    """A fresh working directory: relative paths in configs (work/data, work/mlflow.db) land here."""
+    """A fresh working directory: relative config paths (work/data, work/mlflow.db) land here."""
     monkeypatch.chdir(tmp_path)
     return tmp_path

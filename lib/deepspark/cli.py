@@ -40,8 +40,9 @@ def parse_args(argv: Sequence[str], prog: str, default_confs: Sequence[str]) -> 
 
 
 def resolve_conf_path(path: str) -> str:
-    """A config path as given, or its basename in the working directory: spark-submit's
-    ``--files`` puts shipped configs there when the driver runs on the cluster.
+    """A config path as given, or its basename in the working directory.
+
+    spark-submit's ``--files`` puts shipped configs there when the driver runs on the cluster.
     """
     if not Path(path).exists() and Path(Path(path).name).exists():
         return Path(path).name

@@ -201,7 +201,9 @@ class StagedOutputs:
 
 @contextmanager
 def staged_outputs(spark: SparkSession) -> Iterator[StagedOutputs]:
-    """``with staged_outputs(spark) as out: out.write(...); ...; out.commit()``.
+    """Collect a stage's outputs, discarding whatever was not committed.
+
+    Use as ``with staged_outputs(spark) as out: ... out.commit()``.
 
     Anything not committed when the block ends (an exception, a failed check) is discarded.
     """
@@ -270,6 +272,7 @@ def _is_file_error(message: str) -> bool:
         "ParquetDecodingException",
         "Can not read value at",
         "EOFException",
+        "ChecksumException",
     )
     return any(m in message for m in markers)
 
@@ -280,6 +283,7 @@ def _file_error_reason(message: str) -> str:
         r"(is not a Parquet file[^\n]*)",
         r"(Could not read footer[^\n]*)",
         r"(EOFException[^\n]*)",
+        r"(Checksum error)",
     ):
         m = re.search(pattern, message)
         if m:

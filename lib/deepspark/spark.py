@@ -1,5 +1,7 @@
-"""The one place a SparkSession is built. Entry points call :func:`build_session` once and pass
-the session down; library code never calls the builder.
+"""The one place a SparkSession is built.
+
+Entry points call :func:`build_session` once and pass the session down; library code never calls
+the builder.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from deepspark.config.model import SparkConfig
 from deepspark.errors import SetupError
 
 JAVA_HINT = (
-    "java not found: Spark needs Java 17 (Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless;"
-    " or set JAVA_HOME)"
+    "java not found: Spark needs Java 17 "
+    "(Debian/Ubuntu: apt-get install -y openjdk-17-jre-headless; or set JAVA_HOME)"
 )
 
 

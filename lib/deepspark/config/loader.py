@@ -7,6 +7,7 @@ Lists become tuples and mappings become read-only proxies, so a loaded config ca
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -175,6 +176,9 @@ def _build_scalar(tp: Any, value: Any, at: str) -> Any:
     elif tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, datetime.date):
+            # YAML reads an unquoted 2013-10-01T00:00:00Z as a datetime: keep it as ISO text.
+            return value.isoformat()
     elif tp is Any:
         return value
     else:  # pragma: no cover - a type hint this loader does not know is a programming error

@@ -222,7 +222,7 @@ class FractionSplit:
 
 @dataclass(frozen=True)
 class ImageFeatures:
-    """Image arrays scaled to [0, 1] by ``max_value``, stored flat with their ``shape`` (C, H, W)."""
+    """Image arrays scaled to [0, 1] by ``max_value``, stored flat; ``shape`` is (C, H, W)."""
 
     source: str
     column: str
@@ -234,8 +234,9 @@ class ImageFeatures:
 
 @dataclass(frozen=True)
 class OutputLayout:
-    """File and row-group sizing so every rank of a training run gets data (Petastorm shards
-    by row group): each split gets at least ``min_row_groups`` row groups.
+    """File and row-group sizing, so that every rank of a training run gets data.
+
+    Petastorm shards by row group: each split must have at least ``min_row_groups`` of them.
     """
 
     files_per_split: int = 4

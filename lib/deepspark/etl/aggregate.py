@@ -1,5 +1,7 @@
-"""Declared aggregations: group a clean table by keys and a time bucket, compute named metrics,
-optionally join another clean table at the same grain (weather onto airport-hours, say).
+"""Declared aggregations.
+
+Group a clean table by keys and a time bucket, compute named metrics, optionally join another clean
+table at the same grain (weather onto airport-hours, say).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def hmac_sha256_hex(column: Column, key: bytes) -> Column:
 
 
 def pseudonymize(df: DataFrame, columns: tuple[str, ...], key: bytes) -> DataFrame:
-    """Replace each identifier column by its keyed HMAC (stable for one key, so joins still work)."""
+    """Replace each identifier column by its keyed HMAC (stable per key, so joins still work)."""
     return df.withColumns({c: hmac_sha256_hex(F.col(c), key) for c in columns})
 
 

@@ -32,8 +32,10 @@ def regular_grid(df: DataFrame, spec: SequenceFeatures) -> DataFrame:
     grid = bounds.select(
         F.col(key), F.explode(F.sequence("_lo", "_hi", F.expr(_INTERVAL[spec.frequency]))).alias(t)
     )
+    types = {f.name: f.dataType for f in df.schema.fields}
     return grid.join(df, on=[key, t], how="left").withColumns(
-        {c: F.coalesce(F.col(c), F.lit(v)) for c, v in spec.fill.items()}
+        # Cast the fill to the column's type: a 0.0 fill must not turn a count into a double.
+        {c: F.coalesce(F.col(c), F.lit(v).cast(types[c])) for c, v in spec.fill.items()}
     )
 
 
@@ -106,9 +108,9 @@ def shape_rule(spec: ImageFeatures) -> Rule:
     size = math.prod(spec.shape)
     n = F.size(F.col(spec.column))
     reason = F.concat(
-        F.lit(f"{spec.column} has "),
-        n.cast("string"),
-        F.lit(f" values, shape {spec.shape} needs {size}"),
+        F.lit(f"{spec.column} "),
+        F.coalesce(F.concat(F.lit("has "), n.cast("string"), F.lit(" values")), F.lit("is null")),
+        F.lit(f", shape {spec.shape} needs {size}"),
     )
     return Rule("shape", F.col(spec.column).isNull() | (n != size), reason)
 

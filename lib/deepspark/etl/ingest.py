@@ -96,8 +96,8 @@ def _json_reason(schema: T.StructType) -> Column:
 
 
 def _fields_parsed(schema: T.StructType, what: str = "does not parse") -> Column:
-    # Referencing every field also keeps Spark from refusing the query: a read that needs only
-    # the corrupt-record column is not allowed (UNSUPPORTED_FEATURE.QUERY_ONLY_CORRUPT_RECORD_COLUMN).
+    # Referencing every field also keeps Spark from refusing the query: a read that needs only the
+    # corrupt-record column is refused (UNSUPPORTED_FEATURE.QUERY_ONLY_CORRUPT_RECORD_COLUMN).
     parsed = F.size(
         F.array_compact(F.array(*[F.col(f.name).cast("string") for f in schema.fields]))
     )

@@ -1,7 +1,8 @@
-"""Row-level quality rules and the quarantine: every row is either clean or quarantined with the
-rule it broke and a reason, so ``rows_in == rows_clean + rows_quarantined`` always holds.
+"""Row-level quality rules and the quarantine.
 
-Rules are native Spark conditions (no Python UDFs); the first rule a row breaks is recorded.
+Every row is either clean or quarantined with the rule it broke and a reason, so ``rows_in ==
+rows_clean + rows_quarantined`` always holds. Rules are native Spark conditions (no Python UDFs);
+the first rule a row breaks is recorded.
 """
 
 from __future__ import annotations
@@ -42,12 +43,15 @@ def required_rule(column: str) -> Rule:
 def range_rule(column: str, lo: float | None, hi: float | None) -> Rule:
     """The column must lie in [lo, hi] (inclusive; either bound optional; nulls pass)."""
     c = F.col(column)
-    checks = []
+    # NaN sorts above every number in Spark, so it would pass a min-only range: never in range.
+    checks = [F.isnan(c)]
     if lo is not None:
         checks.append(c < F.lit(lo))
     if hi is not None:
         checks.append(c > F.lit(hi))
-    violated = checks[0] if len(checks) == 1 else checks[0] | checks[1]
+    violated = checks[0]
+    for check in checks[1:]:
+        violated = violated | check
     bounds = f"[{_num(lo) if lo is not None else '-inf'}, {_num(hi) if hi is not None else 'inf'}]"
     reason = F.concat(F.lit(f"{column}="), c.cast("string"), F.lit(f" outside {bounds}"))
     return Rule(f"range:{column}", violated, reason)
@@ -94,7 +98,10 @@ def mark_duplicates(df: DataFrame, keys: Sequence[str]) -> DataFrame:
     others = sorted(c for c in df.columns if c not in keys and c != VIOLATION)
     order = [F.col(c).asc_nulls_first() for c in others] or [F.lit(1)]
     rank = F.row_number().over(Window.partitionBy(*keys).orderBy(*order))
-    key_text = F.concat_ws(", ", *[F.concat(F.lit(f"{k}="), F.col(k).cast("string")) for k in keys])
+    shown = [F.coalesce(F.col(k).cast("string"), F.lit("null")) for k in keys]
+    key_text = F.concat_ws(
+        ", ", *[F.concat(F.lit(f"{k}="), v) for k, v in zip(keys, shown, strict=True)]
+    )
     violation = F.when(
         rank > 1,
         F.struct(

@@ -1,5 +1,7 @@
-"""Floor 3: one ``run(cfg, spark) -> StageResult`` per stage. The only place with dataset I/O:
-read inputs, apply the pure transforms from :mod:`deepspark.etl`, write staged outputs, log.
+"""Floor 3: one ``run(cfg, spark) -> StageResult`` per stage.
+
+The only place with dataset I/O: read inputs, apply the pure transforms from :mod:`deepspark.etl`,
+write staged outputs, log.
 """
 
 from __future__ import annotations

@@ -21,9 +21,10 @@ def count_rows(spark: SparkSession, path: str) -> int:
 def reconcile(table: str, rows_in: int, rows_out: int, rows_quarantined: int) -> None:
     """Fail unless every input row was written clean or quarantined, exactly once."""
     if rows_in != rows_out + rows_quarantined:
+        diff = rows_in - rows_out - rows_quarantined
         raise ReconciliationError(
             f"{table}: rows_in={rows_in} != rows_clean={rows_out} + "
-            f"rows_quarantined={rows_quarantined} (difference {rows_in - rows_out - rows_quarantined})"
+            f"rows_quarantined={rows_quarantined} (difference {diff})"
         )
     log.info("%s: %d in -> %d clean + %d quarantined", table, rows_in, rows_out, rows_quarantined)
 

@@ -1,6 +1,8 @@
-"""Clean: bronze -> silver by the rules in the pipeline's ``clean:`` section; every dropped row
-goes to the quarantine with its rule and reason, and ``rows_in == rows_clean + rows_quarantined``
-is checked before anything moves into place.
+"""Clean: bronze -> silver by the rules declared in the pipeline.
+
+The rules are in the pipeline's ``clean:`` section; every dropped row goes to the
+quarantine with its rule and reason, and ``rows_in == rows_clean + rows_quarantined`` is checked
+before anything moves into place.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""Features: gold/silver -> Petastorm-ready Parquet per split, plus ``_manifest.json`` with the
-shapes, the scaling statistics (fitted on the training period only) and the row-group counts.
+"""Features: gold/silver -> Petastorm-ready Parquet per split.
 
-Petastorm shards by row group, so each split is written as several files with bounded row groups
-and the stage fails if a split has fewer row groups than ``layout.min_row_groups``: a training run
-on that many ranks would otherwise leave a rank with no data.
+Each split comes with ``_manifest.json`` with the shapes, the
+scaling statistics (fitted on the training period only) and the row-group counts. Petastorm shards
+by row group, so each split is written as several files with bounded row groups and the stage fails
+if a split has fewer row groups than ``layout.min_row_groups``: a training run on that many ranks
+would otherwise leave a rank with no data.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The whole pipeline in one Spark session: the configured stages in order, under one MLflow
-parent run with a nested run per stage.
+"""The whole pipeline in one Spark session.
+
+The configured stages run in order, under one MLflow parent run with a nested run per stage.
 """
 
 from __future__ import annotations

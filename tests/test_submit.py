@@ -1,0 +1,243 @@
+"""spark-submit options from config (deepspark.submit) and the shell wrappers around them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from deepspark.config import load_config
+from deepspark.errors import ConfigError
+from deepspark.submit import conf_files, library_zip, main, submit_args
+
+ROOT = Path(__file__).resolve().parents[1]
+FLIGHTS = ROOT / "conf" / "flights.yaml"
+BASH = shutil.which("bash") or "/bin/bash"
+JAVA_LINE = (
+    "error: java not found: Spark needs Java 17 (Debian/Ubuntu: apt-get install -y "
+    "openjdk-17-jre-headless; or set JAVA_HOME)"
+)
+
+
+def _pairs(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == flag]
+
+
+def test_submit_args_render_config_and_overrides():
+    cfg = load_config(
+        FLIGHTS,
+        [
+            "spark.master=local[1]",
+            "spark.driver_memory=3g",
+            "spark.settings.spark.sql.shuffle.partitions=4",
+        ],
+    )
+    args = submit_args(cfg, environ={})
+    assert args[:4] == ["--master", "local[1]", "--driver-memory", "3g"]
+    confs = _pairs(args, "--conf")
+    assert "spark.sql.shuffle.partitions=4" in confs
+    assert "spark.sql.session.timeZone=UTC" in confs
+    # YAML booleans reach Spark as true/false, never Python's True/False.
+    assert "spark.sql.adaptive.enabled=true" in confs
+    assert "spark.sql.files.ignoreCorruptFiles=false" in confs
+    assert not any("pyspark.python" in c for c in confs)
+
+
+def test_submit_args_python_sets_driver_and_executor_interpreter():
+    args = submit_args(load_config(FLIGHTS), python="/venv/bin/python", environ={})
+    confs = _pairs(args, "--conf")
+    assert "spark.pyspark.python=/venv/bin/python" in confs
+    assert "spark.pyspark.driver.python=/venv/bin/python" in confs
+
+
+def test_spark_master_env_overrides_config(monkeypatch):
+    cfg = load_config(FLIGHTS, ["spark.master=local[1]"])
+    monkeypatch.setenv("SPARK_MASTER", "spark://127.0.0.1:7077")
+    assert _pairs(submit_args(cfg), "--master") == ["spark://127.0.0.1:7077"]
+    monkeypatch.setenv("SPARK_MASTER", "")  # set but empty: the config's master stands
+    assert _pairs(submit_args(cfg), "--master") == ["local[1]"]
+
+
+def test_conf_files_lists_base_then_pipeline_and_refuses_name_clashes(tmp_path):
+    cfg = load_config(FLIGHTS)
+    assert [Path(f).resolve() for f in conf_files([cfg])] == [
+        ROOT / "conf" / "base.yaml",
+        FLIGHTS,
+    ]
+    clash = tmp_path / "flights.yaml"
+    clash.write_text("x: 1\n")
+    with pytest.raises(ConfigError, match="cannot ship both"):
+        conf_files([cfg], extra=[str(clash)])
+
+
+def test_library_zip_is_rebuilt_only_when_sources_change(tmp_path):
+    src = tmp_path / "deepspark"
+    (src / "sub").mkdir(parents=True)
+    (src / "__init__.py").write_text("")
+    (src / "sub" / "mod.py").write_text("X = 1\n")
+    (src / "__pycache__").mkdir()
+    (src / "__pycache__" / "junk.pyc").write_bytes(b"\0")
+
+    zip_path = library_zip(tmp_path / "dist", src)
+    assert re.fullmatch(r"deepspark-.+\.zip", zip_path.name)
+    with zipfile.ZipFile(zip_path) as zf:
+        assert sorted(zf.namelist()) == ["deepspark/__init__.py", "deepspark/sub/mod.py"]
+
+    built = zip_path.stat().st_mtime_ns
+    os.utime(zip_path, ns=(built, built))
+    assert library_zip(tmp_path / "dist", src).stat().st_mtime_ns == built  # up to date: kept
+
+    (src / "new.py").write_text("")
+    os.utime(src / "new.py", ns=(built - 10**9, built - 10**9))  # older than the zip, yet new
+    with zipfile.ZipFile(library_zip(tmp_path / "dist", src)) as zf:
+        assert "deepspark/new.py" in zf.namelist()
+
+
+def test_main_prints_all_options_one_per_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("SPARK_MASTER", raising=False)
+    rc = main(["--conf", "conf/flights.yaml", "--dist", str(tmp_path), "spark.master=local[3]"])
+    assert rc == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:2] == ["--master", "local[3]"]
+    assert _pairs(out, "--files") == ["conf/base.yaml,conf/flights.yaml"]
+    (py_files,) = _pairs(out, "--py-files")
+    assert Path(py_files).parent == tmp_path and Path(py_files).exists()
+
+
+def test_main_reports_a_bad_override_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    rc = main(["--conf", "conf/flights.yaml", "--dist", str(tmp_path), "spark.nope=1"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "spark.nope" in err
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_MASTER", "SPARK_HOME")}
+    env.update(extra)
+    return env
+
+
+def test_spark_submit_dry_run_prints_the_command():
+    proc = subprocess.run(
+        [
+            "./spark-submit.sh",
+            "--dry-run",
+            "jobs/ingest.py",
+            "--conf",
+            "conf/flights.yaml",
+            "spark.master=local[1]",
+        ],
+        cwd=ROOT,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    cmd = shlex.split(proc.stdout.strip().splitlines()[-1])
+    assert cmd[0].endswith("/pyspark/bin/spark-submit")
+    assert _pairs(cmd, "--master") == ["local[1]"]
+    (py_files,) = _pairs(cmd, "--py-files")
+    assert re.fullmatch(r"(.*/)?dist/deepspark-[^/]+\.zip", py_files)
+    (files,) = _pairs(cmd, "--files")
+    assert {"conf/flights.yaml", "conf/base.yaml"} <= set(files.split(","))
+    venv_python = next(c for c in _pairs(cmd, "--conf") if c.startswith("spark.pyspark.python="))
+    assert Path(venv_python.partition("=")[2]).is_absolute()
+    # The job comes last, followed by exactly its own arguments.
+    job = cmd.index("jobs/ingest.py")
+    assert cmd[job + 1 :] == ["--conf", "conf/flights.yaml", "spark.master=local[1]"]
+
+
+def test_spark_submit_dry_run_without_conf_ships_all_defaults():
+    proc = subprocess.run(
+        ["./spark-submit.sh", "jobs/pipeline.py", "--dry-run"],
+        cwd=ROOT,
+        env=_clean_env(SPARK_MASTER="spark://127.0.0.1:7077"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    cmd = shlex.split(proc.stdout.strip().splitlines()[-1])
+    assert _pairs(cmd, "--master") == ["spark://127.0.0.1:7077"]
+    (files,) = _pairs(cmd, "--files")
+    assert {"conf/base.yaml", "conf/flights.yaml", "conf/digits.yaml"} <= set(files.split(","))
+    assert cmd[-1] == "jobs/pipeline.py"  # no --conf given: the job runs its own defaults
+
+
+def _key_shell(tmp_path: Path, master: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    # Sourcing spark-submit.sh defines its functions without running anything.
+    script = (
+        f"source {shlex.quote(str(ROOT / 'spark-submit.sh'))}; "
+        f"ensure_pseudonym_key {shlex.quote(master)}; "
+        'echo "key=${DEEPSPARK_PSEUDONYM_KEY:-}"'
+    )
+    return subprocess.run(
+        [BASH, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+
+
+def test_pseudonym_key_is_generated_once_for_local_masters(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DEEPSPARK_PSEUDONYM_KEY"}
+    env["DEEPSPARK_PYTHON"] = sys.executable
+
+    first = _key_shell(tmp_path, "local[2]", env)
+    key_file = tmp_path / "work" / ".pseudonym-key"
+    key = key_file.read_text().strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", key)
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert first.stdout.strip() == f"key={key}"
+    assert first.stderr.count("\n") == 1 and "DEEPSPARK_PSEUDONYM_KEY" in first.stderr
+
+    again = _key_shell(tmp_path, "local[*]", env)
+    assert again.stdout.strip() == f"key={key}" and again.stderr == ""
+
+
+def test_pseudonym_key_is_never_generated_for_a_cluster_or_over_a_given_key(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "DEEPSPARK_PSEUDONYM_KEY"}
+    assert _key_shell(tmp_path, "spark://10.0.0.1:7077", env).stdout.strip() == "key="
+    env["DEEPSPARK_PSEUDONYM_KEY"] = "mine"
+    assert _key_shell(tmp_path, "local[2]", env).stdout.strip() == "key=mine"
+    assert not (tmp_path / "work").exists()
+
+
+def test_bootstrap_without_java_fails_in_one_line(tmp_path):
+    # An empty PATH hides every java; the check uses only bash builtins, so it still runs.
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [BASH, "-c", "source scripts/bootstrap.sh --check-java-only"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr == JAVA_LINE + "\n"
+    assert proc.stdout == ""
+
+
+def test_bootstrap_java_check_accepts_java_home(tmp_path):
+    java = tmp_path / "jdk" / "bin" / "java"
+    java.parent.mkdir(parents=True)
+    java.write_text("#!/bin/sh\n")
+    java.chmod(0o755)
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "JAVA_HOME": str(tmp_path / "jdk")}
+    proc = subprocess.run(
+        [BASH, "-c", "source scripts/bootstrap.sh --check-java-only && echo ok"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "ok\n", "")
