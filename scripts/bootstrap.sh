@@ -113,9 +113,9 @@ deepspark_bootstrap() {
     # Spark otherwise binds to whatever the hostname resolves to, which breaks on many laptops/VMs.
     export SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}"
     export PYTHONUNBUFFERED=1
-    # Python puts a script's own folder first on sys.path, so jobs/profile.py would shadow the
-    # stdlib `profile` that pyspark imports (via cProfile) in every job. Jobs import only the
-    # installed deepspark package, so they do not need their folder on the path.
+    # Python puts a script's own folder first on sys.path, so a job named like a stdlib module
+    # (profile.py, say) would shadow it for pyspark. Jobs import only the installed deepspark
+    # package, so they do not need their folder on the path.
     export PYTHONSAFEPATH=1
 }
 

@@ -9,6 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# pyspark.testing compares through pandas-on-Spark, which warns unless this is set.
+os.environ.setdefault("PYARROW_IGNORE_TIMEZONE", "1")
 os.environ.setdefault(
     "PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", __import__("sys").executable)
 )
