@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,11 @@ def main(
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug or a failing dependency: keep the traceback, end on one line
+        traceback.print_exc()
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(f"error: unexpected {type(e).__name__}: {first}", file=sys.stderr)
+        return 1
     finally:
         if spark is not None:
             spark.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -21,6 +22,7 @@ from deepspark.config import Config, config_hash, to_plain
 from deepspark.config.model import MlflowConfig
 
 log = logging.getLogger(__name__)
+_PARAM_KEY_INVALID = re.compile(r"[^A-Za-z0-9_\-. :/]")
 
 
 def tracking_uri(cfg: MlflowConfig) -> str:
@@ -94,13 +96,17 @@ def log_artifacts(local_dir: str, artifact_path: str | None = None) -> None:
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, str]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``, values cut to MLflow's param size."""
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}``, as MLflow params.
+
+    Keys keep only the characters MLflow accepts (a column range like ``p{0..63}`` becomes
+    ``p_0..63_``); values are cut to MLflow's param size.
+    """
     out: dict[str, str] = {}
     if isinstance(data, Mapping):
         for k, v in data.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
     else:
-        out[prefix] = str(data)[:6000]
+        out[_PARAM_KEY_INVALID.sub("_", prefix)] = str(data)[:6000]
     return out
 
 
