@@ -57,7 +57,7 @@ def test_images_are_scaled_and_match_the_source(run):
     }
     train = pq.read_table(run["layout"].path("features", "train")).to_pandas()
     x = np.stack(train["x"])
-    assert x.dtype == np.float32 and x.shape[1] == 64 and 0.0 <= x.min() and x.max() <= 1.0
+    assert x.dtype == np.float32 and x.shape[1] == 64 and x.min() >= 0.0 and x.max() <= 1.0
     for row, label in zip(x[:50], train["y"][:50], strict=True):
         assert known[tuple(row)] == label
 

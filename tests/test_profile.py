@@ -221,6 +221,7 @@ def test_stage_writes_profile_and_logs_to_mlflow(spark, workdir, trips_cfg):
         "silver_trips.rows": 4,
         "silver_trips.columns": 4,
         "silver_trips.null_cells": 1,
+        "rows_in": 4,
     }
     assert result.outputs == {"silver_trips": str(out)}
 

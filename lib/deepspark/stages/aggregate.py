@@ -26,6 +26,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             s.join.source for s in specs.values() if s.join is not None
         }
         tables = {t: read_parquet(spark, layout.path("silver", t)) for t in sorted(needed)}
+        counts = {t: tables[t].count() for t in {s.source for s in specs.values()}}
         for name, spec in specs.items():
             src = tables[spec.source]
             where = f"{layout.path('silver', spec.source)} (aggregate {name})"
@@ -43,9 +44,12 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                 )
             gold = layout.path("gold", name)
             out.write(build_aggregate(src, spec, tables), gold)
-            metrics[f"{name}.rows_in"] = src.count()
+            metrics[f"{name}.rows_in"] = counts[spec.source]
             metrics[f"{name}.rows_out"] = count_rows(spark, out.staged(gold))
             outputs[name] = gold
         out.commit()
+        # Stage totals: each source table counted once, however many aggregates read it.
+        metrics["rows_in"] = sum(counts.values())
+        metrics["rows_out"] = sum(v for k, v in metrics.items() if k.endswith(".rows_out"))
         tracking.log_metrics(metrics)
     return StageResult(STAGE, metrics, outputs)

@@ -89,6 +89,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                 outputs[key] = final if target else f"mlflow:{STAGE}/{key}"
                 log.info("profile %s: %s", table, outputs[key])
             _commit(staged)
+            metrics["rows_in"] = sum(v for k, v in metrics.items() if k.endswith(".rows"))
             tracking.log_metrics(metrics)
     finally:
         for work, _ in staged:  # whatever was not moved into place
