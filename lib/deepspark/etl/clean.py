@@ -90,13 +90,12 @@ def _timestamp_rule(out: str, rule: TimestampRule) -> Rule:
     return Rule(f"timestamp:{out}", violated, reason)
 
 
-def clean_table(
-    df: DataFrame, spec: CleanConfig, *, source: str, key: bytes | None
-) -> tuple[DataFrame, DataFrame]:
-    """Apply one table's cleaning rules; returns ``(clean, quarantine)``, both lazy.
+def mark_rules(df: DataFrame, spec: CleanConfig, *, key: bytes | None) -> DataFrame:
+    """Pseudonymize, fill, parse timestamps and mark each row's first broken rule.
 
-    Every input row ends up in exactly one of the two. ``key`` is required when the spec
-    pseudonymizes any column (the stage reads it from the environment).
+    The parsed timestamps sit beside the raw columns (as ``__ts_<name>``) until
+    :func:`split_marked`, so the quarantine keeps what the source said. ``key`` is required when
+    the spec pseudonymizes any column (the stage reads it from the environment).
     """
     if spec.pseudonymize:
         if key is None:
@@ -110,15 +109,40 @@ def clean_table(
         *(_timestamp_rule(out, rule) for out, rule in spec.timestamps.items()),
         *(range_rule(c, r.min, r.max) for c, r in spec.ranges.items()),
     ]
-    marked = mark_violations(df, rules)
-    rejected = quarantined_rows(marked.drop(*temps), source=source, stage=STAGE)
-    passed = clean_rows(marked)
-    if temps:
-        passed = passed.withColumns({out: F.col(_TS_PREFIX + out) for out in spec.timestamps}).drop(
-            *temps
-        )
+    return mark_violations(df, rules)
+
+
+def mark_table_duplicates(marked: DataFrame, spec: CleanConfig) -> DataFrame:
+    """Among rows that broke no rule, mark all but one per dedupe key as duplicates.
+
+    A key that is a normalized timestamp is compared as the parsed UTC instant.
+    """
     if not spec.dedupe:
-        return passed, rejected
-    deduped = mark_duplicates(passed, spec.dedupe)
-    duplicates = quarantined_rows(deduped, source=source, stage=STAGE)
-    return clean_rows(deduped), rejected.unionByName(duplicates)
+        return marked
+    columns = [_TS_PREFIX + k if k in spec.timestamps else k for k in spec.dedupe]
+    return mark_duplicates(marked, spec.dedupe, columns=columns)
+
+
+def split_marked(
+    marked: DataFrame, spec: CleanConfig, *, source: str
+) -> tuple[DataFrame, DataFrame]:
+    """``(clean, quarantine)`` of a marked table: clean rows get their parsed timestamps."""
+    temps = [_TS_PREFIX + out for out in spec.timestamps]
+    quarantine = quarantined_rows(marked.drop(*temps), source=source, stage=STAGE)
+    clean = clean_rows(marked)
+    if temps:
+        parsed = {out: F.col(_TS_PREFIX + out) for out in spec.timestamps}
+        clean = clean.withColumns(parsed).drop(*temps)
+    return clean, quarantine
+
+
+def clean_table(
+    df: DataFrame, spec: CleanConfig, *, source: str, key: bytes | None
+) -> tuple[DataFrame, DataFrame]:
+    """Apply one table's cleaning rules; returns ``(clean, quarantine)``, both lazy.
+
+    Every input row ends up in exactly one of the two. The stage runs the same three steps but
+    persists the marked table between them, so both outputs are computed from one pass.
+    """
+    marked = mark_table_duplicates(mark_rules(df, spec, key=key), spec)
+    return split_marked(marked, spec, source=source)

@@ -7,14 +7,17 @@ the first rule a row breaks is recorded.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 VIOLATION = "_violation"
+_VIOLATION_TYPE = "struct<rule:string,reason:string>"
 QUARANTINE_SCHEMA = T.StructType(
     [
         T.StructField("source", T.StringType(), False),
@@ -60,7 +63,7 @@ def range_rule(column: str, lo: float | None, hi: float | None) -> Rule:
 def mark_violations(df: DataFrame, rules: Sequence[Rule]) -> DataFrame:
     """Add ``_violation`` = struct(rule, reason) of the first broken rule, or null."""
     if not rules:
-        return df.withColumn(VIOLATION, F.lit(None).cast("struct<rule:string,reason:string>"))
+        return df.withColumn(VIOLATION, F.lit(None).cast(_VIOLATION_TYPE))
     first = F.coalesce(
         *[
             F.when(r.violated, F.struct(F.lit(r.name).alias("rule"), r.reason.alias("reason")))
@@ -89,27 +92,56 @@ def quarantined_rows(marked: DataFrame, *, source: str, stage: str) -> DataFrame
     )
 
 
-def mark_duplicates(df: DataFrame, keys: Sequence[str]) -> DataFrame:
-    """Mark every row but one per key as a duplicate (``_violation``), deterministically.
+def mark_duplicates(
+    df: DataFrame, keys: Sequence[str], *, columns: Sequence[str] | None = None
+) -> DataFrame:
+    """Among rows not already marked, mark all but one per key as a duplicate, deterministically.
 
-    The kept row is the smallest by all other columns, so reruns keep the same row whatever the
-    input's partitioning.
+    ``columns`` hold the key values when they differ from the names shown in the reason (a parsed
+    timestamp beside its raw text, say). The kept row is the smallest by all other columns, so
+    reruns keep the same row whatever the input's partitioning. Rows already carrying a
+    ``_violation`` keep theirs and take no part.
+
+    Duplicates are rare, so this does not shuffle and sort every row: a key-only aggregation finds
+    the duplicated keys, they are broadcast back, and only rows with such a key are ranked.
     """
-    others = sorted(c for c in df.columns if c not in keys and c != VIOLATION)
+    cols = list(columns or keys)
+    marked = VIOLATION in df.columns
+    passed = F.col(VIOLATION).isNull() if marked else F.lit(True)
+    aliases = [f"_dk{i}" for i in range(len(cols))]
+    dup_keys = (
+        df.filter(passed)
+        .groupBy(*cols)
+        .count()
+        .filter(F.col("count") > 1)
+        .select(*[F.col(c).alias(a) for c, a in zip(cols, aliases, strict=True)])
+        .withColumn("_dup", F.lit(True))
+    )
+    match = reduce(
+        operator.and_,
+        [F.col(c).eqNullSafe(F.col(a)) for c, a in zip(cols, aliases, strict=True)],
+    )
+    joined = df.join(F.broadcast(dup_keys), on=match, how="left").drop(*aliases)
+    candidate = F.coalesce(F.col("_dup"), F.lit(False)) & passed
+    others = sorted(c for c in df.columns if c not in cols and c != VIOLATION)
     order = [F.col(c).asc_nulls_first() for c in others] or [F.lit(1)]
-    rank = F.row_number().over(Window.partitionBy(*keys).orderBy(*order))
-    shown = [F.coalesce(F.col(k).cast("string"), F.lit("null")) for k in keys]
+    rank = F.row_number().over(Window.partitionBy(*cols).orderBy(*order))
+    shown = [F.coalesce(F.col(c).cast("string"), F.lit("null")) for c in cols]
     key_text = F.concat_ws(
         ", ", *[F.concat(F.lit(f"{k}="), v) for k, v in zip(keys, shown, strict=True)]
     )
-    violation = F.when(
+    duplicate = F.when(
         rank > 1,
         F.struct(
             F.lit("duplicate").alias("rule"),
             F.concat(F.lit("duplicate of key ("), key_text, F.lit(")")).alias("reason"),
         ),
     )
-    return df.withColumn(VIOLATION, violation)
+    ranked = joined.filter(candidate).withColumn(VIOLATION, duplicate)
+    rest = joined.filter(~candidate)
+    if not marked:
+        rest = rest.withColumn(VIOLATION, F.lit(None).cast(_VIOLATION_TYPE))
+    return rest.unionByName(ranked).drop("_dup")
 
 
 def _num(x: float) -> str:

@@ -7,11 +7,12 @@ before anything moves into place.
 
 from __future__ import annotations
 
+from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
 from deepspark import tracking
 from deepspark.config import Config, to_plain
-from deepspark.etl.clean import clean_table
+from deepspark.etl.clean import mark_rules, mark_table_duplicates, split_marked
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
@@ -44,10 +45,18 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                 ),
             ]
             require_columns(df.columns, dict.fromkeys(mentioned), f"{bronze} (clean rules)")
-            clean, quarantine = clean_table(df, spec, source=table, key=key)
-            silver = layout.path("silver", table)
-            out.write(clean, silver)
-            out.write(quarantine, layout.quarantine(STAGE, table))
+            # Both outputs come from one marked table: persisted, so pseudonymizing, parsing and
+            # rule checks run once, not once per output (and the dedupe reads it from memory).
+            marked = mark_rules(df, spec, key=key).persist(StorageLevel.MEMORY_AND_DISK)
+            try:
+                clean, quarantine = split_marked(
+                    mark_table_duplicates(marked, spec), spec, source=table
+                )
+                silver = layout.path("silver", table)
+                out.write(clean, silver)
+                out.write(quarantine, layout.quarantine(STAGE, table))
+            finally:
+                marked.unpersist()
             n_in = df.count()
             n_out = count_rows(spark, out.staged(silver))
             n_bad = count_rows(spark, out.staged(layout.quarantine(STAGE, table)))
