@@ -12,6 +12,7 @@ import shutil
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
 
+from deepspark.config import spark_value
 from deepspark.config.model import SparkConfig
 from deepspark.errors import SetupError
 
@@ -43,12 +44,7 @@ def build_session(cfg: SparkConfig, app_name: str | None = None) -> SparkSession
     if not submitted:
         builder = builder.master(cfg.master).config("spark.driver.memory", cfg.driver_memory)
     for key, value in cfg.settings.items():
-        builder = builder.config(key, _spark_value(value))
+        builder = builder.config(key, spark_value(value))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
-
-
-def _spark_value(value: object) -> str:
-    # Spark wants "true"/"false", not Python's "True"/"False".
-    return str(value).lower() if isinstance(value, bool) else str(value)

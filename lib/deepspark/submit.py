@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from deepspark.config import Config, load_config
+from deepspark.config import Config, load_config, spark_value
 from deepspark.errors import ConfigError, DeepsparkError, SetupError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -52,7 +52,7 @@ def submit_args(
     env = os.environ if environ is None else environ
     master = env.get("SPARK_MASTER") or cfg.spark.master
     args = ["--master", master, "--driver-memory", cfg.spark.driver_memory]
-    settings = {key: _spark_value(value) for key, value in cfg.spark.settings.items()}
+    settings = {key: spark_value(value) for key, value in cfg.spark.settings.items()}
     if python:
         settings["spark.pyspark.python"] = python
         settings["spark.pyspark.driver.python"] = python
@@ -160,11 +160,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     end = "\0" if args.null else "\n"
     sys.stdout.write("".join(arg + end for arg in out))
     return 0
-
-
-def _spark_value(value: object) -> str:
-    # Spark wants "true"/"false", not Python's "True"/"False".
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _version(dist_name: str) -> str:

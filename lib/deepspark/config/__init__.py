@@ -39,6 +39,7 @@ __all__ = [
     "SourceConfig",
     "config_hash",
     "load_config",
+    "spark_value",
     "to_plain",
 ]
 
@@ -66,6 +67,11 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
         apply_override(Config, data, assignment)
     cfg = build(Config, data, file=str(path))
     return dataclasses.replace(cfg, files=tuple(files))
+
+
+def spark_value(value: object) -> str:
+    """A config scalar as Spark wants it: booleans as ``true``/``false``, not ``True``/``False``."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def to_plain(obj: Any) -> Any:

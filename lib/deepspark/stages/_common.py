@@ -29,6 +29,12 @@ def reconcile(table: str, rows_in: int, rows_out: int, rows_quarantined: int) ->
     log.info("%s: %d in -> %d clean + %d quarantined", table, rows_in, rows_out, rows_quarantined)
 
 
+def add_totals(metrics: dict[str, float]) -> None:
+    """Add stage totals of the per-table ``<table>.rows_in/rows_out/rows_quarantined`` metrics."""
+    for k in ("rows_in", "rows_out", "rows_quarantined"):
+        metrics[k] = sum(v for m, v in metrics.items() if m.endswith(f".{k}"))
+
+
 def pseudonym_key(cfg: Config, columns: list[str]) -> bytes | None:
     """The HMAC key from the configured environment variable, or a one-line refusal.
 

@@ -16,7 +16,7 @@ from deepspark.etl.clean import mark_rules, mark_table_duplicates, split_marked
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import count_rows, pseudonym_key, reconcile
+from deepspark.stages._common import add_totals, count_rows, pseudonym_key, reconcile
 
 STAGE = "clean"
 
@@ -70,9 +70,6 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             )
             outputs[table] = silver
         out.commit()
-        totals = ("rows_in", "rows_out", "rows_quarantined")
-        metrics.update(
-            {k: sum(v for m, v in metrics.items() if m.endswith(f".{k}")) for k in totals}
-        )
+        add_totals(metrics)
         tracking.log_metrics(metrics)
     return StageResult(STAGE, metrics, outputs)

@@ -15,7 +15,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 
 from deepspark import tracking
-from deepspark.config import Config, SourceConfig, to_plain
+from deepspark.config import Config, SourceConfig, spark_value, to_plain
 from deepspark.errors import InputError
 from deepspark.etl.ingest import (
     CORRUPT,
@@ -36,7 +36,7 @@ from deepspark.io import (
 )
 from deepspark.schema import require_columns, struct_from_config
 from deepspark.stages import StageResult
-from deepspark.stages._common import count_rows, reconcile
+from deepspark.stages._common import add_totals, count_rows, reconcile
 
 STAGE = "ingest"
 
@@ -70,7 +70,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             )
             outputs[name] = bronze
         out.commit()
-        metrics.update(_totals(metrics))
+        add_totals(metrics)
         tracking.log_metrics(metrics)
     return StageResult(STAGE, metrics, outputs)
 
@@ -109,7 +109,7 @@ def read_source(
         df = read_parquet(spark, path, expected=schema).select(*schema.fieldNames())
         empty = spark.createDataFrame([], QUARANTINE_SCHEMA)
         return assemble_arrays(df, src.arrays), empty
-    options = {k: _option(v) for k, v in src.options.items()}
+    options = {k: spark_value(v) for k, v in src.options.items()}
     if src.format == "csv" and options.get("header") == "true":
         _check_header(spark, path, options, schema.fieldNames())
     with spark_errors_as_input_errors(path):
@@ -156,12 +156,3 @@ def _quality_gate(
         f"{path}: {n_bad} of {n_in} rows do not parse against the declared schema "
         f"(at most {src.max_quarantine_fraction:.1%} allowed); first: {first['reason']}"
     )
-
-
-def _totals(metrics: dict[str, float]) -> dict[str, float]:
-    keys = ("rows_in", "rows_out", "rows_quarantined")
-    return {k: sum(v for m, v in metrics.items() if m.endswith(f".{k}")) for k in keys}
-
-
-def _option(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
