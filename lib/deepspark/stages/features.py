@@ -46,7 +46,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     with tracking.stage_run(cfg, STAGE, to_plain(fcfg)), staged_outputs(spark) as out:
         df = read_parquet(spark, source)
         if isinstance(spec, SequenceFeatures):
-            data, info = _sequence(df, spec, source)
+            data, info, cached = _sequence(df, spec, source)
         else:
             marked = mark_violations(df, [feat.shape_rule(spec)])
             out.write(
@@ -57,12 +57,14 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                 spark, out.staged(layout.quarantine(STAGE, spec.source))
             )
             data, info = _image(clean_rows(marked), spec, source)
+            cached = []
         metrics["rows_in"] = df.count()
         data = data.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             splits = _write_splits(spark, out, layout, data, fcfg, spec)
         finally:
-            data.unpersist()
+            for frame in (data, *cached):  # the session outlives the stage: free what it cached
+                frame.unpersist()
         manifest = {
             "pipeline": cfg.pipeline.name,
             "source": source,
@@ -88,7 +90,9 @@ def read_manifest(spark: SparkSession, cfg: Config) -> dict:
     return json.loads(FileSystem(spark).read_text(path))
 
 
-def _sequence(df: DataFrame, spec: SequenceFeatures, source: str) -> tuple[DataFrame, dict]:
+def _sequence(
+    df: DataFrame, spec: SequenceFeatures, source: str
+) -> tuple[DataFrame, dict, list[DataFrame]]:
     require_columns(
         df.columns, [spec.series_key, spec.time, spec.target, *spec.inputs], f"{source} (features)"
     )
@@ -114,7 +118,7 @@ def _sequence(df: DataFrame, spec: SequenceFeatures, source: str) -> tuple[DataF
         "scaling": {c: {"mean": m, "std": s} for c, (m, s) in stats.items()},
         "grid_rows": grid.count(),
     }
-    return data, info
+    return data, info, [grid]
 
 
 def _image(df: DataFrame, spec: ImageFeatures, source: str) -> tuple[DataFrame, dict]:
