@@ -55,6 +55,8 @@ def slice_config(raw: dict[str, Path], work: Path, *extra: str) -> Config:
             f"pipeline.sources.flights.uri={raw['flights']}",
             f"pipeline.sources.weather.uri={raw['weather']}",
             f"paths.data={work / 'data'}",
+            f"paths.checkpoints={work / 'checkpoints'}",
+            "pipeline.train.epochs=2",  # the pipeline's TorchDistributor launch, not a model
             f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
             f"mlflow.artifact_root={work / 'artifacts'}",
             "pipeline.features.sequence.split.validation_start=2013-01-07T00:00:00Z",

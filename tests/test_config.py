@@ -47,7 +47,8 @@ def test_minimal_config_gets_defaults(tmp_path):
     cfg = load_config(_write(tmp_path, MINIMAL))
     assert cfg.spark.master == "local[*]"
     assert cfg.pipeline.sources["t"].max_quarantine_fraction == 0.05
-    assert cfg.pipeline.stages == ("ingest", "clean", "aggregate", "features", "profile")
+    assert cfg.pipeline.stages == ("ingest", "clean", "aggregate", "features", "profile", "train")
+    assert cfg.pipeline.train is None and cfg.paths.checkpoints == "work/checkpoints"
 
 
 def test_config_is_frozen(tmp_path):
@@ -64,7 +65,7 @@ def test_unknown_key_names_key_and_file(tmp_path):
         load_config(path)
     assert str(e.value) == (
         f"{path}: unknown key 'pipeline.clen' (expected one of: name, sources, clean, "
-        "aggregates, features, profile, stages)"
+        "aggregates, features, profile, train, stages)"
     )
 
 
@@ -196,3 +197,14 @@ def test_config_hash_is_stable_and_sensitive(tmp_path):
     assert config_hash(load_config(path)) != config_hash(
         load_config(path, ["spark.master=local[3]"])
     )
+
+
+def test_train_section_is_typed_and_checked(tmp_path):
+    base = MINIMAL + "  features:\n    image: {source: t, column: a, shape: [1, 2, 2], label: a,\n"
+    base += "      max_value: 1, split: {train: 0.8, validation: 0.1, test: 0.1}}\n"
+    cfg = load_config(_write(tmp_path, base + "  train: {model: cnn, cnn: {channels: [4]}}\n"))
+    assert cfg.pipeline.train.cnn.channels == (4,) and cfg.pipeline.train.rnn.cell == "lstm"
+    with pytest.raises(ConfigError, match=r"pipeline.train.rnn.cell: expected one of"):
+        load_config(_write(tmp_path, base + "  train: {model: rnn, rnn: {cell: tcn}}\n"))
+    with pytest.raises(ConfigError, match=r"train: needs a 'features' section"):
+        load_config(_write(tmp_path, MINIMAL + "  train: {model: mlp}\n"))

@@ -25,6 +25,7 @@ def run(spark, tmp_path_factory):
         ROOT / "conf" / "digits.yaml",
         [
             f"paths.data={tmp / 'data'}",
+            f"paths.checkpoints={tmp / 'checkpoints'}",
             f"mlflow.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
             f"mlflow.artifact_root={tmp / 'artifacts'}",
         ],
@@ -70,7 +71,43 @@ def test_stages_are_nested_runs_with_sanitized_params(run):
     stages = {
         r.data.tags.get("deepspark.stage") for r in runs if "mlflow.parentRunId" in r.data.tags
     }
-    assert stages == {"ingest", "clean", "features", "profile"}
+    assert stages == {"ingest", "clean", "features", "profile", "train"}
     ingest = next(r for r in runs if r.data.tags.get("deepspark.stage") == "ingest")
     assert ingest.data.params["ingest.digits.schema.p_0..63_"] == "int"
     assert ingest.data.metrics["rows_in"] == 1797
+
+
+def test_cnn_reaches_98_percent_and_beats_the_svc_baseline(run):
+    m = run["results"]["train"].metrics
+    assert m["test.rows"] == 274
+    assert m["test.accuracy"] >= 0.98
+    assert m["test.accuracy"] >= m["baseline.svc.accuracy"]
+
+
+def test_one_tracked_training_run_with_curves_and_a_servable_model(run):
+    cfg = run["cfg"]
+    client = mlflow.MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    (train,) = [r for r in runs if r.data.tags.get("deepspark.stage") == "train"]
+    assert train.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert train.info.run_id == run["results"]["train"].outputs["mlflow_run"]
+    assert (
+        train.data.params["train.model"] == "cnn" and train.data.params["train.world_size"] == "2"
+    )
+    epochs = int(train.data.metrics["epochs"])
+    for key in ("train_loss", "val_loss", "val_accuracy", "samples_per_s", "data_wait_fraction"):
+        assert len(client.get_metric_history(train.info.run_id, key)) == epochs, key
+    plots = {a.path for a in client.list_artifacts(train.info.run_id, "plots")}
+    assert plots == {"plots/loss.png", "plots/val_accuracy.png"}
+
+    (logged,) = client.search_logged_models([exp.experiment_id])
+    assert logged.source_run_id == train.info.run_id
+    mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
+    assert [s.shape for s in model.metadata.signature.inputs.inputs] == [(-1, 64)]
+    test = pq.read_table(run["layout"].path("features", "test")).to_pandas()
+    logits = model.predict(np.stack(test["x"]).astype(np.float32))
+    accuracy = float((np.argmax(logits, 1) == test["y"].to_numpy()).mean())
+    assert accuracy == pytest.approx(train.data.metrics["test.accuracy"])

@@ -128,7 +128,7 @@ def test_carrier_daily_uses_local_dates(run):
 
 def test_features_are_petastorm_ready(run):
     manifest = json.loads(Path(run["layout"].path("features", "_manifest.json")).read_text())
-    assert manifest["x_shape"] == [24, 11]
+    assert manifest["x_shape"] == [24, 15]  # 11 inputs + hour and weekday sin/cos
     for split in ("train", "validation", "test"):
         info = manifest["splits"][split]
         assert info["rows"] > 0 and info["row_groups"] >= 2
@@ -142,7 +142,7 @@ def test_features_are_petastorm_ready(run):
         ) as reader:
             rows = [np.stack(b.x) for b in reader]
         assert rows, f"shard {shard} got no data"
-        assert all(r.shape[1] == 24 * 11 and r.dtype == np.float32 for r in rows)
+        assert all(r.shape[1] == 24 * 15 and r.dtype == np.float32 for r in rows)
         seen += sum(len(r) for r in rows)
     assert seen == manifest["splits"]["train"]["rows"]
 
@@ -168,7 +168,7 @@ def test_mlflow_has_parent_and_nested_stage_runs(run):
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     stages = {r.data.tags["deepspark.stage"]: r for r in children}
-    assert set(stages) == {"ingest", "clean", "aggregate", "features", "profile"}
+    assert set(stages) == {"ingest", "clean", "aggregate", "features", "profile", "train"}
     clean = stages["clean"].data.metrics
     assert clean["rows_in"] == clean["rows_out"] + clean["rows_quarantined"]
     assert parents[0].data.tags["deepspark.config_hash"]

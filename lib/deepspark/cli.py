@@ -56,23 +56,28 @@ def main(
     job: str,
     default_confs: Sequence[str] = ("conf/flights.yaml",),
     argv: Sequence[str] | None = None,
+    spark: bool = True,
 ) -> int:
-    """Run ``run(cfg, spark)`` for each ``--conf``; returns the process exit code."""
+    """Run ``run(cfg, spark)`` for each ``--conf``; returns the process exit code.
+
+    ``spark=False`` is for entry points that must work without Java: ``run`` gets ``None``.
+    """
     logging.basicConfig(
         level=os.environ.get("DEEPSPARK_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    spark = None
+    session = None
     try:
         paths, overrides = parse_args(sys.argv[1:] if argv is None else argv, job, default_confs)
         configs = [load_config(p, overrides) for p in paths]
-        from deepspark.spark import build_session  # pyspark import is slow: after arg checks
+        if spark:
+            from deepspark.spark import build_session  # pyspark import is slow: after arg checks
 
-        spark = build_session(configs[0].spark, app_name=f"deepspark-{job}")
+            session = build_session(configs[0].spark, app_name=f"deepspark-{job}")
         for cfg in configs:
             started = time.perf_counter()
-            run(cfg, spark)
+            run(cfg, session)
             log.info("%s %s done in %.1fs", job, cfg.pipeline.name, time.perf_counter() - started)
         return 0
     except DeepsparkError as e:
@@ -87,5 +92,5 @@ def main(
         print(f"error: unexpected {type(e).__name__}: {first}", file=sys.stderr)
         return 1
     finally:
-        if spark is not None:
-            spark.stop()
+        if session is not None:
+            session.stop()

@@ -19,36 +19,12 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from deepspark.config.model import LAYERS, PathsConfig
 from deepspark.errors import InputError
+from deepspark.layout import Layout as Layout  # re-exported: stages read paths from io
 from deepspark.schema import check_schema, require_columns
 
 PACKAGE_SCHEME = "package://"
 _FILE_IN_MESSAGE = re.compile(r"(?:file:|hdfs://|s3a?://|gs://|abfss?://)[^\s,}\]'\"]+")
-
-
-class Layout:
-    """Paths of one pipeline's tables: ``{data}/{layer}/{pipeline}/{table}``."""
-
-    def __init__(self, paths: PathsConfig, pipeline: str) -> None:
-        root = paths.data
-        self.root = root if "://" in root else str(Path(root).resolve())
-        self.pipeline = pipeline
-
-    def path(self, layer: str, table: str) -> str:
-        """The path of ``table`` in ``layer`` (one of LAYERS)."""
-        if layer not in LAYERS:
-            raise ValueError(f"unknown layer {layer!r}")
-        return f"{self.root}/{layer}/{self.pipeline}/{table}"
-
-    def quarantine(self, stage: str, table: str) -> str:
-        """Where rows that ``stage`` could not write clean for ``table`` go, with their reason."""
-        return f"{self.root}/quarantine/{self.pipeline}/{stage}/{table}"
-
-    def qualified(self, name: str) -> str:
-        """``"silver/flights"`` -> that table's path."""
-        layer, _, table = name.partition("/")
-        return self.path(layer, table)
 
 
 def resolve_package_uri(uri: str) -> str:

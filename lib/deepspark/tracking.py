@@ -36,7 +36,8 @@ def tracking_uri(cfg: MlflowConfig) -> str:
     return uri
 
 
-def _setup(cfg: MlflowConfig) -> Any:
+def setup(cfg: MlflowConfig) -> Any:
+    """Point MLflow at the configured store and experiment (created on first use); the module."""
     import mlflow
 
     mlflow.set_tracking_uri(tracking_uri(cfg))
@@ -55,9 +56,9 @@ def pipeline_run(cfg: Config) -> Iterator[Any]:
     if not cfg.mlflow.enabled:
         yield None
         return
-    mlflow = _setup(cfg.mlflow)
-    with mlflow.start_run(run_name=f"{cfg.pipeline.name}-pipeline", tags=_tags(cfg)) as run:
-        _log_config(mlflow, cfg)
+    mlflow = setup(cfg.mlflow)
+    with mlflow.start_run(run_name=f"{cfg.pipeline.name}-pipeline", tags=run_tags(cfg)) as run:
+        log_config(mlflow, cfg)
         yield run
 
 
@@ -67,13 +68,13 @@ def stage_run(cfg: Config, stage: str, params: Mapping[str, Any] | None = None) 
     if not cfg.mlflow.enabled:
         yield None
         return
-    mlflow = _setup(cfg.mlflow)
+    mlflow = setup(cfg.mlflow)
     nested = mlflow.active_run() is not None
     name = f"{cfg.pipeline.name}-{stage}"
-    tags = {**_tags(cfg), "deepspark.stage": stage}
+    tags = {**run_tags(cfg), "deepspark.stage": stage}
     with mlflow.start_run(run_name=name, nested=nested, tags=tags) as run:
         if not nested:
-            _log_config(mlflow, cfg)
+            log_config(mlflow, cfg)
         if params:
             mlflow.log_params(flatten(params, prefix=stage))
         yield run
@@ -110,7 +111,8 @@ def flatten(data: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _log_config(mlflow: Any, cfg: Config) -> None:
+def log_config(mlflow: Any, cfg: Config) -> None:
+    """Log the resolved config as ``config.yaml`` plus a few headline params."""
     # The full resolved config as an artifact (params get cut and flattened; this does not).
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "config.yaml")
@@ -120,7 +122,8 @@ def _log_config(mlflow: Any, cfg: Config) -> None:
     mlflow.log_params(flatten({"pipeline": cfg.pipeline.name, "spark.master": cfg.spark.master}))
 
 
-def _tags(cfg: Config) -> dict[str, str]:
+def run_tags(cfg: Config) -> dict[str, str]:
+    """Tags every deepspark run carries: pipeline, config file and hash, git commit."""
     tags = {
         "deepspark.pipeline": cfg.pipeline.name,
         "deepspark.config_file": cfg.files[-1] if cfg.files else "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import UTC, date, datetime
 
@@ -12,12 +13,14 @@ from pyspark.testing import assertDataFrameEqual
 
 from deepspark.config.model import FractionSplit, ImageFeatures, SequenceFeatures, TimeSplit
 from deepspark.etl.features import (
+    add_calendar,
     fraction_split,
     image_features,
     regular_grid,
     scaling_stats,
     shape_rule,
     standardize,
+    step_features,
     windows,
 )
 from deepspark.etl.quality import VIOLATION, mark_violations
@@ -313,3 +316,29 @@ def test_shape_rule_flags_wrong_sizes(spark):
         (5, "shape", "pixels is null, shape (1, 2, 2) needs 4"),
     ]
     assertDataFrameEqual(got, spark.createDataFrame(expected, "i int, rule string, reason string"))
+
+
+def test_calendar_features_are_sin_cos_of_local_time(spark):
+    spec = _seq(calendar=("hour_of_day", "day_of_week"), timezone="America/New_York")
+    assert step_features(spec) == [
+        "n", "temp", "hour_of_day_sin", "hour_of_day_cos", "day_of_week_sin", "day_of_week_cos",
+    ]  # fmt: skip
+    # 05:00 UTC on Tue 2013-01-01 is midnight in New York (EST); 11:00 UTC is 06:00 there.
+    df = spark.createDataFrame([("a", _h(5), 1.0, 2.0), ("a", _h(11), 1.0, 2.0)], HOURLY)
+    rows = add_calendar(df, spec).orderBy("hour").collect()
+    midnight, six = rows
+    assert midnight["_s_hour_of_day_sin"] == pytest.approx(0.0, abs=1e-12)
+    assert midnight["_s_hour_of_day_cos"] == pytest.approx(1.0)
+    assert six["_s_hour_of_day_sin"] == pytest.approx(1.0)  # a quarter of the day
+    assert six["_s_hour_of_day_cos"] == pytest.approx(0.0, abs=1e-12)
+    tuesday = 2 * 3.141592653589793 * 2 / 7
+    assert midnight["_s_day_of_week_sin"] == pytest.approx(math.sin(tuesday))
+
+
+def test_calendar_features_extend_each_window_step(spark):
+    spec = _seq(calendar=("hour_of_day",))
+    df = spark.createDataFrame([("a", _h(h), float(h), 0.0) for h in range(5)], HOURLY)
+    scaled = add_calendar(standardize(df, {"n": (0.0, 1.0), "temp": (0.0, 1.0)}), spec)
+    first = windows(scaled, spec).orderBy("hour").first()
+    assert len(first["x"]) == 3 * 4  # 3 steps x (2 inputs + sin + cos)
+    assert first["x"][:4] == pytest.approx([0.0, 0.0, 0.0, 1.0])  # hour 0: n 0, temp 0, sin, cos

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from deepspark.config.train import TrainConfig
+
 Scalar = str | int | float | bool
 
 
@@ -20,7 +22,7 @@ def _empty() -> Mapping:
     return MappingProxyType({})
 
 
-STAGES = ("ingest", "clean", "aggregate", "features", "profile")
+STAGES = ("ingest", "clean", "aggregate", "features", "profile", "train")
 LAYERS = ("raw", "bronze", "silver", "gold", "features", "quarantine", "profiles")
 
 
@@ -39,6 +41,7 @@ class PathsConfig:
     """Where data lives: ``{data}/{layer}/{pipeline}/{table}`` for every layer in LAYERS."""
 
     data: str = "work/data"
+    checkpoints: str = "work/checkpoints"  # {checkpoints}/{pipeline}/{model}-{hash}/
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,9 @@ class SequenceFeatures:
     split: TimeSplit
     horizon: int = 1
     fill: Mapping[str, float] = field(default_factory=_empty)
+    # Cyclical time features added to every step as sin/cos pairs, read in ``timezone``.
+    calendar: tuple[Literal["hour_of_day", "day_of_week", "day_of_year"], ...] = ()
+    timezone: str = "UTC"
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.horizon < 1:
@@ -295,6 +301,7 @@ class PipelineConfig:
     aggregates: Mapping[str, AggregateConfig] = field(default_factory=_empty)
     features: FeaturesConfig | None = None
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    train: TrainConfig | None = None
     stages: tuple[str, ...] = STAGES
 
     def __post_init__(self) -> None:
@@ -313,6 +320,8 @@ class PipelineConfig:
             spec = self.features.sequence or self.features.image
             known = {**self.sources, **self.aggregates}
             _ref("features.source", spec.source, known)
+        if self.train is not None and self.features is None:
+            raise ValueError("train: needs a 'features' section to train on")
 
 
 def _ref(where: str, name: str, known: Mapping) -> None:

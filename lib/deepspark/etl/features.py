@@ -64,6 +64,34 @@ def standardize(grid: DataFrame, stats: Mapping[str, tuple[float, float]]) -> Da
     return grid.withColumns(scaled)
 
 
+_PERIOD = {"hour_of_day": 24.0, "day_of_week": 7.0, "day_of_year": 365.25}
+
+
+def step_features(spec: SequenceFeatures) -> list[str]:
+    """The per-step feature names, in ``x`` order: the inputs, then each calendar sin/cos pair."""
+    return [*spec.inputs, *(f"{c}_{f}" for c in spec.calendar for f in ("sin", "cos"))]
+
+
+def add_calendar(scaled: DataFrame, spec: SequenceFeatures) -> DataFrame:
+    """``_s_<feature>_sin/_cos`` for each calendar feature of the step's local time.
+
+    Sine and cosine of the position in the cycle: 23:00 sits next to 00:00, as it should, and the
+    values are already in [-1, 1], so they need no scaling statistics.
+    """
+    local = F.from_utc_timestamp(F.col(spec.time), spec.timezone)
+    position = {
+        "hour_of_day": F.hour(local) + F.minute(local) / 60.0,
+        "day_of_week": F.dayofweek(local) - 1,  # Sunday = 0
+        "day_of_year": F.dayofyear(local) - 1,
+    }
+    columns = {}
+    for name in spec.calendar:
+        angle = position[name] * (2 * math.pi / _PERIOD[name])
+        columns[f"_s_{name}_sin"] = F.sin(angle)
+        columns[f"_s_{name}_cos"] = F.cos(angle)
+    return scaled.withColumns(columns) if columns else scaled
+
+
 def windows(scaled: DataFrame, spec: SequenceFeatures) -> DataFrame:
     """Each full window of ``window`` steps -> the target ``horizon`` steps after its end.
 
@@ -75,7 +103,7 @@ def windows(scaled: DataFrame, spec: SequenceFeatures) -> DataFrame:
     key, t = spec.series_key, spec.time
     ordered = Window.partitionBy(key).orderBy(t)
     frame = ordered.rowsBetween(-(spec.window - 1), 0)
-    step = F.array(*[F.col(f"_s_{c}").cast("float") for c in spec.inputs])
+    step = F.array(*[F.col(f"_s_{c}").cast("float") for c in step_features(spec)])
     # collect_list's order over a frame is not guaranteed: collect (time, values) and sort.
     history = F.array_sort(
         F.collect_list(F.struct(F.col(t).alias("t"), step.alias("v"))).over(frame)

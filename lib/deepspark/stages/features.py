@@ -104,17 +104,17 @@ def _sequence(
             "scaling needs a training period"
         )
     stats = {c: (row[f"{c}__mean"], row[f"{c}__std"]) for c in spec.inputs}
-    data = feat.windows(feat.standardize(grid, stats), spec)
+    data = feat.windows(feat.add_calendar(feat.standardize(grid, stats), spec), spec)
     info = {
         "kind": "sequence",
         "series_key": spec.series_key,
         "time": spec.time,
-        "inputs": list(spec.inputs),
+        "inputs": feat.step_features(spec),
         "target": spec.target,
         "window": spec.window,
         "horizon": spec.horizon,
         "frequency": spec.frequency,
-        "x_shape": [spec.window, len(spec.inputs)],
+        "x_shape": [spec.window, len(feat.step_features(spec))],
         "scaling": {c: {"mean": m, "std": s} for c, (m, s) in stats.items()},
         "grid_rows": grid.count(),
     }

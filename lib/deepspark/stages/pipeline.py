@@ -30,6 +30,7 @@ def applicable(cfg: Config) -> list[str]:
         "aggregate": not p.aggregates,
         "features": p.features is None,
         "profile": not (p.profile.tables or p.profile.lines),
+        "train": p.train is None,
     }
     return [s for s in p.stages if not skip.get(s, False)]
 

@@ -1,0 +1,81 @@
+"""The ``pipeline.train`` section: model, optimisation, loader and launch settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from deepspark.models.configs import CNNConfig, MLPConfig, RNNConfig
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    """How feature batches are read (behind :mod:`deepspark.data`).
+
+    ``backend``: ``arrow`` reads row groups with pyarrow, ``petastorm`` with Petastorm's
+    ``make_batch_reader``; both give each rank the same row groups (Petastorm's sharding) and
+    shuffle them from the same seeds. ``workers`` threads decode row groups ahead; with ``arrow``
+    they are delivered in their seeded order whatever the count, so the same seed gives the same
+    batches (exact resume). With ``petastorm`` that holds only for one worker.
+    ``arrow`` is the default because it measured faster; see BENCHMARKS.md.
+    """
+
+    backend: Literal["arrow", "petastorm"] = "arrow"
+    workers: int = 2
+    mix: int = 4  # row groups each training batch is drawn from (each shuffled within)
+    prefetch: int = 4  # batches decoded ahead of the training step
+
+    def __post_init__(self) -> None:
+        if min(self.workers, self.prefetch, self.mix) < 1:
+            raise ValueError("workers, prefetch and mix: expected >= 1")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random per-image affine jitter for training batches (images only; 0 turns it off)."""
+
+    shift: float = 0.0  # max translation in pixels, each axis
+    rotate: float = 0.0  # max rotation in degrees, either way
+
+    def __post_init__(self) -> None:
+        if self.shift < 0 or self.rotate < 0:
+            raise ValueError("shift and rotate: expected >= 0")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training job. ``batch_size`` is per process; the global batch is it x ``processes``."""
+
+    model: Literal["cnn", "rnn", "mlp"]
+    cnn: CNNConfig = field(default_factory=CNNConfig)
+    rnn: RNNConfig = field(default_factory=RNNConfig)
+    mlp: MLPConfig = field(default_factory=MLPConfig)
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: int = 0
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    loss: Literal["auto", "cross_entropy", "l1", "mse", "huber"] = "auto"
+    monitor: Literal["auto", "loss", "accuracy", "mae", "rmse"] = "auto"  # auto: loss or mae
+    patience: int = 5  # epochs without a better validation metric before stopping; 0: never
+    min_delta: float = 0.0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    seed: int = 0
+    processes: int = 2
+    use_gpu: bool = False
+    local_mode: bool = True  # TorchDistributor: processes on the driver (True) or on executors
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPU only
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    resume: bool = True
+    log_every_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "processes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, found {getattr(self, name)}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("lr: expected > 0; weight_decay and grad_clip: >= 0")
+        if self.patience < 0 or not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError("patience: expected >= 0; warmup_epochs: in [0, epochs)")

@@ -1,0 +1,303 @@
+"""Sharded, seeded, shuffled batches of feature columns from Petastorm's batch reader.
+
+Petastorm shards by row group (rank ``r`` of ``w`` reads row groups ``r, r+w, ...``), so shards
+are uneven whenever row groups are. DDP needs every rank to take the same number of steps, or
+the ranks that run out first leave the others waiting in an all-reduce forever. A training
+epoch is therefore a fixed number of steps, ``rows // (world * batch)``: each rank cycles its
+shard (``num_epochs=None``) until it has produced that many batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from deepspark.errors import InputError
+
+Batch = dict[str, np.ndarray]
+BACKENDS = ("arrow", "petastorm")
+log = logging.getLogger(__name__)
+# Petastorm 0.12 calls pyarrow APIs that pyarrow 14 marks deprecated, once per reader: the pins
+# keep them working, so the warnings are noise in every training log.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm(\..*)?$")
+warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"petastorm(\..*)?$")
+# ...and it logs at INFO, per reader, that our plain Parquet has no Petastorm metadata (expected).
+logging.getLogger("petastorm").setLevel(logging.WARNING)
+
+
+def to_url(path: str) -> str:
+    """A dataset path as the URL Petastorm wants (local paths become absolute ``file://``)."""
+    if "://" in path:
+        return path
+    return Path(path).resolve().as_uri()
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """What Parquet metadata says about one feature split."""
+
+    url: str
+    rows: int
+    files: int
+    row_groups: int
+    columns: dict[str, str]  # name -> Arrow type
+
+
+def inspect_split(path: str) -> SplitInfo:
+    """Rows, files, row groups and column types of a split, from footers only (no data read)."""
+    from deepspark.data.arrow import split_files
+
+    url = to_url(path)
+    try:
+        filesystem, files = split_files(url)
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: feature split not found; run the features stage first") from e
+    if not files:
+        raise InputError(f"{path}: no Parquet files in the feature split")
+    rows = groups = 0
+    columns: dict[str, str] = {}
+    for f in files:
+        with filesystem.open_input_file(f) as fh:
+            meta = pq.ParquetFile(fh).metadata
+        rows += meta.num_rows
+        groups += meta.num_row_groups
+        if not columns:
+            columns = {field.name: str(field.type) for field in meta.schema.to_arrow_schema()}
+    return SplitInfo(url, rows, len(files), groups, columns)
+
+
+class FeatureLoader:
+    """Batches of ``columns`` from one split: this rank's shard, shuffled and seeded per epoch.
+
+    ``steps`` set: an epoch is exactly that many full batches, cycling the shard as needed (for
+    training). ``steps`` unset: one pass over the shard, the last batch possibly short (for
+    evaluation). Shuffling, all seeded from ``(seed, epoch, rank)``: the order of the row groups,
+    the rows within each group (permuted by the thread that decoded it), and the batches, each
+    drawn evenly from ``mix`` row groups at a time. Assembling a batch is then one contiguous
+    copy per group, so the training process's own thread does little more than a memcpy.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        columns: Sequence[str],
+        *,
+        batch_size: int,
+        rank: int = 0,
+        world: int = 1,
+        shuffle: bool = False,
+        seed: int = 0,
+        steps: int | None = None,
+        mix: int = 4,
+        workers: int = 1,
+        backend: str = "arrow",
+    ) -> None:
+        self.url, self.columns = url, list(columns)
+        self.batch_size, self.rank, self.world = batch_size, rank, world
+        self.shuffle, self.seed, self.steps = shuffle, seed, steps
+        self.mix, self.workers = max(1, mix), workers
+        if backend not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, found {backend!r}")
+        self.backend = backend
+
+    def epoch(self, epoch: int = 0) -> Iterator[Batch]:
+        """The batches of one epoch (a generator; closing it stops the reader)."""
+        seed = _mix(self.seed, epoch, self.rank)
+        source = self._petastorm(seed) if self.backend == "petastorm" else self._arrow(seed)
+        chunks: Iterator[Batch] = source
+        if self.shuffle:
+            chunks = _interleaved(chunks, self.mix, self.batch_size)
+        try:
+            yield from _batched(chunks, self.batch_size, self.steps)
+        finally:
+            source.close()
+
+    def _arrow(self, seed: int) -> Iterator[Batch]:
+        from deepspark.data import arrow
+
+        yield from arrow.chunks(
+            self.url, self.columns, rank=self.rank, world=self.world, shuffle=self.shuffle,
+            seed=seed, cycle=self.steps is not None, workers=self.workers,
+        )  # fmt: skip
+
+    def _petastorm(self, seed: int) -> Iterator[Batch]:
+        from petastorm import make_batch_reader
+
+        reader = make_batch_reader(
+            self.url,
+            schema_fields=self.columns,
+            reader_pool_type="thread",
+            workers_count=self.workers,
+            seed=seed,
+            shuffle_row_groups=self.shuffle,
+            num_epochs=None if self.steps is not None else 1,
+            cur_shard=self.rank if self.world > 1 else None,
+            shard_count=self.world if self.world > 1 else None,
+        )
+        rng = np.random.default_rng(seed)
+        try:
+            for chunk in reader:
+                rows = _columns(chunk, self.columns)
+                # Petastorm decodes in its own threads; the row shuffle happens here instead.
+                yield _take(rows, rng.permutation(_rows(rows))) if self.shuffle else rows
+        finally:
+            reader.stop()
+            reader.join()
+
+
+def _mix(seed: int, epoch: int, rank: int) -> int:
+    # One independent 32-bit seed per (seed, epoch, rank): Petastorm takes an int seed.
+    return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
+
+
+def _columns(chunk: object, columns: Sequence[str]) -> Batch:
+    out = {}
+    for c in columns:
+        v = np.asarray(getattr(chunk, c))
+        if v.dtype == object:  # list cells Petastorm could not stack (ragged): fail by name
+            try:
+                v = np.stack(v)
+            except ValueError as e:
+                raise InputError(f"column {c!r}: rows have different lengths") from e
+        out[c] = v
+    return out
+
+
+def _interleaved(chunks: Iterator[Batch], mix: int, batch: int) -> Iterator[Batch]:
+    """Batches drawn evenly from up to ``mix`` (already row-shuffled) row groups at a time."""
+    source = iter(chunks)
+    open_: list[list] = []  # [chunk, cursor]
+    while True:
+        while len(open_) < mix:
+            nxt = next(source, None)
+            if nxt is None:
+                break
+            open_.append([nxt, 0])
+        if not open_:
+            return
+        share = -(-batch // len(open_))  # ceil: a full batch when every group has enough rows
+        pieces = []
+        for slot in open_:
+            chunk, cursor = slot
+            end = min(cursor + share, _rows(chunk))
+            pieces.append({k: v[cursor:end] for k, v in chunk.items()})
+            slot[1] = end
+        open_ = [slot for slot in open_ if slot[1] < _rows(slot[0])]
+        yield _concat(pieces)
+
+
+def _take(batch: Batch, index: np.ndarray) -> Batch:
+    return {k: np.take(v, index, axis=0) for k, v in batch.items()}
+
+
+def _rows(batch: Batch) -> int:
+    return len(next(iter(batch.values())))
+
+
+def _batched(chunks: Iterator[Batch], size: int, steps: int | None) -> Iterator[Batch]:
+    """Cut row chunks into batches of ``size``; stop after ``steps`` when set."""
+    held: list[Batch] = []
+    n = done = 0
+    if steps == 0:
+        return
+    for chunk in chunks:
+        held.append(chunk)
+        n += _rows(chunk)
+        if n < size:
+            continue
+        rows = _concat(held)
+        start = 0
+        while n - start >= size:
+            yield {k: v[start : start + size] for k, v in rows.items()}
+            start += size
+            done += 1
+            if steps is not None and done >= steps:
+                return
+        held, n = [{k: v[start:] for k, v in rows.items()}], n - start
+    if steps is not None:
+        raise InputError(f"the shard ran dry after {done} of {steps} batches")
+    if n:
+        yield _concat(held)
+
+
+def _concat(chunks: list[Batch]) -> Batch:
+    if len(chunks) == 1:
+        return chunks[0]
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+class Prefetcher:
+    """Run a batch iterator in a background thread, ``depth`` batches ahead, applying ``convert``.
+
+    Decoding the next batches overlaps the training step; ``waited`` accumulates the seconds the
+    consumer spent blocked, which is the data-loading stall the loop reports.
+    """
+
+    _DONE = object()
+
+    def __init__(
+        self, batches: Iterator[Batch], depth: int, convert: Callable[[Batch], object] = lambda b: b
+    ) -> None:
+        self._batches, self._convert = batches, convert
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, name="deepspark-prefetch", daemon=True)
+        self._thread.start()
+        self.waited = 0.0
+
+    def _fill(self) -> None:
+        try:
+            for batch in self._batches:
+                item = self._convert(batch)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    break
+        except BaseException as e:  # handed to the consumer, raised there
+            self._queue.put(e)
+            return
+        finally:
+            close = getattr(self._batches, "close", None)
+            if close is not None and self._stop.is_set():
+                close()
+        self._queue.put(self._DONE)
+
+    def __iter__(self) -> Iterator[object]:
+        import time
+
+        try:
+            while True:
+                start = time.perf_counter()
+                item = self._queue.get()
+                self.waited += time.perf_counter() - start
+                if item is self._DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the background thread and the reader under it."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(timeout=0.05)
+
+
+__all__ = ["FeatureLoader", "Prefetcher", "SplitInfo", "inspect_split", "to_url"]

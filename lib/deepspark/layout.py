@@ -1,0 +1,31 @@
+"""Where a pipeline's tables live; no Spark here, so training on a Java-less box can use it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deepspark.config.model import LAYERS, PathsConfig
+
+
+class Layout:
+    """Paths of one pipeline's tables: ``{data}/{layer}/{pipeline}/{table}``."""
+
+    def __init__(self, paths: PathsConfig, pipeline: str) -> None:
+        root = paths.data
+        self.root = root if "://" in root else str(Path(root).resolve())
+        self.pipeline = pipeline
+
+    def path(self, layer: str, table: str) -> str:
+        """The path of ``table`` in ``layer`` (one of LAYERS)."""
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}")
+        return f"{self.root}/{layer}/{self.pipeline}/{table}"
+
+    def quarantine(self, stage: str, table: str) -> str:
+        """Where rows that ``stage`` could not write clean for ``table`` go, with their reason."""
+        return f"{self.root}/quarantine/{self.pipeline}/{stage}/{table}"
+
+    def qualified(self, name: str) -> str:
+        """``"silver/flights"`` -> that table's path."""
+        layer, _, table = name.partition("/")
+        return self.path(layer, table)

@@ -1,0 +1,37 @@
+"""Floor 1: plain ``nn.Module``s built from small config dataclasses.
+
+:func:`build_model` is the one way in: it wraps the chosen architecture in :class:`FeatureNet`,
+which takes the flat ``x`` rows of the feature Parquet, so the trained module, the logged MLflow
+model and batch scoring all read the same input. Torch is imported on first use, so loading a
+config never pays for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from deepspark.models.configs import CNNConfig, MLPConfig, RNNConfig
+
+if TYPE_CHECKING:
+    from deepspark.config.train import TrainConfig
+    from deepspark.models.net import FeatureNet
+
+__all__ = ["CNNConfig", "MLPConfig", "RNNConfig", "build_model"]
+
+
+def build_model(
+    cfg: TrainConfig,
+    x_shape: tuple[int, ...],
+    n_out: int,
+    *,
+    y_scale: tuple[float, float] | None = None,
+) -> FeatureNet:
+    """The configured model for rows of ``x_shape``, with ``n_out`` outputs.
+
+    ``y_scale`` (mean, std) makes a regressor answer in the target's units while it learns on
+    standardized targets.
+    """
+    from deepspark.models.net import FeatureNet, make_core
+
+    core = make_core(cfg, tuple(x_shape), n_out)
+    return FeatureNet(core, tuple(x_shape), n_out=n_out, y_scale=y_scale)

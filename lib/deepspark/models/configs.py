@@ -1,0 +1,64 @@
+"""Model config dataclasses, kept free of torch so configs load without importing it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Conv blocks (``channels``), then a dense layer of ``hidden`` units, then one per class.
+
+    Each block is a ``kernel`` x ``kernel`` same-padded convolution; every block but the last is
+    followed by 2x2 max pooling while the feature map is at least 4 pixels on a side, so small
+    inputs (8x8 digits) and large ones (28x28 and up) get the same architecture.
+    """
+
+    channels: tuple[int, ...] = (32, 64, 64)
+    kernel: int = 3
+    hidden: int = 64
+    dropout: float = 0.0
+    batch_norm: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError("channels: expected at least one positive channel count")
+        if self.kernel < 1 or self.kernel % 2 == 0:
+            raise ValueError("kernel: expected an odd size >= 1 (same padding)")
+        _check_dropout(self.dropout)
+
+
+@dataclass(frozen=True)
+class RNNConfig:
+    """Stacked recurrent layers of ``hidden`` units (each returns sequences to the next), dense 1.
+
+    ``cell`` picks LSTM, GRU or a plain (tanh) RNN; the forecast reads the last layer's last step.
+    """
+
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"
+    hidden: tuple[int, ...] = (64, 32)
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.hidden or min(self.hidden) < 1:
+            raise ValueError("hidden: expected at least one positive layer size")
+        _check_dropout(self.dropout)
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Dense layers over the flattened input; with no hidden layers, the linear ``y = Wx + b``."""
+
+    hidden: tuple[int, ...] = ()
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.hidden and min(self.hidden) < 1:
+            raise ValueError("hidden: expected positive layer sizes")
+        _check_dropout(self.dropout)
+
+
+def _check_dropout(p: float) -> None:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout: expected a probability in [0, 1), found {p}")

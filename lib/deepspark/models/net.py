@@ -1,0 +1,127 @@
+"""The architectures, and :class:`FeatureNet`, which adapts flat feature rows to them."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from deepspark.config.train import TrainConfig
+from deepspark.models.configs import CNNConfig, MLPConfig, RNNConfig
+
+
+class CNN(nn.Module):
+    """conv 32 -> pool -> conv 64 -> pool -> conv 64 -> flatten -> dense 64 -> dense classes."""
+
+    def __init__(self, cfg: CNNConfig, in_shape: tuple[int, int, int], n_out: int) -> None:
+        super().__init__()
+        channels, height, width = in_shape
+        layers: list[nn.Module] = []
+        for i, out in enumerate(cfg.channels):
+            layers.append(nn.Conv2d(channels, out, cfg.kernel, padding=cfg.kernel // 2))
+            if cfg.batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU())
+            # Pool between blocks while the map can still halve without vanishing.
+            if i < len(cfg.channels) - 1 and min(height, width) >= 4:
+                layers.append(nn.MaxPool2d(2))
+                height, width = height // 2, width // 2
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(channels * height * width, cfg.hidden),
+            nn.ReLU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.hidden, n_out),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.head(self.features(x))
+
+
+class RNN(nn.Module):
+    """Stacked LSTM/GRU/RNN layers returning sequences, the last step -> dense ``n_out``."""
+
+    _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+    def __init__(self, cfg: RNNConfig, in_shape: tuple[int, int], n_out: int) -> None:
+        super().__init__()
+        _, features = in_shape
+        cell = self._CELLS[cfg.cell]
+        sizes = [features, *cfg.hidden]
+        self.layers = nn.ModuleList(
+            cell(a, b, batch_first=True) for a, b in zip(sizes[:-1], sizes[1:], strict=True)
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(sizes[-1], n_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        for layer in self.layers:
+            x, _ = layer(x)
+            x = self.dropout(x)
+        return self.head(x[:, -1])
+
+
+class MLP(nn.Module):
+    """Dense ReLU layers over the flattened input; with none it is ``y = Wx + b``."""
+
+    def __init__(self, cfg: MLPConfig, in_shape: tuple[int, ...], n_out: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(in_shape)
+        for h in cfg.hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(cfg.dropout)]
+            width = h
+        layers.append(nn.Linear(width, n_out))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.net(x)
+
+
+def make_core(cfg: TrainConfig, x_shape: tuple[int, ...], n_out: int) -> nn.Module:
+    """The architecture ``cfg.model`` names, for inputs of ``x_shape`` (no batch axis)."""
+    if cfg.model == "cnn":
+        if len(x_shape) != 3:
+            raise ValueError(
+                f"cnn: expected image features [channels, height, width], got {x_shape}"
+            )
+        return CNN(cfg.cnn, x_shape, n_out)  # type: ignore[arg-type]
+    if cfg.model == "rnn":
+        if len(x_shape) != 2:
+            raise ValueError(f"rnn: expected sequence features [steps, inputs], got {x_shape}")
+        return RNN(cfg.rnn, x_shape, n_out)  # type: ignore[arg-type]
+    return MLP(cfg.mlp, x_shape, n_out)
+
+
+class FeatureNet(nn.Module):
+    """Flat ``x`` rows -> ``x_shape`` -> the core model -> class logits or target-unit forecasts.
+
+    A regressor (``n_out == 1``) learns standardized targets; ``y_mean``/``y_std`` buffers turn its
+    output back into the target's units, so they travel with every checkpoint and logged model.
+    """
+
+    def __init__(
+        self,
+        core: nn.Module,
+        x_shape: tuple[int, ...],
+        *,
+        n_out: int,
+        y_scale: tuple[float, float] | None = None,
+    ) -> None:
+        super().__init__()
+        self.core = core
+        self.x_shape = x_shape
+        self.regression = y_scale is not None
+        mean, std = y_scale or (0.0, 1.0)
+        self.register_buffer("y_mean", torch.tensor(float(mean)))
+        self.register_buffer("y_std", torch.tensor(float(std)))
+        self.n_out = n_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        out = self.core(x.reshape(x.shape[0], *self.x_shape))
+        if self.regression:
+            return out.squeeze(-1) * self.y_std + self.y_mean
+        return out

@@ -1,0 +1,49 @@
+"""Train: feature Parquet -> Petastorm -> DDP -> a checkpointed model in one MLflow run.
+
+With a SparkSession the processes are started by TorchDistributor; without one (``python -m
+deepspark.train``, torchrun) this process is the worker. Either way the features are checked
+first, so bad input fails here in one line, before any process is launched.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from deepspark.config import Config
+from deepspark.stages import StageResult
+from deepspark.train import launch
+from deepspark.train.job import prepare
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+STAGE = "train"
+log = logging.getLogger("deepspark")
+
+
+def run(cfg: Config, spark: SparkSession | None) -> StageResult:
+    """Train the configured model on the pipeline's features; metrics from rank 0."""
+    parent = None
+    if cfg.mlflow.enabled:
+        import mlflow
+
+        active = mlflow.active_run()  # the pipeline's parent run, when run from jobs/pipeline.py
+        parent = active.info.run_id if active is not None else None
+    job = prepare(cfg, parent_run_id=parent)
+    log.info(
+        "train %s: %s on %s, %d train rows, checkpoints in %s",
+        cfg.pipeline.name, cfg.pipeline.train.model, job.x_shape, job.splits["train"].rows,
+        job.checkpoint_dir,
+    )  # fmt: skip
+    summary = launch.with_distributor(job) if spark is not None else launch.in_process(job)
+    summary = summary or {}
+    metrics = {
+        k: float(v)
+        for k, v in summary.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    outputs = {"checkpoints": job.checkpoint_dir}
+    if summary.get("run_id"):
+        outputs["mlflow_run"] = summary["run_id"]
+    return StageResult(STAGE, metrics, outputs)

@@ -1,0 +1,58 @@
+"""The launchers: TorchDistributor (from a Spark job), or this process (torchrun, or alone)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from deepspark.errors import DeepsparkError
+from deepspark.train.job import TrainJob
+from deepspark.train.worker import train_worker
+
+log = logging.getLogger("deepspark.train")
+
+
+def with_distributor(job: TrainJob) -> dict[str, Any] | None:
+    """``train.processes`` processes started by Spark's TorchDistributor; rank 0's summary.
+
+    Local mode runs them on the driver's host (torchrun under the hood); otherwise on executors,
+    one Spark task each, with GPUs from Spark's resource scheduling when ``use_gpu``.
+    """
+    from pyspark.ml.torch.distributor import TorchDistributor
+
+    cfg = job.train
+    distributor = TorchDistributor(
+        num_processes=cfg.processes, local_mode=cfg.local_mode, use_gpu=cfg.use_gpu
+    )
+    started = time.perf_counter()
+    log.info(
+        "TorchDistributor: %d process(es), local_mode=%s, use_gpu=%s",
+        cfg.processes, cfg.local_mode, cfg.use_gpu,
+    )  # fmt: skip
+    try:
+        summary = distributor.run(train_worker, job)
+    except RuntimeError as e:
+        raise TrainingError(f"training failed: {_first_line(e)} (worker output above)") from e
+    # Only rank 0 returns a summary, and TorchDistributor can hand back another rank's result when
+    # rank 0 died: no summary means no trained model, whatever the exit status said.
+    if not summary:
+        raise TrainingError(
+            "training failed on rank 0 (its traceback is in the worker output above)"
+        )
+    log.info("training finished in %.1fs", time.perf_counter() - started)
+    return summary
+
+
+class TrainingError(DeepsparkError):
+    """A training process failed after launch."""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+def in_process(job: TrainJob) -> dict[str, Any] | None:
+    """Run the worker here: one plain process, or one rank of a ``torchrun`` launch."""
+    return train_worker(job)

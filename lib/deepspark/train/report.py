@@ -1,0 +1,193 @@
+"""Rank 0's side of training: the MLflow run, per-epoch metrics, the test evaluation, the model.
+
+One MLflow run per training job, whichever launcher started it: created by rank 0 (nested under
+the pipeline's run when there is one), reopened when a killed job resumes, ended by rank 0.
+Other ranks get a Reporter that does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepspark.data import FeatureLoader
+from deepspark.train import baselines
+from deepspark.train.job import TrainJob
+
+log = logging.getLogger("deepspark.train")
+_PINS = ("torch", "numpy", "pandas", "pyarrow", "mlflow", "petastorm", "pyspark")
+
+
+class Reporter:
+    """Logging for one job: MLflow on rank 0 (when enabled), log lines, the final summary."""
+
+    def __init__(self, job: TrainJob, *, rank: int, world: int, run_id: str | None) -> None:
+        self.job, self.rank, self.world = job, rank, world
+        self.run_id = run_id
+        self.mlflow = None
+        if rank != 0 or not job.config["mlflow"]["enabled"]:
+            return
+        from deepspark import tracking
+        from deepspark.config.model import MlflowConfig
+
+        cfg = job.full_config()
+        mlflow = tracking.setup(MlflowConfig(**job.config["mlflow"]))
+        name = f"{cfg.pipeline.name}-train"
+        if run_id is not None:
+            mlflow.start_run(run_id=run_id)
+        else:
+            tags = {**tracking.run_tags(cfg), "deepspark.stage": "train"}
+            mlflow.start_run(run_name=name, parent_run_id=job.parent_run_id, tags=tags)
+            tracking.log_config(mlflow, cfg)
+            mlflow.log_params(tracking.flatten(job.config["pipeline"]["train"], prefix="train"))
+            mlflow.log_params({"train.world_size": world, "train.x_shape": str(job.x_shape)})
+        self.mlflow = mlflow
+        self.run_id = mlflow.active_run().info.run_id
+
+    def epoch(self, record: dict[str, float]) -> None:
+        """Log one epoch's metrics (step = epoch number) and a summary line."""
+        epoch = int(record["epoch"])
+        metrics = {k: float(v) for k, v in record.items() if k != "epoch"}
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+        log.info("epoch %d: %s", epoch + 1, shown)
+        if self.mlflow is not None:
+            self.mlflow.log_metrics(metrics, step=epoch)
+
+    def finish(self, net: Any, step: Any, history: list[dict], *, best_epoch: int | None) -> dict:
+        """Test metrics and baselines, the model with signature and example; ends the run."""
+        summary = {"epochs": len(history), "best_epoch": best_epoch, "run_id": self.run_id}
+        summary.update(self._test(net, step))
+        log.info("test: %s", ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if _num(v)))
+        if self.mlflow is not None:
+            mlflow = self.mlflow
+            mlflow.log_metrics({k: float(v) for k, v in summary.items() if _num(v)})
+            self._log_curves(history)
+            self._log_model(net)
+            mlflow.end_run()
+        return summary
+
+    def fail(self) -> None:
+        """End the run as failed (a resumed job reopens it)."""
+        if self.mlflow is not None and self.mlflow.active_run() is not None:
+            self.mlflow.end_run(status="FAILED")
+
+    def _test(self, net: Any, step: Any) -> dict[str, float]:
+        from deepspark.train.loop import predict
+
+        job, manifest = self.job, self.job.manifest
+        extra = ["baseline_persistence", "baseline_seasonal"] if job.task == "regression" else []
+        test = predict(net, _reader(job, "test", ["x", "y", *extra]), step.device)
+        train = _read_all(job, "train")
+        out: dict[str, float] = {"test.rows": float(len(test["y"]))}
+        if job.task == "classification":
+            out["test.accuracy"] = float((test["pred"].argmax(1) == test["y"]).mean())
+            test_x = _read_all(job, "test")["x"]
+            out["baseline.svc.accuracy"] = baselines.svc_accuracy(
+                train["x"], train["y"], test_x, test["y"], pixel_scale=manifest["max_value"]
+            )
+            return out
+        y, pred = test["y"].astype(np.float64), test["pred"].astype(np.float64)
+        out["test.mae"] = baselines.mae(pred, y)
+        out["test.rmse"] = float(np.sqrt(np.mean((pred - y) ** 2)))
+        # The naive forecasts need history the grid may lack (no departures in that hour):
+        # compare everything on the rows where every baseline exists.
+        common = ~np.isnan(test["baseline_persistence"]) & ~np.isnan(test["baseline_seasonal"])
+        linear = baselines.linear_forecast(
+            train["x"], train["y"], _read_all(job, "test")["x"],
+            y_scale=job.y_scale, loss=step.loss if step.loss != "cross_entropy" else "l1",
+        )  # fmt: skip
+        out["test.rows_common"] = float(common.sum())
+        out["test.mae_common"] = baselines.mae(pred[common], y[common])
+        for name, forecast in (
+            ("persistence", test["baseline_persistence"]),
+            ("seasonal", test["baseline_seasonal"]),
+            ("linear", linear),
+        ):
+            out[f"baseline.{name}.mae"] = baselines.mae(forecast[common], y[common])
+        return out
+
+    def _log_curves(self, history: list[dict]) -> None:
+        import pandas as pd
+
+        from deepspark.plots import line_plot
+
+        metric = next(k for k in ("val_accuracy", "val_mae") if history and k in history[0])
+        with tempfile.TemporaryDirectory() as tmp:
+            for keys, name in ((("train_loss", "val_loss"), "loss"), ((metric,), metric)):
+                rows = [(k, h["epoch"] + 1, h[k]) for h in history for k in keys]
+                frame = pd.DataFrame(rows, columns=["by", "x", "y_mean"])
+                line_plot(frame, Path(tmp) / f"{name}.png", f"{name} by epoch", "epoch", name)
+            self.mlflow.log_artifacts(tmp, artifact_path="plots")
+
+    def _log_model(self, net: Any) -> None:
+        import importlib.metadata
+
+        import mlflow.pytorch
+        import torch
+        from mlflow.models import infer_signature
+
+        import deepspark
+
+        net = net.to("cpu").eval()
+        example = _read_all(self.job, "test", limit=5)["x"].astype(np.float32)
+        with torch.no_grad():
+            output = net(torch.from_numpy(example)).numpy()
+        pins = [f"{p}=={importlib.metadata.version(p)}" for p in _PINS]
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.pytorch.log_model(
+                net,
+                name="model",
+                signature=infer_signature(example, output),
+                input_example=example,
+                pip_requirements=pins,
+                # The model class lives in deepspark: ship the package so the model loads anywhere.
+                code_paths=[_package_dir(deepspark, tmp)],
+            )
+
+
+def _package_dir(package: Any, tmp: str) -> str:
+    """The package's source folder; under spark-submit it is inside a zip, so extract it."""
+    folder = os.path.dirname(package.__file__)
+    if os.path.isdir(folder):
+        return folder
+    archive = getattr(package.__loader__, "archive", None)  # zipimport
+    if archive is None:
+        raise RuntimeError(f"cannot locate the source of {package.__name__} ({folder})")
+    prefix = f"{package.__name__}/"
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp, [n for n in zf.namelist() if n.startswith(prefix)])
+    return os.path.join(tmp, package.__name__)
+
+
+def _reader(job: TrainJob, split: str, columns: list[str]) -> FeatureLoader:
+    lcfg = job.config["pipeline"]["train"]["loader"]
+    return FeatureLoader(
+        job.splits[split].url,
+        columns,
+        batch_size=4096,
+        workers=lcfg["workers"],
+        backend=lcfg["backend"],
+    )
+
+
+def _read_all(job: TrainJob, split: str, limit: int | None = None) -> dict[str, np.ndarray]:
+    parts: dict[str, list] = {}
+    n = 0
+    for batch in _reader(job, split, ["x", "y"]).epoch(0):
+        for k, v in batch.items():
+            parts.setdefault(k, []).append(v)
+        n += len(batch["y"])
+        if limit is not None and n >= limit:
+            break
+    out = {k: np.concatenate(v) for k, v in parts.items()}
+    return {k: v[:limit] for k, v in out.items()} if limit is not None else out
+
+
+def _num(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)

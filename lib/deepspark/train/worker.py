@@ -1,0 +1,221 @@
+"""The training function: top-level and picklable, so every launcher can start it.
+
+TorchDistributor pickles :func:`train_worker` and runs it in each process; torchrun and a plain
+``python -m deepspark.train`` call it directly. Rank and world size come from the environment
+those launchers set (none set: one process). Only rank 0 touches MLflow and checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+from typing import Any
+
+from deepspark.train.job import TrainJob
+
+log = logging.getLogger("deepspark.train")
+
+
+def train_worker(job: TrainJob) -> dict[str, Any] | None:
+    """Train, validate each epoch, checkpoint, stop early, test; rank 0 returns the summary."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    from deepspark.data import FeatureLoader
+    from deepspark.models import build_model
+    from deepspark.train import checkpoint as ckpt
+    from deepspark.train import loop
+    from deepspark.train.augment import random_affine
+    from deepspark.train.progress import Progress
+    from deepspark.train.report import Reporter
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    cfg = job.train
+    gpu = cfg.use_gpu and torch.cuda.is_available()
+    if cfg.use_gpu and not gpu:
+        raise RuntimeError("train.use_gpu=true but torch sees no CUDA device on this worker")
+    device = torch.device(f"cuda:{local_rank}" if gpu else "cpu")
+    if gpu:
+        torch.cuda.set_device(device)
+    else:
+        # Processes on one host share its cores: without this each takes them all and they thrash.
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if gpu else "gloo")
+
+    state = ckpt.load(job.checkpoint_dir) if cfg.resume else None
+    if state is not None and state.get("finished"):
+        state = None  # a finished run is not resumed: this is a new training run
+    seed = cfg.seed
+    _reseed(seed, -1, 0)  # same initial weights on every rank (DDP also broadcasts them)
+
+    net = build_model(cfg, job.x_shape, job.n_out, y_scale=job.y_scale).to(device)
+    decay = [p for p in net.parameters() if p.ndim >= 2]
+    no_decay = [p for p in net.parameters() if p.ndim < 2]  # biases and norms are not shrunk
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay}],
+        lr=cfg.lr,
+        weight_decay=0.0,
+    )
+    train_info = job.splits["train"]
+    steps = train_info.rows // (world * cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(cfg.schedule, cfg.warmup_epochs * steps, cfg.epochs * steps)
+    )
+    if state is not None:
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    model = DDP(net, device_ids=[local_rank] if gpu else None) if world > 1 else net
+
+    task = job.task
+    metric = (
+        cfg.monitor if cfg.monitor != "auto" else ("loss" if task == "classification" else "mae")
+    )
+    generator = torch.Generator(device=device)
+    augment = None
+    if task == "classification" and (cfg.augment.shift > 0 or cfg.augment.rotate > 0):
+        a = cfg.augment
+
+        def augment(x: torch.Tensor) -> torch.Tensor:
+            return random_affine(x, shift=a.shift, rotate=a.rotate, generator=generator)
+
+    step = loop.Step(
+        task=task,
+        loss=cfg.loss
+        if cfg.loss != "auto"
+        else ("cross_entropy" if task == "classification" else "l1"),
+        y_std=job.y_scale[1] if job.y_scale else 1.0,
+        device=device,
+        bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and gpu),
+        grad_clip=cfg.grad_clip,
+        augment=augment,
+        x_shape=job.x_shape,
+    )
+    lcfg = cfg.loader
+    train_loader = FeatureLoader(
+        train_info.url, ["x", "y"], batch_size=cfg.batch_size, rank=rank, world=world,
+        shuffle=True, seed=seed, steps=steps, mix=lcfg.mix,
+        workers=lcfg.workers, backend=lcfg.backend,
+    )  # fmt: skip
+    val_loader = FeatureLoader(
+        job.splits["validation"].url, ["x", "y"], batch_size=max(cfg.batch_size, 256),
+        rank=rank, world=world, workers=lcfg.workers, backend=lcfg.backend,
+    )  # fmt: skip
+
+    reporter = Reporter(job, rank=rank, world=world, run_id=(state or {}).get("run_id"))
+    start_epoch = state["epoch"] if state else 0
+    best = state["best"] if state else None
+    bad_epochs = state["bad_epochs"] if state else 0
+    stopped = state.get("stopped", False) if state else False
+    history = state["history"] if state else []
+    if state is not None and rank == 0:
+        log.info("resuming %s from epoch %d of %d", job.checkpoint_dir, start_epoch, cfg.epochs)
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            if stopped:
+                break
+            # Every random draw of an epoch (dropout, augmentation, shuffling) is seeded from
+            # (seed, epoch, rank): a resumed epoch replays exactly, with no RNG state to save.
+            _reseed(seed, epoch, rank)
+            generator.manual_seed(_mix(seed, epoch, rank, 1))
+            progress = Progress(
+                epoch, cfg.epochs, steps, enabled=rank == 0, every_s=cfg.log_every_s
+            )
+            stats = loop.train_epoch(
+                model, train_loader, epoch, optimizer, scheduler, step, progress, lcfg.prefetch
+            )
+            val = loop.evaluate(net, val_loader, step, world=world)
+            value = val[metric]
+            if loop.improved(metric, value, best, cfg.min_delta):
+                best, bad_epochs = value, 0
+                if rank == 0:
+                    ckpt.save(
+                        job.checkpoint_dir, ckpt.BEST, {"model": net.state_dict(), "epoch": epoch}
+                    )
+            else:
+                bad_epochs += 1
+            stopped = cfg.patience > 0 and bad_epochs >= cfg.patience
+            record = {
+                "epoch": epoch,
+                "train_loss": stats["loss"],
+                **{f"val_{k}": v for k, v in val.items() if k != "rows"},
+                "samples_per_s": stats["samples"] * world / stats["seconds"],
+                "data_wait_fraction": stats["data_wait"] / stats["seconds"],
+                "epoch_seconds": stats["seconds"],
+                "lr": scheduler.get_last_lr()[0],
+            }
+            history.append(record)
+            if rank == 0:
+                reporter.epoch(record)
+                ckpt.save(job.checkpoint_dir, ckpt.LAST, {
+                    "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best": best,
+                    "bad_epochs": bad_epochs, "stopped": stopped, "history": history,
+                    "config": job.config, "seed": seed, "run_id": reporter.run_id,
+                    "finished": False,
+                })  # fmt: skip
+                ckpt.write_state(job.checkpoint_dir, {
+                    "epoch": epoch + 1, "epochs": cfg.epochs, "stopped": stopped,
+                    "finished": False, "run_id": reporter.run_id, metric: value,
+                })  # fmt: skip
+            if stopped and rank == 0:
+                log.info("early stop after epoch %d: val %s has not improved for %d epochs",
+                         epoch + 1, metric, bad_epochs)  # fmt: skip
+        if world > 1:
+            dist.barrier()
+        if rank != 0:
+            return None
+        best_state = ckpt.load(job.checkpoint_dir, ckpt.BEST)
+        if best_state is not None:
+            net.load_state_dict(best_state["model"])
+        summary = reporter.finish(net, step, history, best_epoch=best_state and best_state["epoch"])
+        final = ckpt.load(job.checkpoint_dir, ckpt.LAST) or {}
+        final.update(finished=True, run_id=reporter.run_id)
+        ckpt.save(job.checkpoint_dir, ckpt.LAST, final)
+        ckpt.write_state(job.checkpoint_dir, {
+            "epoch": len(history), "epochs": cfg.epochs, "stopped": stopped, "finished": True,
+            "run_id": reporter.run_id, **{k: v for k, v in summary.items() if isinstance(v, float)},
+        })  # fmt: skip
+        return summary
+    except BaseException:
+        reporter.fail()
+        raise
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _mix(*parts: int) -> int:
+    import numpy as np
+
+    return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+def _reseed(seed: int, epoch: int, rank: int) -> None:
+    import numpy as np
+    import torch
+
+    s = _mix(seed, epoch, rank)
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+def _schedule(kind: str, warmup: int, total: int):  # noqa: ANN202 - a LambdaLR multiplier
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if kind == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor

@@ -1,0 +1,115 @@
+"""The loader seam: shards, fixed steps, seeded shuffling, metadata inspection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepspark.data import FeatureLoader, Prefetcher, inspect_split
+from deepspark.data.loader import BACKENDS
+from deepspark.errors import InputError
+from tests.synthetic import write_features
+
+
+@pytest.fixture
+def uneven(tmp_path):
+    # Row group i goes to rank i % 2: rank 0 gets 10 + 10 rows, rank 1 gets 200 + 10.
+    write_features(tmp_path, "p", "image", {"train": [10, 200, 10, 10]})
+    return inspect_split(str(tmp_path / "features" / "p" / "train"))
+
+
+def ys(loader, epoch=0):
+    return np.concatenate([b["y"] for b in loader.epoch(epoch)])
+
+
+def xs(loader, epoch=0):
+    return np.concatenate([b["x"] for b in loader.epoch(epoch)])
+
+
+def test_inspect_split_reads_footers(uneven):
+    assert (uneven.rows, uneven.files, uneven.row_groups) == (230, 4, 4)
+    assert uneven.columns == {"x": "list<element: float>", "y": "int32"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_pass_reads_every_row_once_and_shards_partition_the_rows(uneven, backend):
+    def load(**kw):
+        return FeatureLoader(uneven.url, ["x", "y"], batch_size=7, backend=backend, **kw)
+
+    whole = xs(load())
+    shards = [xs(load(rank=r, world=2)) for r in (0, 1)]
+    assert len(whole) == 230 and [len(s) for s in shards] == [20, 210]
+    key = lambda a: sorted(map(tuple, a))  # noqa: E731
+    assert key(np.concatenate(shards)) == key(whole)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fixed_steps_are_equal_on_uneven_shards(uneven, backend):
+    steps = uneven.rows // (2 * 16)
+    for rank in (0, 1):
+        loader = FeatureLoader(
+            uneven.url, ["x", "y"], batch_size=16, rank=rank, world=2, shuffle=True, steps=steps,
+            backend=backend,
+        )  # fmt: skip
+        sizes = [len(b["y"]) for b in loader.epoch(0)]
+        assert sizes == [16] * steps  # rank 0 cycles its 20 rows; rank 1 stops early
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_shuffle_is_seeded_per_epoch(uneven, backend):
+    def order(seed, epoch):
+        loader = FeatureLoader(
+            uneven.url, ["x"], batch_size=10, shuffle=True, seed=seed, steps=23, backend=backend
+        )
+        return xs(loader, epoch)[:, 0]
+
+    assert np.array_equal(order(1, 0), order(1, 0))
+    assert not np.array_equal(order(1, 0), order(1, 1))
+    assert not np.array_equal(order(1, 0), order(2, 0))
+
+
+def test_prefetcher_counts_the_wait_and_passes_errors_through():
+    def broken():
+        yield {"y": np.zeros(2)}
+        raise InputError("boom")
+
+    it = Prefetcher(broken(), depth=2)
+    with pytest.raises(InputError, match="boom"):
+        list(it)
+    assert it.waited >= 0.0
+
+
+def test_missing_split_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="feature split not found; run the features stage first"):
+        inspect_split(str(tmp_path / "nowhere"))
+
+
+def test_both_backends_give_each_rank_the_same_rows(uneven):
+    def rows(backend, rank):
+        loader = FeatureLoader(uneven.url, ["x"], batch_size=5, rank=rank, world=2, backend=backend)
+        return xs(loader)
+
+    for rank in (0, 1):
+        arrow, petastorm = rows("arrow", rank), rows("petastorm", rank)
+        assert len(arrow) == len(petastorm) == (20, 210)[rank]
+        assert np.array_equal(np.unique(arrow, axis=0), np.unique(petastorm, axis=0))
+
+
+def test_arrow_backend_reads_several_row_groups_ahead_in_order(uneven):
+    one = xs(FeatureLoader(uneven.url, ["x"], batch_size=9, shuffle=True, seed=4, steps=20))
+    three = FeatureLoader(
+        uneven.url, ["x"], batch_size=9, shuffle=True, seed=4, steps=20, workers=3
+    )
+    assert np.array_equal(one, xs(three))  # more threads, same batches
+
+
+def test_ragged_rows_are_an_input_error(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (tmp_path / "s").mkdir()
+    table = pa.table({"x": pa.array([[1.0, 2.0], [3.0]], type=pa.list_(pa.float32()))})
+    pq.write_table(table, tmp_path / "s" / "part-0.parquet")
+    loader = FeatureLoader((tmp_path / "s").as_uri(), ["x"], batch_size=2)
+    with pytest.raises(InputError, match=r"part-0.parquet: column 'x' rows have different lengths"):
+        xs(loader)

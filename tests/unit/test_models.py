@@ -1,0 +1,79 @@
+"""Model shapes for every architecture and input size the configs allow."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from deepspark.config.train import TrainConfig
+from deepspark.models import CNNConfig, MLPConfig, RNNConfig, build_model
+from deepspark.train.augment import random_affine
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_cnn_adapts_to_the_input_size(shape, batch_norm):
+    cfg = TrainConfig(model="cnn", cnn=CNNConfig(batch_norm=batch_norm, dropout=0.5))
+    net = build_model(cfg, shape, 10)
+    x = torch.rand(5, int(torch.tensor(shape).prod()))  # flat rows, as the Parquet holds them
+    assert net(x).shape == (5, 10)
+    pools = sum(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
+    assert pools == 2  # 8x8 -> 4x4 -> 2x2; 28x28 -> 14x14 -> 7x7
+
+
+def test_cnn_skips_pooling_when_the_map_would_vanish():
+    net = build_model(TrainConfig(model="cnn"), (1, 3, 3), 4)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
+    assert net(torch.rand(2, 9)).shape == (2, 4)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_rnn_cells_forecast_one_value_in_target_units(cell):
+    cfg = TrainConfig(model="rnn", rnn=RNNConfig(cell=cell, hidden=(64, 32)))
+    net = build_model(cfg, (24, 11), 1, y_scale=(14.0, 25.0))
+    layers = [type(m).__name__ for m in net.core.layers]
+    assert layers == [cell.upper()] * 2
+    assert [m.hidden_size for m in net.core.layers] == [64, 32]
+    torch.nn.init.zeros_(net.core.head.weight)
+    torch.nn.init.zeros_(net.core.head.bias)
+    out = net(torch.randn(3, 24 * 11))
+    assert out.shape == (3,) and torch.allclose(out, torch.full((3,), 14.0))  # 0 * std + mean
+
+
+def test_mlp_without_hidden_layers_is_linear():
+    net = build_model(TrainConfig(model="mlp", mlp=MLPConfig()), (24, 11), 1, y_scale=(0.0, 1.0))
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(264, 1)]
+
+
+def test_kind_mismatch_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"cnn: expected image features \[channels, height"):
+        build_model(TrainConfig(model="cnn"), (24, 11), 1)
+
+
+def test_augmentation_is_identity_when_off_and_seeded_when_on():
+    x = torch.rand(4, 1, 8, 8)
+    assert random_affine(x, shift=0, rotate=0) is x
+    a = random_affine(x, shift=1, rotate=10, generator=torch.Generator().manual_seed(3))
+    b = random_affine(x, shift=1, rotate=10, generator=torch.Generator().manual_seed(3))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_a_whole_pixel_shift_moves_the_image():
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 4, 4] = 1.0
+    gen = torch.Generator().manual_seed(0)
+    out = random_affine(x, shift=1, rotate=0, generator=gen)
+    assert torch.isclose(out.sum(), torch.tensor(1.0), atol=1e-5)  # moved, not lost
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"epochs": 0}, "epochs: expected >= 1, found 0"),
+        ({"warmup_epochs": 5, "epochs": 5}, r"warmup_epochs: in \[0, epochs\)"),
+    ],
+)
+def test_train_config_rejects_bad_values(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(model="cnn", **overrides)
