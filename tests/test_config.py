@@ -47,7 +47,17 @@ def test_minimal_config_gets_defaults(tmp_path):
     cfg = load_config(_write(tmp_path, MINIMAL))
     assert cfg.spark.master == "local[*]"
     assert cfg.pipeline.sources["t"].max_quarantine_fraction == 0.05
-    assert cfg.pipeline.stages == ("ingest", "clean", "aggregate", "features", "profile", "train")
+    assert cfg.pipeline.stages == (
+        "ingest",
+        "clean",
+        "aggregate",
+        "features",
+        "profile",
+        "cluster",
+        "train",
+        "score",
+    )
+    assert cfg.pipeline.cluster is None
     assert cfg.pipeline.train is None and cfg.paths.checkpoints == "work/checkpoints"
 
 
@@ -65,7 +75,7 @@ def test_unknown_key_names_key_and_file(tmp_path):
         load_config(path)
     assert str(e.value) == (
         f"{path}: unknown key 'pipeline.clen' (expected one of: name, sources, clean, "
-        "aggregates, features, profile, train, stages)"
+        "aggregates, features, profile, cluster, train, score, stages)"
     )
 
 

@@ -71,7 +71,7 @@ def test_stages_are_nested_runs_with_sanitized_params(run):
     stages = {
         r.data.tags.get("deepspark.stage") for r in runs if "mlflow.parentRunId" in r.data.tags
     }
-    assert stages == {"ingest", "clean", "features", "profile", "train"}
+    assert stages == {"ingest", "clean", "features", "profile", "train", "score"}
     ingest = next(r for r in runs if r.data.tags.get("deepspark.stage") == "ingest")
     assert ingest.data.params["ingest.digits.schema.p_0..63_"] == "int"
     assert ingest.data.metrics["rows_in"] == 1797

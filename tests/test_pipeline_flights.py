@@ -168,7 +168,16 @@ def test_mlflow_has_parent_and_nested_stage_runs(run):
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     stages = {r.data.tags["deepspark.stage"]: r for r in children}
-    assert set(stages) == {"ingest", "clean", "aggregate", "features", "profile", "train"}
+    assert set(stages) == {
+        "ingest",
+        "clean",
+        "aggregate",
+        "features",
+        "profile",
+        "cluster",
+        "train",
+        "score",
+    }
     clean = stages["clean"].data.metrics
     assert clean["rows_in"] == clean["rows_out"] + clean["rows_quarantined"]
     assert parents[0].data.tags["deepspark.config_hash"]

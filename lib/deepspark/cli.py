@@ -71,6 +71,10 @@ def main(
     try:
         paths, overrides = parse_args(sys.argv[1:] if argv is None else argv, job, default_confs)
         configs = [load_config(p, overrides) for p in paths]
+        from deepspark.tracking import check_reachable
+
+        for cfg in configs:
+            check_reachable(cfg.mlflow)
         if spark:
             from deepspark.spark import build_session  # pyspark import is slow: after arg checks
 

@@ -20,6 +20,7 @@ import yaml
 
 from deepspark.config import Config, config_hash, to_plain
 from deepspark.config.model import MlflowConfig
+from deepspark.errors import SetupError
 
 log = logging.getLogger(__name__)
 _PARAM_KEY_INVALID = re.compile(r"[^A-Za-z0-9_\-. :/]")
@@ -34,6 +35,33 @@ def tracking_uri(cfg: MlflowConfig) -> str:
         db.parent.mkdir(parents=True, exist_ok=True)
         return f"{prefix}{db}"
     return uri
+
+
+def check_reachable(cfg: MlflowConfig, timeout_s: float = 5.0) -> None:
+    """Fail fast, in one line, when a configured tracking server does not answer.
+
+    Called by every job before its SparkSession is built: a run that can only be tracked at the
+    end should not spend an hour of compute first. Local stores (``sqlite:``, files) need no check.
+    """
+    uri = cfg.tracking_uri
+    if not cfg.enabled or not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as resp:
+            if resp.status == 200:
+                return
+            found = f"HTTP {resp.status}"
+    except urllib.error.HTTPError as e:
+        found = f"HTTP {e.code}"
+    except (urllib.error.URLError, OSError) as e:
+        found = str(getattr(e, "reason", e))
+    raise SetupError(
+        f"MLflow tracking server {uri} is not reachable ({found}); start it, or set "
+        "mlflow.tracking_uri=sqlite:///work/mlflow.db for a local store"
+    )
 
 
 def setup(cfg: MlflowConfig) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from deepspark.config.score import ScoreConfig
 from deepspark.config.train import TrainConfig
 
 Scalar = str | int | float | bool
@@ -22,8 +23,10 @@ def _empty() -> Mapping:
     return MappingProxyType({})
 
 
-STAGES = ("ingest", "clean", "aggregate", "features", "profile", "train")
-LAYERS = ("raw", "bronze", "silver", "gold", "features", "quarantine", "profiles")
+STAGES = ("ingest", "clean", "aggregate", "features", "profile", "cluster", "train", "score")
+LAYERS = (
+    "raw", "bronze", "silver", "gold", "features", "quarantine", "profiles", "predictions",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -292,6 +295,54 @@ class ProfileConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    """K-means over one table's numeric ``features``, k chosen by silhouette.
+
+    Every k in ``[k_min, k_max]`` is fitted (on a seeded sample of about ``sample_rows`` rows when
+    set) and the k with the highest silhouette wins; it is then fitted on every row with all
+    features present. The input table is written to ``gold/<output>`` with an int ``cluster``
+    column, null on the rows a feature was missing from (those are counted, never dropped).
+    """
+
+    table: str
+    features: tuple[str, ...]
+    output: str
+    k_min: int = 2
+    k_max: int = 8
+    seed: int = 13
+    sample_rows: int | None = None
+    standardize: bool = True
+
+    def __post_init__(self) -> None:
+        layer, sep, name = self.table.partition("/")
+        if not sep or layer not in LAYERS or not name:
+            raise ValueError(
+                f"table {self.table!r}: expected 'layer/table' with a layer in {LAYERS}"
+            )
+        if not self.features:
+            raise ValueError("features: at least one column is required")
+        twice = sorted({f for f in self.features if self.features.count(f) > 1})
+        if twice:
+            raise ValueError(f"features: listed more than once: {', '.join(twice)}")
+        if self.k_min < 2:
+            raise ValueError(
+                f"k_min: expected at least 2 (a silhouette needs two clusters), found {self.k_min}"
+            )
+        if self.k_max < self.k_min:
+            raise ValueError(f"k_max: expected at least k_min={self.k_min}, found {self.k_max}")
+        if self.sample_rows is not None and self.sample_rows <= self.k_max:
+            raise ValueError(
+                f"sample_rows: expected more rows than k_max={self.k_max}, found {self.sample_rows}"
+            )
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.output):
+            raise ValueError(f"output {self.output!r}: expected a lower_snake_case table name")
+        if self.table == f"gold/{self.output}":
+            raise ValueError(
+                f"output {self.output!r}: would overwrite the input table {self.table}"
+            )
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """One pipeline: its sources and the declarative spec of every stage."""
 
@@ -301,7 +352,9 @@ class PipelineConfig:
     aggregates: Mapping[str, AggregateConfig] = field(default_factory=_empty)
     features: FeaturesConfig | None = None
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    cluster: ClusterConfig | None = None
     train: TrainConfig | None = None
+    score: ScoreConfig | None = None  # defaults apply when absent and a model is trained
     stages: tuple[str, ...] = STAGES
 
     def __post_init__(self) -> None:
@@ -320,6 +373,11 @@ class PipelineConfig:
             spec = self.features.sequence or self.features.image
             known = {**self.sources, **self.aggregates}
             _ref("features.source", spec.source, known)
+        if self.cluster is not None and self.cluster.output in self.aggregates:
+            raise ValueError(
+                f"cluster.output: {self.cluster.output!r} is also an aggregate (gold/"
+                f"{self.cluster.output}); choose another name"
+            )
         if self.train is not None and self.features is None:
             raise ValueError("train: needs a 'features' section to train on")
 

@@ -43,6 +43,19 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class RegistryConfig:
+    """Registering the trained model, and the gate that decides which version is ``champion``.
+
+    A new version takes the ``champion`` alias only if it beats the current champion on ``metric``
+    over the same test rows (the champion is re-scored on them); otherwise it is ``challenger``.
+    """
+
+    enabled: bool = True
+    name: str | None = None  # registered model name; default: the pipeline's name
+    metric: Literal["auto", "accuracy", "mae", "rmse"] = "auto"  # auto: accuracy or mae
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training job. ``batch_size`` is per process; the global batch is it x ``processes``."""
 
@@ -70,6 +83,7 @@ class TrainConfig:
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     resume: bool = True
     log_every_s: float = 10.0
+    register: RegistryConfig = field(default_factory=RegistryConfig)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "processes"):

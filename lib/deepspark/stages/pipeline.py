@@ -30,7 +30,10 @@ def applicable(cfg: Config) -> list[str]:
         "aggregate": not p.aggregates,
         "features": p.features is None,
         "profile": not (p.profile.tables or p.profile.lines),
+        "cluster": p.cluster is None,
         "train": p.train is None,
+        # Scoring loads the champion from the registry: only after a registered training run.
+        "score": p.train is None or not p.train.register.enabled or not cfg.mlflow.enabled,
     }
     return [s for s in p.stages if not skip.get(s, False)]
 

@@ -46,4 +46,7 @@ def run(cfg: Config, spark: SparkSession | None) -> StageResult:
     outputs = {"checkpoints": job.checkpoint_dir}
     if summary.get("run_id"):
         outputs["mlflow_run"] = summary["run_id"]
+    if summary.get("registered_model"):
+        outputs["registered_model"] = summary["registered_model"]
+        outputs["registry_alias"] = summary["registry_alias"]
     return StageResult(STAGE, metrics, outputs)

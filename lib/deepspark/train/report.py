@@ -68,7 +68,7 @@ class Reporter:
             mlflow = self.mlflow
             mlflow.log_metrics({k: float(v) for k, v in summary.items() if _num(v)})
             self._log_curves(history)
-            self._log_model(net)
+            summary.update(self._register(self._log_model(net), summary))
             mlflow.end_run()
         return summary
 
@@ -125,7 +125,42 @@ class Reporter:
                 line_plot(frame, Path(tmp) / f"{name}.png", f"{name} by epoch", "epoch", name)
             self.mlflow.log_artifacts(tmp, artifact_path="plots")
 
-    def _log_model(self, net: Any) -> None:
+    def _register(self, model_uri: str, summary: dict) -> dict[str, Any]:
+        reg = self.job.config["pipeline"]["train"]["register"]
+        if not reg["enabled"]:
+            return {}
+        from deepspark import registry
+
+        auto = "accuracy" if self.job.task == "classification" else "mae"
+        metric = auto if reg["metric"] == "auto" else reg["metric"]
+        test = _read_all(self.job, "test")
+
+        def score(uri: str) -> float:
+            model = self.mlflow.pyfunc.load_model(uri)
+            return _metric(
+                metric, np.asarray(model.predict(test["x"].astype(np.float32))), test["y"]
+            )
+
+        name = reg["name"] or self.job.config["pipeline"]["name"]
+        gate = registry.register_and_gate(
+            self.mlflow, name=name, model_uri=model_uri, metric=metric,
+            value=summary[f"test.{metric}"], score=score,
+        )  # fmt: skip
+        self.mlflow.set_tags(
+            {
+                "deepspark.registered": f"{name} v{gate.version} ({gate.alias})",
+                "deepspark.gate": gate.reason,
+            }
+        )
+        log.info("registered %s v%d as %s: %s", name, gate.version, gate.alias, gate.reason)
+        return {
+            "registry.version": float(gate.version),
+            "registry.champion": float(gate.alias == registry.CHAMPION),
+            "registered_model": name,
+            "registry_alias": gate.alias,
+        }
+
+    def _log_model(self, net: Any) -> str:
         import importlib.metadata
 
         import mlflow.pytorch
@@ -140,7 +175,7 @@ class Reporter:
             output = net(torch.from_numpy(example)).numpy()
         pins = [f"{p}=={importlib.metadata.version(p)}" for p in _PINS]
         with tempfile.TemporaryDirectory() as tmp:
-            mlflow.pytorch.log_model(
+            info = mlflow.pytorch.log_model(
                 net,
                 name="model",
                 signature=infer_signature(example, output),
@@ -149,6 +184,7 @@ class Reporter:
                 # The model class lives in deepspark: ship the package so the model loads anywhere.
                 code_paths=[_package_dir(deepspark, tmp)],
             )
+        return info.model_uri
 
 
 def _package_dir(package: Any, tmp: str) -> str:
@@ -187,6 +223,13 @@ def _read_all(job: TrainJob, split: str, limit: int | None = None) -> dict[str, 
             break
     out = {k: np.concatenate(v) for k, v in parts.items()}
     return {k: v[:limit] for k, v in out.items()} if limit is not None else out
+
+
+def _metric(metric: str, pred: np.ndarray, y: np.ndarray) -> float:
+    if metric == "accuracy":
+        return float((pred.argmax(1) == y).mean())
+    err = pred.astype(np.float64).reshape(-1) - y.astype(np.float64)
+    return float(np.mean(np.abs(err)) if metric == "mae" else np.sqrt(np.mean(err**2)))
 
 
 def _num(v: object) -> bool:

@@ -1,0 +1,26 @@
+"""The ``pipeline.score`` section: batch scoring with the pipeline's registered model."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Which model version scores which table, and where the predictions go.
+
+    ``model`` is an alias of the registered model (``champion``, ``challenger``) or a version
+    number; ``input`` a ``layer/table`` of this pipeline with an ``x`` column like the features;
+    the predictions land in ``predictions/<pipeline>/<output>``.
+    """
+
+    model: str | int = "champion"
+    input: str = "features/test"
+    output: str = "scored"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z]+/[A-Za-z0-9_]+", self.input):
+            raise ValueError(f"input {self.input!r}: expected 'layer/table'")
+        if not re.fullmatch(r"[A-Za-z0-9_]+", str(self.model)):
+            raise ValueError(f"model {self.model!r}: expected an alias or a version number")

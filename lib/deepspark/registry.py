@@ -1,0 +1,80 @@
+"""The model registry: one registered model per pipeline, a promotion gate on ``champion``.
+
+Floor 2, beside :mod:`deepspark.tracking`. The gate compares like with like: the current champion
+is loaded and scored on the very test rows the new version was scored on, so a change in the
+features (new split, new scaling) cannot make an old metric look better or worse than it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+HIGHER_IS_BETTER = {"accuracy": True, "mae": False, "rmse": False}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Where a new version landed, and why."""
+
+    name: str
+    version: int
+    alias: str
+    reason: str
+    metric: str
+    value: float
+    champion_version: int | None = None
+    champion_value: float | None = None
+
+
+def register_and_gate(
+    mlflow: Any,
+    *,
+    name: str,
+    model_uri: str,
+    metric: str,
+    value: float,
+    score: Callable[[str], float],
+) -> GateResult:
+    """Register ``model_uri`` under ``name``; give it ``champion`` or ``challenger``.
+
+    ``value`` is the new version's ``metric`` on the test rows; ``score(uri)`` computes the same
+    metric for another model on the same rows. Ties keep the current champion: a new version has
+    to be better, not just as good, to take over production.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    version = int(mlflow.register_model(model_uri, name).version)
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        current = None
+    champion_version = champion_value = None
+    if current is None:
+        alias, reason = CHAMPION, "first version of the model: champion by default"
+    else:
+        champion_version = int(current.version)
+        champion_value = float(score(f"models:/{name}/{champion_version}"))
+        better = value > champion_value if HIGHER_IS_BETTER[metric] else value < champion_value
+        verdict = "beats" if better else "does not beat"
+        alias = CHAMPION if better else CHALLENGER
+        reason = (
+            f"{metric} {value:.6g} {verdict} champion v{champion_version} ({champion_value:.6g}) "
+            f"on the same test rows"
+        )
+    client.set_registered_model_alias(name, alias, str(version))
+    client.set_model_version_tag(name, str(version), "deepspark.gate", reason)
+    client.set_model_version_tag(name, str(version), "deepspark.gate_metric", f"{metric}={value}")
+    return GateResult(name, version, alias, reason, metric, value, champion_version, champion_value)
+
+
+def resolve(mlflow: Any, name: str, ref: str) -> tuple[str, int]:
+    """``champion`` / ``challenger`` / ``3`` -> (a models:/ URI pinned to the version, version)."""
+    client = mlflow.MlflowClient()
+    version = (
+        int(ref) if ref.isdigit() else int(client.get_model_version_by_alias(name, ref).version)
+    )
+    return f"models:/{name}/{version}", version

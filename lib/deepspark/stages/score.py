@@ -1,0 +1,90 @@
+"""Score: a registered model over a Parquet table on Spark -> predictions, staged, reconciled.
+
+The model is loaded by ``mlflow.pyfunc.spark_udf`` (an Arrow-based UDF that loads it once per
+Python worker); there is no native Spark expression for a neural network, so this is the one
+place an Arrow UDF is unavoidable. Rows the model cannot take go to the quarantine with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from deepspark import registry, tracking
+from deepspark.config import Config, to_plain
+from deepspark.config.score import ScoreConfig
+from deepspark.errors import ConfigError, InputError
+from deepspark.etl import score as sc
+from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
+from deepspark.io import Layout, read_parquet, staged_outputs
+from deepspark.schema import require_columns
+from deepspark.stages import StageResult
+from deepspark.stages._common import count_rows, reconcile
+
+STAGE = "score"
+log = logging.getLogger("deepspark")
+
+
+def run(cfg: Config, spark: SparkSession) -> StageResult:
+    """Score ``pipeline.score.input`` with the registered model ``pipeline.score.model``."""
+    scfg = cfg.pipeline.score or ScoreConfig()
+    where = cfg.files[-1] if cfg.files else "config"
+    if not cfg.mlflow.enabled:
+        raise ConfigError(f"{where}: scoring loads the model from the MLflow registry; "
+                          "mlflow.enabled is false")  # fmt: skip
+    train = cfg.pipeline.train
+    name = (train.register.name if train else None) or cfg.pipeline.name
+    mlflow = tracking.setup(cfg.mlflow)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        uri, version = registry.resolve(mlflow, name, str(scfg.model))
+        info = mlflow.models.get_model_info(uri)
+    except MlflowException as e:
+        raise InputError(
+            f"registered model {name!r} has no version or alias {scfg.model}; train it first "
+            f"(./spark-submit.sh jobs/train.py --conf {where})"
+        ) from e
+    length, classes = _signature(info, uri)
+    layout = Layout(cfg.paths, cfg.pipeline.name)
+    source = layout.qualified(scfg.input)
+    table = scfg.input.split("/", 1)[1]
+    target = layout.path("predictions", scfg.output)
+    params = {**to_plain(scfg), "model_uri": uri, "registered_model": name}
+    with tracking.stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
+        df = read_parquet(spark, source)
+        require_columns(df.columns, [sc.X], f"{source} (score)")
+        marked = mark_violations(df, [sc.scoreable_rule(length)])
+        out.write(quarantined_rows(marked, source=table, stage=STAGE),
+                  layout.quarantine(STAGE, table))  # fmt: skip
+        result_type = T.ArrayType(T.FloatType()) if classes else T.FloatType()
+        udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type, env_manager="local")
+        scored = clean_rows(marked).withColumn(sc.RAW, udf(F.col(sc.X)))
+        out.write(sc.predictions(scored, classes=classes, name=name, version=version), target)
+        metrics = {
+            "rows_in": float(df.count()),
+            "rows_out": float(count_rows(spark, out.staged(target))),
+            "rows_quarantined": float(
+                count_rows(spark, out.staged(layout.quarantine(STAGE, table)))
+            ),
+            "model_version": float(version),
+        }
+        reconcile(f"{scfg.input} (score)", *(int(metrics[k]) for k in
+                  ("rows_in", "rows_out", "rows_quarantined")))  # fmt: skip
+        out.commit()
+        tracking.log_metrics(metrics)
+    log.info("scored %s with %s v%d -> %s", source, name, version, target)
+    return StageResult(STAGE, metrics, {"predictions": target, "model_uri": uri})
+
+
+def _signature(info, uri: str) -> tuple[int, bool]:  # noqa: ANN001 - mlflow ModelInfo
+    """(values per ``x`` row, whether the model outputs class scores) from its signature."""
+    signature = info.signature
+    if signature is None:
+        raise InputError(f"{uri}: the model has no signature; it cannot be scored on Spark")
+    (inp,) = signature.inputs.inputs
+    (out,) = signature.outputs.inputs
+    return int(inp.shape[-1]), len(out.shape) == 2 and out.shape[-1] > 1

@@ -1,0 +1,103 @@
+"""Registry gate (champion / challenger with a reason) and Spark batch scoring with quarantine."""
+
+from __future__ import annotations
+
+import mlflow
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from deepspark.errors import InputError
+from deepspark.stages import score as score_stage
+from deepspark.stages import train as train_stage
+from tests.synthetic import train_config, write_features
+
+SPLITS = {"train": [300, 300], "validation": [100, 100], "test": [100, 100]}
+
+
+def tracked(tmp, *extra):
+    return train_config(
+        tmp,
+        "sequence",
+        "mlflow.enabled=true",
+        f"mlflow.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
+        f"mlflow.artifact_root={tmp / 'artifacts'}",
+        "pipeline.train.lr=0.01",
+        *extra,
+    )
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("registry")
+    write_features(tmp / "data", "flights", "sequence", SPLITS)
+    good = train_stage.run(tracked(tmp, "pipeline.train.epochs=6"), None)
+    worse = train_stage.run(tracked(tmp, "pipeline.train.epochs=1", "pipeline.train.seed=5"), None)
+    return {"tmp": tmp, "good": good, "worse": worse}
+
+
+def test_first_version_is_champion_and_a_worse_one_only_challenger(registered):
+    good, worse = registered["good"], registered["worse"]
+    assert (good.outputs["registered_model"], good.outputs["registry_alias"]) == (
+        "flights",
+        "champion",
+    )
+    assert worse.outputs["registry_alias"] == "challenger"
+    assert worse.metrics["test.mae"] > good.metrics["test.mae"]
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{registered['tmp'] / 'mlflow.db'}")
+    assert int(client.get_model_version_by_alias("flights", "champion").version) == 1
+    v2 = client.get_model_version("flights", "2")
+    assert v2.aliases == ["challenger"]
+    assert v2.tags["deepspark.gate"] == (
+        f"mae {worse.metrics['test.mae']:.6g} does not beat champion v1 "
+        f"({good.metrics['test.mae']:.6g}) on the same test rows"
+    )
+    run = client.get_run(worse.outputs["mlflow_run"])
+    assert run.data.tags["deepspark.registered"] == "flights v2 (challenger)"
+
+
+def test_scoring_writes_predictions_and_quarantines_what_the_model_cannot_take(registered, spark):
+    tmp = registered["tmp"]
+    test_dir = tmp / "data" / "features" / "flights" / "test"
+    bad = pa.table(
+        {
+            "x": pa.array(
+                [None, [1.0] * 7, [1.0] * 7 + [float("nan")]], type=pa.list_(pa.float32())
+            ),
+            "y": pa.array([1.0, 2.0, 3.0], type=pa.float32()),
+            "baseline_persistence": pa.array([0.0] * 3, type=pa.float32()),
+            "baseline_seasonal": pa.array([0.0] * 3, type=pa.float32()),
+        }
+    )
+    pq.write_table(bad, test_dir / "part-00009.parquet")
+    result = score_stage.run(tracked(tmp), spark)
+    assert result.metrics == {
+        "rows_in": 203.0,
+        "rows_out": 200.0,
+        "rows_quarantined": 3.0,
+        "model_version": 1.0,
+    }
+    scored = pq.read_table(result.outputs["predictions"]).to_pandas()
+    assert set(scored.columns) == {
+        "y", "baseline_persistence", "baseline_seasonal", "prediction", "model_name",
+        "model_version",
+    }  # fmt: skip
+    assert (scored["model_name"] == "flights").all() and (scored["model_version"] == 1).all()
+    # The champion learned y = 10 + 5a - 3b well: Spark's predictions match the test MAE.
+    mae = float(np.mean(np.abs(scored["prediction"] - scored["y"])))
+    assert mae == pytest.approx(registered["good"].metrics["test.mae"], rel=1e-4)
+    layout_q = tmp / "data" / "quarantine" / "flights" / "score" / "test"
+    reasons = sorted(pq.read_table(layout_q).column("reason").to_pylist())
+    assert reasons == [
+        "x has 7 values, the model takes 8",
+        "x has a null or NaN value",
+        "x is null",
+    ]
+
+
+def test_scoring_an_unknown_version_is_one_clear_error(registered, spark):
+    with pytest.raises(
+        InputError, match=r"registered model 'flights' has no version or alias 9; train it first"
+    ):
+        score_stage.run(tracked(registered["tmp"], "pipeline.score.model=9"), spark)
