@@ -55,6 +55,7 @@ def test_minimal_config_gets_defaults(tmp_path):
         "profile",
         "cluster",
         "train",
+        "evaluate",
         "score",
     )
     assert cfg.pipeline.cluster is None
@@ -75,7 +76,7 @@ def test_unknown_key_names_key_and_file(tmp_path):
         load_config(path)
     assert str(e.value) == (
         f"{path}: unknown key 'pipeline.clen' (expected one of: name, sources, clean, "
-        "aggregates, features, profile, cluster, train, score, stages)"
+        "aggregates, features, profile, cluster, train, evaluate, score, stages)"
     )
 
 

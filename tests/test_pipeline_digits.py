@@ -71,7 +71,7 @@ def test_stages_are_nested_runs_with_sanitized_params(run):
     stages = {
         r.data.tags.get("deepspark.stage") for r in runs if "mlflow.parentRunId" in r.data.tags
     }
-    assert stages == {"ingest", "clean", "features", "profile", "train", "score"}
+    assert stages == {"ingest", "clean", "features", "profile", "train", "evaluate", "score"}
     ingest = next(r for r in runs if r.data.tags.get("deepspark.stage") == "ingest")
     assert ingest.data.params["ingest.digits.schema.p_0..63_"] == "int"
     assert ingest.data.metrics["rows_in"] == 1797
@@ -111,3 +111,28 @@ def test_one_tracked_training_run_with_curves_and_a_servable_model(run):
     logits = model.predict(np.stack(test["x"]).astype(np.float32))
     accuracy = float((np.argmax(logits, 1) == test["y"].to_numpy()).mean())
     assert accuracy == pytest.approx(train.data.metrics["test.accuracy"])
+
+
+def test_stage_inputs_are_recorded_as_mlflow_datasets(run):
+    cfg = run["cfg"]
+    client = mlflow.MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    runs = {r.data.tags.get("deepspark.stage"): r for r in client.search_runs([exp.experiment_id])}
+
+    def inputs(stage):
+        got = {}
+        for d in client.get_run(runs[stage].info.run_id).inputs.dataset_inputs:
+            tags = {t.key: t.value for t in d.tags}
+            got[d.dataset.name] = (tags["mlflow.data.context"], int(tags["rows"]), d.dataset.digest)
+        return got
+
+    train = inputs("train")
+    assert {k: v[:2] for k, v in train.items()} == {
+        "digits/features/train": ("train", 1255),
+        "digits/features/validation": ("validation", 268),
+        "digits/features/test": ("test", 274),
+    }
+    assert all(len(v[2]) == 16 for v in train.values())  # a digest of the files actually read
+    assert {k: v[:2] for k, v in inputs("features").items()} == {
+        "digits/silver/digits": ("input", 1797)
+    }

@@ -176,6 +176,7 @@ def test_mlflow_has_parent_and_nested_stage_runs(run):
         "profile",
         "cluster",
         "train",
+        "evaluate",
         "score",
     }
     clean = stages["clean"].data.metrics

@@ -68,7 +68,7 @@ def histogram_grid(hists: Mapping[str, pd.DataFrame], path: str | Path, title: s
             ax.set_ylabel("rows")
         fig.suptitle(title, fontsize=12)
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -106,7 +106,7 @@ def correlation_heatmap(sample: pd.DataFrame, path: str | Path, title: str) -> P
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Pearson r")
         ax.set_title(title, fontsize=11)
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -146,7 +146,7 @@ def line_plot(
         ax.set_title(title, fontsize=11)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -158,7 +158,8 @@ def _integer_bins(h: pd.DataFrame) -> bool:
     return len(h) > 0 and bool(whole)
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save_figure(fig: plt.Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` (folders created); the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI)
@@ -200,7 +201,7 @@ def silhouette_curve(
         ax.set_title(title, fontsize=11)
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -232,7 +233,7 @@ def bar_chart(
         ax.set_title(title, fontsize=11)
         ax.margins(y=0.12)  # room for the labels above the tallest bar
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)
 
@@ -278,6 +279,6 @@ def profile_heatmap(
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=shade_label)
         ax.set_title(title, fontsize=11)
         fig.tight_layout()
-        return _save(fig, path)
+        return save_figure(fig, path)
     finally:
         plt.close(fig)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from deepspark.config.evaluate import EvaluateConfig
 from deepspark.config.score import ScoreConfig
 from deepspark.config.train import TrainConfig
 
@@ -23,7 +24,9 @@ def _empty() -> Mapping:
     return MappingProxyType({})
 
 
-STAGES = ("ingest", "clean", "aggregate", "features", "profile", "cluster", "train", "score")
+STAGES = (
+    "ingest", "clean", "aggregate", "features", "profile", "cluster", "train", "evaluate", "score",
+)  # fmt: skip
 LAYERS = (
     "raw", "bronze", "silver", "gold", "features", "quarantine", "profiles", "predictions",
 )  # fmt: skip
@@ -354,6 +357,7 @@ class PipelineConfig:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     cluster: ClusterConfig | None = None
     train: TrainConfig | None = None
+    evaluate: EvaluateConfig | None = None  # defaults apply when absent and a model is trained
     score: ScoreConfig | None = None  # defaults apply when absent and a model is trained
     stages: tuple[str, ...] = STAGES
 

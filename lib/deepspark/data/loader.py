@@ -9,6 +9,7 @@ shard (``num_epochs=None``) until it has produced that many batches.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -49,6 +50,7 @@ class SplitInfo:
     files: int
     row_groups: int
     columns: dict[str, str]  # name -> Arrow type
+    digest: str = ""  # of the data files' names and sizes (the MLflow dataset digest)
 
 
 def inspect_split(path: str) -> SplitInfo:
@@ -64,14 +66,17 @@ def inspect_split(path: str) -> SplitInfo:
         raise InputError(f"{path}: no Parquet files in the feature split")
     rows = groups = 0
     columns: dict[str, str] = {}
+    sizes = []
     for f in files:
         with filesystem.open_input_file(f) as fh:
             meta = pq.ParquetFile(fh).metadata
+            sizes.append(f"{Path(f).name}:{fh.size()}")
         rows += meta.num_rows
         groups += meta.num_row_groups
         if not columns:
             columns = {field.name: str(field.type) for field in meta.schema.to_arrow_schema()}
-    return SplitInfo(url, rows, len(files), groups, columns)
+    digest = hashlib.sha256("\n".join(sizes).encode()).hexdigest()[:16]
+    return SplitInfo(url, rows, len(files), groups, columns, digest)
 
 
 class FeatureLoader:

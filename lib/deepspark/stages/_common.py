@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
+from deepspark import tracking
 from deepspark.config import Config
 from deepspark.errors import ReconciliationError, SetupError
 
@@ -27,6 +28,31 @@ def reconcile(table: str, rows_in: int, rows_out: int, rows_quarantined: int) ->
             f"rows_quarantined={rows_quarantined} (difference {diff})"
         )
     log.info("%s: %d in -> %d clean + %d quarantined", table, rows_in, rows_out, rows_quarantined)
+
+
+def log_input(
+    spark: SparkSession, name: str, path: str, df: DataFrame, rows: int | None = None
+) -> None:
+    """Record one stage input as an MLflow dataset: path, digest, rows (counted if not given)."""
+    if not tracking_active():
+        return
+    if rows is None:
+        rows = df.count()
+    from deepspark.io import FileSystem
+    from deepspark.schema import ddl
+
+    digest = FileSystem(spark).fingerprint(path)
+    tracking.log_dataset(
+        name, path, rows=rows, digest=digest, schema=ddl(df.schema), context="input"
+    )
+
+
+def tracking_active() -> bool:
+    """Whether an MLflow run is active in this process (stages run with tracking off too)."""
+    import sys
+
+    mlflow = sys.modules.get("mlflow")
+    return mlflow is not None and mlflow.active_run() is not None
 
 
 def add_totals(metrics: dict[str, float]) -> None:

@@ -10,7 +10,7 @@ from deepspark.etl.aggregate import build_aggregate
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import count_rows
+from deepspark.stages._common import count_rows, log_input
 
 STAGE = "aggregate"
 
@@ -27,6 +27,9 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         }
         tables = {t: read_parquet(spark, layout.path("silver", t)) for t in sorted(needed)}
         counts = {t: tables[t].count() for t in {s.source for s in specs.values()}}
+        for t, df in tables.items():
+            path = layout.path("silver", t)
+            log_input(spark, f"{cfg.pipeline.name}/silver/{t}", path, df, counts.get(t))
         for name, spec in specs.items():
             src = tables[spec.source]
             where = f"{layout.path('silver', spec.source)} (aggregate {name})"

@@ -16,7 +16,13 @@ from deepspark.etl.clean import mark_rules, mark_table_duplicates, split_marked
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import add_totals, count_rows, pseudonym_key, reconcile
+from deepspark.stages._common import (
+    add_totals,
+    count_rows,
+    log_input,
+    pseudonym_key,
+    reconcile,
+)
 
 STAGE = "clean"
 
@@ -63,6 +69,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             n_out = count_rows(spark, out.staged(silver))
             n_bad = count_rows(spark, out.staged(layout.quarantine(STAGE, table)))
             reconcile(f"clean {table}", n_in, n_out, n_bad)
+            log_input(spark, f"{cfg.pipeline.name}/bronze/{table}", bronze, df, n_in)
             metrics.update(
                 {
                     f"{table}.rows_in": n_in,

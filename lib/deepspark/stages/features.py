@@ -26,7 +26,7 @@ from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.io import FileSystem, Layout, local_path, read_parquet, staged_outputs
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import count_rows
+from deepspark.stages._common import count_rows, log_input
 
 STAGE = "features"
 MANIFEST = "_manifest.json"
@@ -59,6 +59,9 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             data, info = _image(clean_rows(marked), spec, source)
             cached = []
         metrics["rows_in"] = df.count()
+        log_input(
+            spark, f"{cfg.pipeline.name}/{layer}/{spec.source}", source, df, metrics["rows_in"]
+        )
         data = data.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             splits = _write_splits(spark, out, layout, data, fcfg, spec)

@@ -35,6 +35,7 @@ def applicable(cfg: Config) -> list[str]:
         # Scoring loads the champion from the registry: only after a registered training run.
         "score": p.train is None or not p.train.register.enabled or not cfg.mlflow.enabled,
     }
+    skip["evaluate"] = skip["score"]  # evaluation loads the registered model the same way
     return [s for s in p.stages if not skip.get(s, False)]
 
 

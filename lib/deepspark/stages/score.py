@@ -22,7 +22,7 @@ from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import count_rows, reconcile
+from deepspark.stages._common import count_rows, log_input, reconcile
 
 STAGE = "score"
 log = logging.getLogger("deepspark")
@@ -72,6 +72,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             ),
             "model_version": float(version),
         }
+        log_input(spark, f"{cfg.pipeline.name}/{scfg.input}", source, df, int(metrics["rows_in"]))
         reconcile(f"{scfg.input} (score)", *(int(metrics[k]) for k in
                   ("rows_in", "rows_out", "rows_quarantined")))  # fmt: skip
         out.commit()

@@ -39,14 +39,24 @@ class Reporter:
         cfg = job.full_config()
         mlflow = tracking.setup(MlflowConfig(**job.config["mlflow"]))
         name = f"{cfg.pipeline.name}-train"
+        # In-process launches inside a pipeline run already have that run active in this thread.
+        nested = mlflow.active_run() is not None
         if run_id is not None:
-            mlflow.start_run(run_id=run_id)
+            mlflow.start_run(run_id=run_id, nested=nested)
         else:
             tags = {**tracking.run_tags(cfg), "deepspark.stage": "train"}
-            mlflow.start_run(run_name=name, parent_run_id=job.parent_run_id, tags=tags)
+            mlflow.start_run(
+                run_name=name, parent_run_id=job.parent_run_id, nested=nested, tags=tags
+            )
             tracking.log_config(mlflow, cfg)
             mlflow.log_params(tracking.flatten(job.config["pipeline"]["train"], prefix="train"))
             mlflow.log_params({"train.world_size": world, "train.x_shape": str(job.x_shape)})
+            for split, info in job.splits.items():
+                schema = ", ".join(f"{k} {v}" for k, v in info.columns.items())
+                tracking.log_dataset(
+                    f"{cfg.pipeline.name}/features/{split}", info.url, rows=info.rows,
+                    digest=info.digest, schema=schema, context=split,
+                )  # fmt: skip
         self.mlflow = mlflow
         self.run_id = mlflow.active_run().info.run_id
 

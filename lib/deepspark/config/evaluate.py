@@ -1,0 +1,37 @@
+"""The ``pipeline.evaluate`` section: test-split evaluation and interpretation of a model."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Which registered model is evaluated on the test features, and how much interpretation.
+
+    ``model`` is an alias (``champion``, ``challenger``) or a version number. Integrated gradients
+    (zero baseline, ``ig_steps`` midpoint Riemann steps) explain ``samples`` test images, drawn
+    with their attribution maps, or, for sequences, a seeded sample of at most
+    ``attribution_rows`` test windows, averaged into one step x input heatmap. Permutation
+    importance shuffles each sequence input ``permutation_repeats`` times. MAPE is computed on the
+    rows whose target is at least ``mape_min_abs`` away from zero (in target units), since a
+    percentage of a zero or near-zero target is undefined or meaningless.
+    """
+
+    model: str | int = "champion"
+    samples: int = 16
+    attribution_rows: int = 2048
+    ig_steps: int = 32
+    permutation_repeats: int = 3
+    mape_min_abs: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9_]+", str(self.model)):
+            raise ValueError(f"model {self.model!r}: expected an alias or a version number")
+        for name in ("samples", "attribution_rows", "ig_steps", "permutation_repeats"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: expected >= 1, found {getattr(self, name)}")
+        if self.mape_min_abs <= 0:
+            raise ValueError(f"mape_min_abs: expected > 0, found {self.mape_min_abs}")

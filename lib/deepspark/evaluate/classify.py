@@ -1,0 +1,106 @@
+"""A classifier on the test images: metrics, per-class table, confusion matrix, failures, IG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepspark.config.evaluate import EvaluateConfig
+from deepspark.evaluate import figures as plots
+from deepspark.evaluate.attribution import completeness_error, integrated_gradients
+from deepspark.evaluate.inference import predict, to_images
+from deepspark.evaluate.metrics import classification_metrics, confusion_matrix, per_class
+
+MAX_MISCLASSIFIED = 64  # more than this in one grid is unreadable; the count is a metric
+
+
+def evaluate_classifier(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    x_shape: tuple[int, ...],
+    classes: list,
+    cfg: EvaluateConfig,
+    out: Path,
+    title: str,
+) -> dict[str, float]:
+    """Score ``model`` on test rows and write its tables and plots into ``out``.
+
+    Writes ``per_class.csv``/``.json``, ``confusion_matrix.png``, ``misclassified.png`` (up to
+    :data:`MAX_MISCLASSIFIED`, in test order) and ``integrated_gradients.png`` (``cfg.samples``
+    seeded test images beside their attribution to the predicted class).
+
+    Args:
+        model: Maps flat rows to class scores.
+        x: Flat test images.
+        y: Class indices.
+        x_shape: ``(C, H, W)`` of one image.
+        classes: The class labels, by index.
+        cfg: Sample counts, IG steps, seed.
+        out: Folder for the files.
+        title: Names the model in plot titles (e.g. ``digits v3``).
+
+    Returns:
+        ``rows, accuracy, macro_*, misclassified``, ``precision.<c>``/``recall.<c>``/``f1.<c>``
+        per class, and ``ig.completeness_error``.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    scores = predict(model, x)
+    if scores.ndim != 2 or scores.shape[1] != len(classes):
+        raise ValueError(
+            f"model output: expected (rows, {len(classes)}) class scores, found {scores.shape}"
+        )
+    pred = scores.argmax(1)
+    labels = [str(c) for c in classes]
+    matrix = confusion_matrix(y, pred, len(classes))
+    table = per_class(matrix, labels)
+    metrics = classification_metrics(table)
+    wrong = np.flatnonzero(pred != y)
+    metrics["misclassified"] = float(len(wrong))
+    for row in table.itertuples():
+        for name in ("precision", "recall", "f1"):
+            metrics[f"{name}.{row[1]}"] = float(getattr(row, name))
+
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "per_class.csv", index=False)
+    summary = {k: metrics[k] for k in ("rows", "accuracy", "macro_f1", "misclassified")}
+    (out / "per_class.json").write_text(
+        json.dumps({**summary, "classes": table.to_dict("records")}, indent=2)
+    )
+    plots.confusion_matrix_plot(
+        matrix, labels, out / "confusion_matrix.png",
+        f"{title}: confusion matrix, {len(y):,} test rows (accuracy {metrics['accuracy']:.2%})",
+    )  # fmt: skip
+
+    probs = _softmax(scores)
+    shown = wrong[:MAX_MISCLASSIFIED]
+    captions = [f"true {labels[y[i]]} / pred {labels[pred[i]]} ({probs[i, pred[i]]:.2f})"
+                for i in shown]  # fmt: skip
+    plots.image_grid(
+        to_images(x[shown], x_shape), captions, out / "misclassified.png",
+        f"{title}: misclassified test images ({len(shown)} of {len(wrong)} shown)",
+    )  # fmt: skip
+
+    rng = np.random.default_rng(cfg.seed)
+    picked = np.sort(rng.choice(len(x), size=min(cfg.samples, len(x)), replace=False))
+    attr, delta = integrated_gradients(model, x[picked], steps=cfg.ig_steps, target=pred[picked])
+    metrics["ig.completeness_error"] = completeness_error(attr, delta)
+    # One heatmap per image: the channels' attributions summed, as they act on the same pixel.
+    heat = attr.reshape(len(picked), *x_shape).sum(1)
+    captions = [f"true {labels[y[i]]} / pred {labels[pred[i]]}" for i in picked]
+    plots.image_grid(
+        to_images(x[picked], x_shape), captions, out / "integrated_gradients.png",
+        f"{title}: integrated gradients for the predicted class ({cfg.ig_steps} steps, "
+        "zero baseline)",
+        attributions=heat,
+    )  # fmt: skip
+    return metrics
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    z = np.exp(scores - scores.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)

@@ -1,0 +1,184 @@
+"""Evaluate: the registered model on the test features -> metrics, tables and plots in MLflow.
+
+No Spark: a test split is small enough to hold in memory, and attributions need the torch module
+itself (gradients), not a scoring UDF. The model is resolved like the score stage does
+(``champion`` unless ``pipeline.evaluate.model`` names another alias or a version) and loaded with
+``mlflow.pytorch``. Images get accuracy, macro-F1, a per-class table, the confusion matrix, the
+misclassified images and integrated-gradients maps; sequences get MAE/RMSE/MAPE next to the
+persistence, same-step-one-season-earlier and linear baselines on the same rows, forecast and
+residual plots, a step x input attribution heatmap and permutation importance. Everything is
+logged to the stage's MLflow run: metrics as ``eval.*``, files under ``evaluate/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from deepspark import registry, tracking
+from deepspark.config import Config, to_plain
+from deepspark.config.evaluate import EvaluateConfig
+from deepspark.data import FeatureLoader, SplitInfo, inspect_split
+from deepspark.errors import ConfigError, InputError
+from deepspark.evaluate.classify import evaluate_classifier
+from deepspark.evaluate.forecast import NAIVE, evaluate_forecaster
+from deepspark.layout import Layout
+from deepspark.stages import StageResult
+from deepspark.train import baselines
+from deepspark.train.job import MANIFEST, check_split, read_manifest
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+STAGE = "evaluate"
+log = logging.getLogger("deepspark")
+
+
+def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
+    """Evaluate and explain ``pipeline.evaluate.model`` on the pipeline's test features.
+
+    Raises:
+        ConfigError: MLflow tracking is disabled (the model lives in its registry).
+        InputError: No such registered version or alias; features missing or not the model's.
+    """
+    ecfg = cfg.pipeline.evaluate or EvaluateConfig()
+    where = cfg.files[-1] if cfg.files else "config"
+    if not cfg.mlflow.enabled:
+        raise ConfigError(f"{where}: evaluation loads the model from the MLflow registry; "
+                          "mlflow.enabled is false")  # fmt: skip
+    train = cfg.pipeline.train
+    name = (train.register.name if train else None) or cfg.pipeline.name
+    mlflow = tracking.setup(cfg.mlflow)
+    uri, version = _resolve(mlflow, name, str(ecfg.model), where)
+    layout = Layout(cfg.paths, cfg.pipeline.name)
+    manifest = read_manifest(layout.path("features", MANIFEST))
+    kind, x_shape = manifest.get("kind"), tuple(int(d) for d in manifest["x_shape"])
+    test_info = inspect_split(layout.path("features", "test"))
+    check_split("test", test_info, kind, math.prod(x_shape))
+
+    import mlflow.pytorch  # the torch flavour: attributions need the module, not a pyfunc
+
+    classes = len(manifest["classes"]) if kind == "image" else None
+    _check_model(mlflow, uri, x_shape, classes, layout.path("features", "test"))
+    model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    title = f"{name} v{version}"
+    params = {**to_plain(ecfg), "model_uri": uri, "registered_model": name}
+    with tracking.stage_run(cfg, STAGE, params) as run, tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        if kind == "image":
+            test = _read(test_info, ["x", "y"])
+            found = evaluate_classifier(
+                model, test["x"], test["y"], x_shape=x_shape, classes=list(manifest["classes"]),
+                cfg=ecfg, out=out, title=title,
+            )  # fmt: skip
+        else:
+            found = _forecast(cfg, ecfg, model, manifest, layout, test_info, out, title)
+        metrics = {f"eval.{k}": float(v) for k, v in found.items()}
+        metrics.update(rows_in=float(test_info.rows), model_version=float(version))
+        files = sorted(p.name for p in out.iterdir())
+        tracking.log_metrics(metrics)
+        tracking.log_artifacts(tmp, STAGE)
+    outputs = {"model_uri": uri, "mlflow_run": run.info.run_id}
+    outputs.update({f"{STAGE}/{f}": f"{run.info.artifact_uri}/{STAGE}/{f}" for f in files})
+    headline = {k: v for k, v in metrics.items() if k in _HEADLINE}
+    log.info("evaluated %s on %d test rows: %s", title, test_info.rows,
+             ", ".join(f"{k} {v:.4g}" for k, v in headline.items()))  # fmt: skip
+    return StageResult(STAGE, metrics, outputs)
+
+
+_HEADLINE = (
+    "eval.accuracy", "eval.macro_f1", "eval.mae", "eval.rmse", "eval.mape",
+    "eval.baseline.persistence.mae", "eval.baseline.seasonal.mae", "eval.baseline.linear.mae",
+)  # fmt: skip
+
+
+def _forecast(
+    cfg: Config,
+    ecfg: EvaluateConfig,
+    model: Any,
+    manifest: dict[str, Any],
+    layout: Layout,
+    test_info: SplitInfo,
+    out: Path,
+    title: str,
+) -> dict[str, float]:
+    missing = [c for c in NAIVE.values() if c not in test_info.columns]
+    if missing:
+        raise InputError(
+            f"{test_info.url}: the test split has no {', '.join(missing)} (the naive baselines); "
+            "rebuild the features (./spark-submit.sh jobs/features.py)"
+        )
+    key = manifest.get("series_key")
+    time = "target_time" if "target_time" in test_info.columns else manifest.get("time")
+    extra = [c for c in (key, time) if c and c in test_info.columns]
+    test = _read(test_info, ["x", "y", *NAIVE.values(), *extra])
+    train_info = inspect_split(layout.path("features", "train"))
+    train = _read(train_info, ["x", "y"])
+    target = manifest.get("target", "y")
+    scale = manifest["scaling"][target]
+    tcfg = cfg.pipeline.train
+    # The linear baseline is fitted with the loss the model was trained with, as in training.
+    loss = tcfg.loss if tcfg is not None and tcfg.loss not in ("auto", "cross_entropy") else "l1"
+    y_scale = (float(scale["mean"]), float(scale["std"]) or 1.0)
+    linear = baselines.linear_forecast(
+        train["x"], train["y"], test["x"], y_scale=y_scale, loss=loss, seed=ecfg.seed
+    )
+    return evaluate_forecaster(
+        model, test, linear, x_shape=manifest["x_shape"], inputs=list(manifest.get("inputs", [])),
+        cfg=ecfg, out=out, title=title, target=target,
+        key=key if key in extra else None, time=time if time in extra else None,
+    )  # fmt: skip
+
+
+def _resolve(mlflow: Any, name: str, ref: str, where: str) -> tuple[str, int]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        uri, version = registry.resolve(mlflow, name, ref)
+        mlflow.MlflowClient().get_model_version(name, str(version))  # a number may not exist
+    except MlflowException as e:
+        raise InputError(
+            f"registered model {name!r} has no version or alias {ref}; train it first "
+            f"(./spark-submit.sh jobs/train.py --conf {where})"
+        ) from e
+    return uri, version
+
+
+def _check_model(
+    mlflow: Any, uri: str, x_shape: tuple[int, ...], classes: int | None, path: str
+) -> None:
+    """The model's signature must fit the features: row length, and class scores or forecasts.
+
+    Read from the signature rather than the module, which MLflow may hand back as a
+    ``torch.export`` graph without the attributes of the class that was logged.
+    """
+    signature = mlflow.models.get_model_info(uri).signature
+    if signature is None:
+        raise InputError(f"{uri}: the model has no signature; its input cannot be checked")
+    (inp,) = signature.inputs.inputs
+    (out,) = signature.outputs.inputs
+    length, width = int(inp.shape[-1]), int(out.shape[-1]) if len(out.shape) == 2 else None
+    if length != math.prod(x_shape):
+        raise InputError(
+            f"{uri} takes rows of {length} values, the features at {path} have x_shape "
+            f"{list(x_shape)} ({math.prod(x_shape)} values); evaluate a version trained on them"
+        )
+    if width != classes:
+        want = f"{classes} class scores" if classes else "one forecast"
+        found = f"{width} class scores" if width else "one forecast"
+        raise InputError(f"{uri} outputs {found} per row, the features at {path} need {want}")
+
+
+def _read(info: SplitInfo, columns: list[str]) -> dict[str, np.ndarray]:
+    """Every row of a split, in file order (one unshuffled pass of the training loader)."""
+    loader = FeatureLoader(info.url, columns, batch_size=max(info.rows, 1), workers=2)
+    parts: dict[str, list[np.ndarray]] = {}
+    for batch in loader.epoch(0):
+        for k, v in batch.items():
+            parts.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in parts.items()}
