@@ -11,6 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from deepspark import tracking
+from deepspark.config import Config
+from deepspark.errors import ConfigError, InputError
+
 CHAMPION, CHALLENGER = "champion", "challenger"
 HIGHER_IS_BETTER = {"accuracy": True, "mae": False, "rmse": False}
 
@@ -78,3 +82,29 @@ def resolve(mlflow: Any, name: str, ref: str) -> tuple[str, int]:
         int(ref) if ref.isdigit() else int(client.get_model_version_by_alias(name, ref).version)
     )
     return f"models:/{name}/{version}", version
+
+
+def registered_model(cfg: Config, ref: str | int, purpose: str) -> tuple[Any, str, str, int]:
+    """(mlflow, name, pinned URI, version) of the pipeline's model ``ref``, or one clear error.
+
+    ``purpose`` names the job in the error ("scoring", "evaluation").
+    """
+    where = cfg.files[-1] if cfg.files else "config"
+    if not cfg.mlflow.enabled:
+        raise ConfigError(
+            f"{where}: {purpose} loads the model from the MLflow registry; mlflow.enabled is false"
+        )
+    train = cfg.pipeline.train
+    name = (train.register.name if train else None) or cfg.pipeline.name
+    mlflow = tracking.setup(cfg.mlflow)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        uri, version = resolve(mlflow, name, str(ref))
+        mlflow.MlflowClient().get_model_version(name, str(version))  # a number may not exist
+    except MlflowException as e:
+        raise InputError(
+            f"registered model {name!r} has no version or alias {ref}; train it first "
+            f"(./spark-submit.sh jobs/train.py --conf {where})"
+        ) from e
+    return mlflow, name, uri, version

@@ -24,7 +24,7 @@ from deepspark import registry, tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.evaluate import EvaluateConfig
 from deepspark.data import FeatureLoader, SplitInfo, inspect_split
-from deepspark.errors import ConfigError, InputError
+from deepspark.errors import InputError
 from deepspark.evaluate.classify import evaluate_classifier
 from deepspark.evaluate.forecast import NAIVE, evaluate_forecaster
 from deepspark.layout import Layout
@@ -47,25 +47,18 @@ def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
         InputError: No such registered version or alias; features missing or not the model's.
     """
     ecfg = cfg.pipeline.evaluate or EvaluateConfig()
-    where = cfg.files[-1] if cfg.files else "config"
-    if not cfg.mlflow.enabled:
-        raise ConfigError(f"{where}: evaluation loads the model from the MLflow registry; "
-                          "mlflow.enabled is false")  # fmt: skip
-    train = cfg.pipeline.train
-    name = (train.register.name if train else None) or cfg.pipeline.name
-    mlflow = tracking.setup(cfg.mlflow)
-    uri, version = _resolve(mlflow, name, str(ecfg.model), where)
+    mlflow, name, uri, version = registry.registered_model(cfg, ecfg.model, "evaluation")
     layout = Layout(cfg.paths, cfg.pipeline.name)
     manifest = read_manifest(layout.path("features", MANIFEST))
     kind, x_shape = manifest.get("kind"), tuple(int(d) for d in manifest["x_shape"])
     test_info = inspect_split(layout.path("features", "test"))
     check_split("test", test_info, kind, math.prod(x_shape))
 
-    import mlflow.pytorch  # the torch flavour: attributions need the module, not a pyfunc
+    from mlflow import pytorch as torch_flavor  # attributions need the module, not a pyfunc
 
     classes = len(manifest["classes"]) if kind == "image" else None
     _check_model(mlflow, uri, x_shape, classes, layout.path("features", "test"))
-    model = mlflow.pytorch.load_model(uri, map_location="cpu")
+    model = torch_flavor.load_model(uri, map_location="cpu")
     title = f"{name} v{version}"
     params = {**to_plain(ecfg), "model_uri": uri, "registered_model": name}
     with tracking.stage_run(cfg, STAGE, params) as run, tempfile.TemporaryDirectory() as tmp:
@@ -133,20 +126,6 @@ def _forecast(
         cfg=ecfg, out=out, title=title, target=target,
         key=key if key in extra else None, time=time if time in extra else None,
     )  # fmt: skip
-
-
-def _resolve(mlflow: Any, name: str, ref: str, where: str) -> tuple[str, int]:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        uri, version = registry.resolve(mlflow, name, ref)
-        mlflow.MlflowClient().get_model_version(name, str(version))  # a number may not exist
-    except MlflowException as e:
-        raise InputError(
-            f"registered model {name!r} has no version or alias {ref}; train it first "
-            f"(./spark-submit.sh jobs/train.py --conf {where})"
-        ) from e
-    return uri, version
 
 
 def _check_model(

@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 from deepspark import registry, tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.score import ScoreConfig
-from deepspark.errors import ConfigError, InputError
+from deepspark.errors import InputError
 from deepspark.etl import score as sc
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.io import Layout, read_parquet, staged_outputs
@@ -31,23 +31,8 @@ log = logging.getLogger("deepspark")
 def run(cfg: Config, spark: SparkSession) -> StageResult:
     """Score ``pipeline.score.input`` with the registered model ``pipeline.score.model``."""
     scfg = cfg.pipeline.score or ScoreConfig()
-    where = cfg.files[-1] if cfg.files else "config"
-    if not cfg.mlflow.enabled:
-        raise ConfigError(f"{where}: scoring loads the model from the MLflow registry; "
-                          "mlflow.enabled is false")  # fmt: skip
-    train = cfg.pipeline.train
-    name = (train.register.name if train else None) or cfg.pipeline.name
-    mlflow = tracking.setup(cfg.mlflow)
-    from mlflow.exceptions import MlflowException
-
-    try:
-        uri, version = registry.resolve(mlflow, name, str(scfg.model))
-        info = mlflow.models.get_model_info(uri)
-    except MlflowException as e:
-        raise InputError(
-            f"registered model {name!r} has no version or alias {scfg.model}; train it first "
-            f"(./spark-submit.sh jobs/train.py --conf {where})"
-        ) from e
+    mlflow, name, uri, version = registry.registered_model(cfg, scfg.model, "scoring")
+    info = mlflow.models.get_model_info(uri)
     length, classes = _signature(info, uri)
     layout = Layout(cfg.paths, cfg.pipeline.name)
     source = layout.qualified(scfg.input)
