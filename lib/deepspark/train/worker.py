@@ -24,7 +24,6 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from deepspark.data import FeatureLoader
     from deepspark.models import build_model
     from deepspark.train import checkpoint as ckpt
     from deepspark.train import loop
@@ -37,18 +36,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     cfg = job.train
-    gpu = cfg.use_gpu and torch.cuda.is_available()
-    if cfg.use_gpu and not gpu:
-        raise RuntimeError("train.use_gpu=true but torch sees no CUDA device on this worker")
-    device = torch.device(f"cuda:{local_rank}" if gpu else "cpu")
-    if gpu:
-        torch.cuda.set_device(device)
-    else:
-        # Processes on one host share its cores: without this each takes them all and they thrash.
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if gpu else "gloo")
+    device, gpu = _device(cfg.use_gpu, world, local_rank)
 
     state = ckpt.load(job.checkpoint_dir) if cfg.resume else None
     if state is not None and state.get("finished"):
@@ -57,18 +45,9 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     _reseed(seed, -1, 0)  # same initial weights on every rank (DDP also broadcasts them)
 
     net = build_model(cfg, job.x_shape, job.n_out, y_scale=job.y_scale).to(device)
-    decay = [p for p in net.parameters() if p.ndim >= 2]
-    no_decay = [p for p in net.parameters() if p.ndim < 2]  # biases and norms are not shrunk
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay}],
-        lr=cfg.lr,
-        weight_decay=0.0,
-    )
     train_info = job.splits["train"]
     steps = train_info.rows // (world * cfg.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _schedule(cfg.schedule, cfg.warmup_epochs * steps, cfg.epochs * steps)
-    )
+    optimizer, scheduler = _optimizer(net, cfg, steps)
     if state is not None:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -100,15 +79,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
         x_shape=job.x_shape,
     )
     lcfg = cfg.loader
-    train_loader = FeatureLoader(
-        train_info.url, ["x", "y"], batch_size=cfg.batch_size, rank=rank, world=world,
-        shuffle=True, seed=seed, steps=steps, mix=lcfg.mix,
-        workers=lcfg.workers, backend=lcfg.backend,
-    )  # fmt: skip
-    val_loader = FeatureLoader(
-        job.splits["validation"].url, ["x", "y"], batch_size=max(cfg.batch_size, 256),
-        rank=rank, world=world, workers=lcfg.workers, backend=lcfg.backend,
-    )  # fmt: skip
+    train_loader, val_loader = _loaders(job, rank, world, steps)
 
     reporter = Reporter(job, rank=rank, world=world, run_id=(state or {}).get("run_id"))
     start_epoch = state["epoch"] if state else 0
@@ -191,6 +162,61 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     finally:
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _device(use_gpu: bool, world: int, local_rank: int) -> tuple[Any, bool]:
+    """This process's device (and whether it is a GPU); joins the process group when world > 1."""
+    import torch
+    import torch.distributed as dist
+
+    gpu = use_gpu and torch.cuda.is_available()
+    if use_gpu and not gpu:
+        raise RuntimeError("train.use_gpu=true but torch sees no CUDA device on this worker")
+    device = torch.device(f"cuda:{local_rank}" if gpu else "cpu")
+    if gpu:
+        torch.cuda.set_device(device)
+    else:
+        # Processes on one host share its cores: without this each takes them all and they thrash.
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if gpu else "gloo")
+    return device, gpu
+
+
+def _optimizer(net: Any, cfg: Any, steps: int) -> tuple[Any, Any]:
+    """AdamW (no decay on biases and norms) and the per-step learning-rate schedule."""
+    import torch
+
+    decay = [p for p in net.parameters() if p.ndim >= 2]
+    no_decay = [p for p in net.parameters() if p.ndim < 2]  # biases and norms are not shrunk
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay}],
+        lr=cfg.lr,
+        weight_decay=0.0,
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(cfg.schedule, cfg.warmup_epochs * steps, cfg.epochs * steps)
+    )
+    return optimizer, scheduler
+
+
+def _loaders(job: TrainJob, rank: int, world: int, steps: int) -> tuple[Any, Any]:
+    """This rank's training loader (``steps`` per epoch) and its validation shard."""
+    from deepspark.data import FeatureLoader
+
+    cfg = job.train
+    lcfg = cfg.loader
+    train = FeatureLoader(
+        job.splits["train"].url, ["x", "y"], batch_size=cfg.batch_size, rank=rank, world=world,
+        shuffle=True, seed=cfg.seed, steps=steps, mix=lcfg.mix, workers=lcfg.workers,
+        backend=lcfg.backend,
+    )  # fmt: skip
+    validation = FeatureLoader(
+        job.splits["validation"].url, ["x", "y"], batch_size=max(cfg.batch_size, 256),
+        rank=rank, world=world, workers=lcfg.workers, backend=lcfg.backend,
+    )  # fmt: skip
+    return train, validation
 
 
 def _mix(*parts: int) -> int:
