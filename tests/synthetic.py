@@ -100,6 +100,19 @@ def train_config(tmp: Path, kind: str, *extra: str) -> Config:
     )
 
 
+def tracked_config(tmp: Path, kind: str, *extra: str) -> Config:
+    """:func:`train_config` with MLflow on, in a store of its own under ``tmp``."""
+    return train_config(
+        tmp,
+        kind,
+        "mlflow.enabled=true",
+        f"mlflow.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
+        f"mlflow.artifact_root={tmp / 'artifacts'}",
+        "pipeline.train.lr=0.01",
+        *extra,
+    )
+
+
 def overrides(cfg: Config) -> list[str]:
     """The same config as command-line overrides (for subprocess launches)."""
     return [f"paths.data={cfg.paths.data}", f"paths.checkpoints={cfg.paths.checkpoints}"]

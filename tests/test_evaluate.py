@@ -13,7 +13,7 @@ import pytest
 from deepspark.errors import ConfigError, InputError
 from deepspark.stages import evaluate as evaluate_stage
 from deepspark.stages import train as train_stage
-from tests.synthetic import ROOT, train_config, write_features
+from tests.synthetic import ROOT, tracked_config, write_features
 
 SPLITS = {"train": [300, 300], "validation": [100, 100], "test": [100, 100]}
 NULL_SEASONAL = 5  # leading rows of each test file without a same-hour-yesterday value
@@ -21,16 +21,8 @@ START = np.datetime64("2013-11-15T00:00:00", "us")
 
 
 def tracked(tmp, kind, *extra):
-    return train_config(
-        tmp,
-        kind,
-        "mlflow.enabled=true",
-        f"mlflow.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
-        f"mlflow.artifact_root={tmp / 'artifacts'}",
-        "pipeline.train.lr=0.01",
-        "pipeline.evaluate.samples=4",
-        "pipeline.evaluate.ig_steps=16",
-        *extra,
+    return tracked_config(
+        tmp, kind, "pipeline.evaluate.samples=4", "pipeline.evaluate.ig_steps=16", *extra
     )
 
 

@@ -32,7 +32,7 @@ import pytest
 from deepspark import tracking
 from deepspark.train import launch
 from deepspark.train.job import prepare
-from tests.synthetic import train_config, write_features
+from tests.synthetic import tracked_config, write_features
 
 ROOT = Path(__file__).resolve().parents[1]
 # Gitignored (work/): CI can upload it, a reviewer can open it after a local run.
@@ -64,15 +64,7 @@ class Store:
 
 
 def config(tmp: Path, *extra: str):
-    return train_config(
-        tmp,
-        "sequence",
-        "mlflow.enabled=true",
-        f"mlflow.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
-        f"mlflow.artifact_root={tmp / 'artifacts'}",
-        "pipeline.train.lr=0.01",
-        *extra,
-    )
+    return tracked_config(tmp, "sequence", *extra)
 
 
 def free_port() -> int:

@@ -11,21 +11,13 @@ import pytest
 from deepspark.errors import InputError
 from deepspark.stages import score as score_stage
 from deepspark.stages import train as train_stage
-from tests.synthetic import train_config, write_features
+from tests.synthetic import tracked_config, write_features
 
 SPLITS = {"train": [300, 300], "validation": [100, 100], "test": [100, 100]}
 
 
 def tracked(tmp, *extra):
-    return train_config(
-        tmp,
-        "sequence",
-        "mlflow.enabled=true",
-        f"mlflow.tracking_uri=sqlite:///{tmp / 'mlflow.db'}",
-        f"mlflow.artifact_root={tmp / 'artifacts'}",
-        "pipeline.train.lr=0.01",
-        *extra,
-    )
+    return tracked_config(tmp, "sequence", *extra)
 
 
 @pytest.fixture(scope="module")

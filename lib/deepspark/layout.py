@@ -6,6 +6,11 @@ from pathlib import Path
 
 from deepspark.config.model import LAYERS, PathsConfig
 
+# The feature contract between the features stage and training: one folder per split, and a
+# manifest beside them with shapes, scaling and row groups.
+SPLITS = ("train", "validation", "test")
+MANIFEST = "_manifest.json"
+
 
 class Layout:
     """Paths of one pipeline's tables: ``{data}/{layer}/{pipeline}/{table}``."""

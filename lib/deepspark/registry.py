@@ -108,3 +108,18 @@ def registered_model(cfg: Config, ref: str | int, purpose: str) -> tuple[Any, st
             f"(./spark-submit.sh jobs/train.py --conf {where})"
         ) from e
     return mlflow, name, uri, version
+
+
+def model_io(info: Any) -> tuple[int, int | None] | None:
+    """(values per input row, class scores per output row or None for a forecast), or None.
+
+    Read from the logged signature, not from the model object: MLflow may load a pytorch model
+    as a ``torch.export`` graph without the attributes of the class that was logged.
+    """
+    signature = info.signature
+    if signature is None:
+        return None
+    (inp,) = signature.inputs.inputs
+    (out,) = signature.outputs.inputs
+    classes = int(out.shape[-1]) if len(out.shape) == 2 and out.shape[-1] > 1 else None
+    return int(inp.shape[-1]), classes

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -108,11 +109,20 @@ def stage_run(cfg: Config, stage: str, params: Mapping[str, Any] | None = None) 
         yield run
 
 
+def active() -> bool:
+    """Whether an MLflow run is active in this process (stages also run with tracking off).
+
+    Checked without importing mlflow: a job that never started a run need not pay for it.
+    """
+    mlflow = sys.modules.get("mlflow")
+    return mlflow is not None and mlflow.active_run() is not None
+
+
 def log_metrics(metrics: Mapping[str, float]) -> None:
     """Log metrics to the active run, if any."""
-    import mlflow
+    if active() and metrics:
+        import mlflow
 
-    if mlflow.active_run() is not None and metrics:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
 
 
@@ -122,10 +132,9 @@ def log_dataset(name: str, path: str, *, rows: int, digest: str, schema: str, co
     Only metadata: where it is, a digest of its files, its row count and schema, so a model can be
     traced back to exactly the data it saw without MLflow reading that data again.
     """
-    import mlflow
-
-    if mlflow.active_run() is None:
+    if not active():
         return
+    import mlflow
     from mlflow.data.meta_dataset import MetaDataset
 
     dataset = MetaDataset(_dataset_source(path), name=name, digest=digest)
@@ -149,9 +158,9 @@ def _dataset_source(path: str) -> Any:
 
 def log_artifacts(local_dir: str, artifact_path: str | None = None) -> None:
     """Log a local folder's files to the active run, if any."""
-    import mlflow
+    if active():
+        import mlflow
 
-    if mlflow.active_run() is not None:
         mlflow.log_artifacts(local_dir, artifact_path=artifact_path)
 
 

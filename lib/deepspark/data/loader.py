@@ -79,6 +79,27 @@ def inspect_split(path: str) -> SplitInfo:
     return SplitInfo(url, rows, len(files), groups, columns, digest)
 
 
+def read_split(
+    url: str,
+    columns: Sequence[str],
+    *,
+    workers: int = 1,
+    backend: str = "arrow",
+    limit: int | None = None,
+) -> Batch:
+    """Every row of a split (or its first ``limit``), in file order, as one array per column."""
+    loader = FeatureLoader(url, columns, batch_size=4096, workers=workers, backend=backend)
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+    n = 0
+    for batch in loader.epoch(0):
+        for k, v in batch.items():
+            parts[k].append(v)
+        n += _rows(batch)
+        if limit is not None and n >= limit:
+            break
+    return {k: np.concatenate(v)[:limit] for k, v in parts.items()}
+
+
 class FeatureLoader:
     """Batches of ``columns`` from one split: this rank's shard, shuffled and seeded per epoch.
 

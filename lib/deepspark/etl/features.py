@@ -14,8 +14,8 @@ from pyspark.sql import functions as F
 
 from deepspark.config.model import FractionSplit, ImageFeatures, SequenceFeatures
 from deepspark.etl.quality import Rule
+from deepspark.layout import SPLITS as SPLITS  # re-exported: the stage writes these
 
-SPLITS = ("train", "validation", "test")
 SPLIT = "split"
 X, Y = "x", "y"
 _INTERVAL = {"hour": "INTERVAL 1 HOUR", "day": "INTERVAL 1 DAY"}

@@ -34,7 +34,7 @@ def log_input(
     spark: SparkSession, name: str, path: str, df: DataFrame, rows: int | None = None
 ) -> None:
     """Record one stage input as an MLflow dataset: path, digest, rows (counted if not given)."""
-    if not tracking_active():
+    if not tracking.active():
         return
     if rows is None:
         rows = df.count()
@@ -45,14 +45,6 @@ def log_input(
     tracking.log_dataset(
         name, path, rows=rows, digest=digest, schema=ddl(df.schema), context="input"
     )
-
-
-def tracking_active() -> bool:
-    """Whether an MLflow run is active in this process (stages run with tracking off too)."""
-    import sys
-
-    mlflow = sys.modules.get("mlflow")
-    return mlflow is not None and mlflow.active_run() is not None
 
 
 def add_totals(metrics: dict[str, float]) -> None:

@@ -23,14 +23,14 @@ import numpy as np
 from deepspark import registry, tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.evaluate import EvaluateConfig
-from deepspark.data import FeatureLoader, SplitInfo, inspect_split
+from deepspark.data import SplitInfo, inspect_split, read_split
 from deepspark.errors import InputError
 from deepspark.evaluate.classify import evaluate_classifier
 from deepspark.evaluate.forecast import NAIVE, evaluate_forecaster
-from deepspark.layout import Layout
+from deepspark.layout import MANIFEST, Layout
 from deepspark.stages import StageResult
 from deepspark.train import baselines
-from deepspark.train.job import MANIFEST, check_split, read_manifest
+from deepspark.train.job import check_split, read_manifest
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -133,15 +133,12 @@ def _check_model(
 ) -> None:
     """The model's signature must fit the features: row length, and class scores or forecasts.
 
-    Read from the signature rather than the module, which MLflow may hand back as a
-    ``torch.export`` graph without the attributes of the class that was logged.
+    See :func:`deepspark.registry.model_io` for why the signature and not the module.
     """
-    signature = mlflow.models.get_model_info(uri).signature
-    if signature is None:
+    io = registry.model_io(mlflow.models.get_model_info(uri))
+    if io is None:
         raise InputError(f"{uri}: the model has no signature; its input cannot be checked")
-    (inp,) = signature.inputs.inputs
-    (out,) = signature.outputs.inputs
-    length, width = int(inp.shape[-1]), int(out.shape[-1]) if len(out.shape) == 2 else None
+    length, width = io
     if length != math.prod(x_shape):
         raise InputError(
             f"{uri} takes rows of {length} values, the features at {path} have x_shape "
@@ -155,9 +152,4 @@ def _check_model(
 
 def _read(info: SplitInfo, columns: list[str]) -> dict[str, np.ndarray]:
     """Every row of a split, in file order (one unshuffled pass of the training loader)."""
-    loader = FeatureLoader(info.url, columns, batch_size=max(info.rows, 1), workers=2)
-    parts: dict[str, list[np.ndarray]] = {}
-    for batch in loader.epoch(0):
-        for k, v in batch.items():
-            parts.setdefault(k, []).append(v)
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    return read_split(info.url, columns, workers=2)

@@ -23,13 +23,13 @@ from deepspark.config.model import FeaturesConfig, ImageFeatures, SequenceFeatur
 from deepspark.errors import ConfigError, DeepsparkError, InputError
 from deepspark.etl import features as feat
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
-from deepspark.io import FileSystem, Layout, local_path, read_parquet, staged_outputs
+from deepspark.io import Layout, local_path, read_parquet, staged_outputs
+from deepspark.layout import MANIFEST
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
 from deepspark.stages._common import count_rows, log_input
 
 STAGE = "features"
-MANIFEST = "_manifest.json"
 log = logging.getLogger("deepspark")
 
 
@@ -83,14 +83,6 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     outputs = {s: layout.path("features", s) for s in feat.SPLITS}
     outputs["manifest"] = layout.path("features", MANIFEST)
     return StageResult(STAGE, metrics, outputs)
-
-
-def read_manifest(spark: SparkSession, cfg: Config) -> dict:
-    """The manifest of a pipeline's features (shapes, scaling, splits) as written by this stage."""
-    path = Layout(cfg.paths, cfg.pipeline.name).path("features", MANIFEST)
-    if not FileSystem(spark).exists(path):
-        raise InputError(f"{path}: no feature manifest; run the features stage first")
-    return json.loads(FileSystem(spark).read_text(path))
 
 
 def _sequence(

@@ -33,7 +33,10 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     scfg = cfg.pipeline.score or ScoreConfig()
     mlflow, name, uri, version = registry.registered_model(cfg, scfg.model, "scoring")
     info = mlflow.models.get_model_info(uri)
-    length, classes = _signature(info, uri)
+    io = registry.model_io(info)
+    if io is None:
+        raise InputError(f"{uri}: the model has no signature; it cannot be scored on Spark")
+    length, classes = io[0], io[1] is not None
     layout = Layout(cfg.paths, cfg.pipeline.name)
     source = layout.qualified(scfg.input)
     table = scfg.input.split("/", 1)[1]
@@ -64,13 +67,3 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         tracking.log_metrics(metrics)
     log.info("scored %s with %s v%d -> %s", source, name, version, target)
     return StageResult(STAGE, metrics, {"predictions": target, "model_uri": uri})
-
-
-def _signature(info, uri: str) -> tuple[int, bool]:  # noqa: ANN001 - mlflow ModelInfo
-    """(values per ``x`` row, whether the model outputs class scores) from its signature."""
-    signature = info.signature
-    if signature is None:
-        raise InputError(f"{uri}: the model has no signature; it cannot be scored on Spark")
-    (inp,) = signature.inputs.inputs
-    (out,) = signature.outputs.inputs
-    return int(inp.shape[-1]), len(out.shape) == 2 and out.shape[-1] > 1

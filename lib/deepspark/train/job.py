@@ -22,12 +22,10 @@ from deepspark.config.train import TrainConfig
 from deepspark.data import SplitInfo, inspect_split, to_url
 from deepspark.data.arrow import split_files
 from deepspark.errors import ConfigError, InputError
-from deepspark.layout import Layout
+from deepspark.layout import MANIFEST, SPLITS, Layout
 from deepspark.tracking import tracking_uri
 
-SPLITS = ("train", "validation", "test")
 X, Y = "x", "y"
-MANIFEST = "_manifest.json"
 _KIND_OF_MODEL = {"cnn": "image", "rnn": "sequence"}
 
 

@@ -141,17 +141,14 @@ def evaluate(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: FeatureLoader, device: torch.device) -> dict[str, np.ndarray]:
-    """Model outputs for every row of the loader, with the loader's other columns alongside."""
+def predict(model: nn.Module, x: np.ndarray, device: torch.device, batch: int = 4096) -> np.ndarray:
+    """Model outputs for the rows of ``x``, computed ``batch`` rows at a time on ``device``."""
     model.eval()
-    out: dict[str, list] = {}
-    for batch in loader.epoch(0):
-        x = torch.from_numpy(np.ascontiguousarray(batch["x"], dtype=np.float32)).to(device)
-        out.setdefault("pred", []).append(model(x).float().cpu().numpy())
-        for k, v in batch.items():
-            if k != "x":
-                out.setdefault(k, []).append(v)
-    return {k: np.concatenate(v) for k, v in out.items()}
+    out = []
+    for start in range(0, len(x), batch):
+        rows = np.ascontiguousarray(x[start : start + batch], dtype=np.float32)
+        out.append(model(torch.from_numpy(rows).to(device)).float().cpu().numpy())
+    return np.concatenate(out)
 
 
 def improved(metric: str, value: float, best: float | None, min_delta: float) -> bool:

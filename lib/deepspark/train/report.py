@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from deepspark.data import FeatureLoader
+from deepspark.data import read_split
 from deepspark.train import baselines
 from deepspark.train.job import TrainJob
 
@@ -72,13 +72,23 @@ class Reporter:
     def finish(self, net: Any, step: Any, history: list[dict], *, best_epoch: int | None) -> dict:
         """Test metrics and baselines, the model with signature and example; ends the run."""
         summary = {"epochs": len(history), "best_epoch": best_epoch, "run_id": self.run_id}
-        summary.update(self._test(net, step))
+        extra = (
+            ["baseline_persistence", "baseline_seasonal"] if self.job.task == "regression" else []
+        )
+        # Each split is read once here; the test metrics, the baselines, the model's input
+        # example and the registry gate all use these arrays.
+        test, train = (
+            _read(self.job, "test", ["x", "y", *extra]),
+            _read(self.job, "train", ["x", "y"]),
+        )
+        summary.update(self._test(net, step, test, train))
         log.info("test: %s", ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if _num(v)))
         if self.mlflow is not None:
             mlflow = self.mlflow
             mlflow.log_metrics({k: float(v) for k, v in summary.items() if _num(v)})
             self._log_curves(history)
-            summary.update(self._register(self._log_model(net), summary))
+            model_uri = self._log_model(net, test["x"][:5].astype(np.float32))
+            summary.update(self._register(model_uri, summary, test))
             mlflow.end_run()
         return summary
 
@@ -87,29 +97,26 @@ class Reporter:
         if self.mlflow is not None and self.mlflow.active_run() is not None:
             self.mlflow.end_run(status="FAILED")
 
-    def _test(self, net: Any, step: Any) -> dict[str, float]:
+    def _test(self, net: Any, step: Any, test: dict, train: dict) -> dict[str, float]:
         from deepspark.train.loop import predict
 
         job, manifest = self.job, self.job.manifest
-        extra = ["baseline_persistence", "baseline_seasonal"] if job.task == "regression" else []
-        test = predict(net, _reader(job, "test", ["x", "y", *extra]), step.device)
-        train = _read_all(job, "train")
+        scores = predict(net, test["x"], step.device)
         out: dict[str, float] = {"test.rows": float(len(test["y"]))}
         if job.task == "classification":
-            out["test.accuracy"] = float((test["pred"].argmax(1) == test["y"]).mean())
-            test_x = _read_all(job, "test")["x"]
+            out["test.accuracy"] = float((scores.argmax(1) == test["y"]).mean())
             out["baseline.svc.accuracy"] = baselines.svc_accuracy(
-                train["x"], train["y"], test_x, test["y"], pixel_scale=manifest["max_value"]
+                train["x"], train["y"], test["x"], test["y"], pixel_scale=manifest["max_value"]
             )
             return out
-        y, pred = test["y"].astype(np.float64), test["pred"].astype(np.float64)
+        y, pred = test["y"].astype(np.float64), scores.astype(np.float64)
         out["test.mae"] = baselines.mae(pred, y)
         out["test.rmse"] = float(np.sqrt(np.mean((pred - y) ** 2)))
         # The naive forecasts need history the grid may lack (no departures in that hour):
         # compare everything on the rows where every baseline exists.
         common = ~np.isnan(test["baseline_persistence"]) & ~np.isnan(test["baseline_seasonal"])
         linear = baselines.linear_forecast(
-            train["x"], train["y"], _read_all(job, "test")["x"],
+            train["x"], train["y"], test["x"],
             y_scale=job.y_scale, loss=step.loss if step.loss != "cross_entropy" else "l1",
         )  # fmt: skip
         out["test.rows_common"] = float(common.sum())
@@ -135,7 +142,7 @@ class Reporter:
                 line_plot(frame, Path(tmp) / f"{name}.png", f"{name} by epoch", "epoch", name)
             self.mlflow.log_artifacts(tmp, artifact_path="plots")
 
-    def _register(self, model_uri: str, summary: dict) -> dict[str, Any]:
+    def _register(self, model_uri: str, summary: dict, test: dict) -> dict[str, Any]:
         reg = self.job.config["pipeline"]["train"]["register"]
         if not reg["enabled"]:
             return {}
@@ -143,7 +150,6 @@ class Reporter:
 
         auto = "accuracy" if self.job.task == "classification" else "mae"
         metric = auto if reg["metric"] == "auto" else reg["metric"]
-        test = _read_all(self.job, "test")
 
         def score(uri: str) -> float:
             model = self.mlflow.pyfunc.load_model(uri)
@@ -170,7 +176,7 @@ class Reporter:
             "registry_alias": gate.alias,
         }
 
-    def _log_model(self, net: Any) -> str:
+    def _log_model(self, net: Any, example: np.ndarray) -> str:
         import importlib.metadata
 
         import mlflow.pytorch
@@ -180,7 +186,6 @@ class Reporter:
         import deepspark
 
         net = net.to("cpu").eval()
-        example = _read_all(self.job, "test", limit=5)["x"].astype(np.float32)
         with torch.no_grad():
             output = net(torch.from_numpy(example)).numpy()
         pins = [f"{p}=={importlib.metadata.version(p)}" for p in _PINS]
@@ -211,28 +216,11 @@ def _package_dir(package: Any, tmp: str) -> str:
     return os.path.join(tmp, package.__name__)
 
 
-def _reader(job: TrainJob, split: str, columns: list[str]) -> FeatureLoader:
+def _read(job: TrainJob, split: str, columns: list[str]) -> dict[str, np.ndarray]:
     lcfg = job.config["pipeline"]["train"]["loader"]
-    return FeatureLoader(
-        job.splits[split].url,
-        columns,
-        batch_size=4096,
-        workers=lcfg["workers"],
-        backend=lcfg["backend"],
+    return read_split(
+        job.splits[split].url, columns, workers=lcfg["workers"], backend=lcfg["backend"]
     )
-
-
-def _read_all(job: TrainJob, split: str, limit: int | None = None) -> dict[str, np.ndarray]:
-    parts: dict[str, list] = {}
-    n = 0
-    for batch in _reader(job, split, ["x", "y"]).epoch(0):
-        for k, v in batch.items():
-            parts.setdefault(k, []).append(v)
-        n += len(batch["y"])
-        if limit is not None and n >= limit:
-            break
-    out = {k: np.concatenate(v) for k, v in parts.items()}
-    return {k: v[:limit] for k, v in out.items()} if limit is not None else out
 
 
 def _metric(metric: str, pred: np.ndarray, y: np.ndarray) -> float:
