@@ -8,8 +8,10 @@ backend is selected before pyplot is imported, so plotting works on headless dri
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -41,8 +43,10 @@ def histogram_grid(hists: Mapping[str, pd.DataFrame], path: str | Path, title: s
     n = len(hists)
     ncols = min(GRID_COLUMNS, max(n, 1))
     nrows = max(math.ceil(n / ncols), 1)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows + 0.6), squeeze=False)
-    try:
+    with figure(path, nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows + 0.6), squeeze=False) as (
+        fig,
+        axes,
+    ):
         for ax, (name, h) in zip(axes.flat, hists.items(), strict=False):
             ax.bar(
                 h["lo"],
@@ -67,10 +71,7 @@ def histogram_grid(hists: Mapping[str, pd.DataFrame], path: str | Path, title: s
         for ax in axes[:, 0]:
             ax.set_ylabel("rows")
         fig.suptitle(title, fontsize=12)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def correlation_heatmap(sample: pd.DataFrame, path: str | Path, title: str) -> Path:
@@ -91,8 +92,7 @@ def correlation_heatmap(sample: pd.DataFrame, path: str | Path, title: str) -> P
     matrix = sample.astype("float64").corr(method="pearson", min_periods=MIN_PAIRS).to_numpy()
     k = len(columns)
     size = max(4.5, 0.55 * k + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    try:
+    with figure(path, figsize=(size + 1.2, size)) as (fig, ax):
         image = ax.imshow(np.ma.masked_invalid(matrix), cmap="RdBu_r", vmin=-1, vmax=1)
         ax.set_facecolor("#dddddd")
         ax.set_xticks(range(k), columns, rotation=45, ha="right", fontsize=8)
@@ -105,10 +105,7 @@ def correlation_heatmap(sample: pd.DataFrame, path: str | Path, title: str) -> P
                 ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Pearson r")
         ax.set_title(title, fontsize=11)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def line_plot(
@@ -132,8 +129,7 @@ def line_plot(
     Returns:
         The written path.
     """
-    fig, ax = plt.subplots(figsize=(9, 5))
-    try:
+    with figure(path, figsize=(9, 5)) as (fig, ax):
         for key, g in series.groupby("by", dropna=False, sort=True):
             label = "(null)" if pd.isna(key) else str(key)
             ax.plot(g["x"], g["y_mean"], marker="o", markersize=3, linewidth=1.5, label=label)
@@ -145,10 +141,7 @@ def line_plot(
         ax.set_ylabel(y_label)
         ax.set_title(title, fontsize=11)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def _integer_bins(h: pd.DataFrame) -> bool:
@@ -166,6 +159,22 @@ def save_figure(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
+@contextmanager
+def figure(path: str | Path, *args: Any, **kwargs: Any) -> Iterator[tuple[plt.Figure, Any]]:
+    """``plt.subplots(*args, **kwargs)``; on a clean exit, laid out and saved to ``path``.
+
+    The figure is closed either way: pyplot keeps every open figure alive, and a long job that
+    draws hundreds of them would otherwise hold them all.
+    """
+    fig, axes = plt.subplots(*args, **kwargs)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
+
+
 def silhouette_curve(
     scores: Mapping[int, float], chosen: int, path: str | Path, title: str
 ) -> Path:
@@ -181,8 +190,7 @@ def silhouette_curve(
         The written path.
     """
     ks = sorted(scores)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
+    with figure(path, figsize=(7, 4.5)) as (fig, ax):
         ax.plot(ks, [scores[k] for k in ks], marker="o", color="#4878a8", linewidth=1.5)
         ax.scatter(
             [chosen],
@@ -200,10 +208,7 @@ def silhouette_curve(
         ax.legend(fontsize=9)
         ax.set_title(title, fontsize=11)
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def bar_chart(
@@ -223,8 +228,7 @@ def bar_chart(
     """
     labels = [str(k) for k in values]
     heights = [float(v) for v in values.values()]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(labels) + 2.5), 4.5))
-    try:
+    with figure(path, figsize=(max(5.0, 0.7 * len(labels) + 2.5), 4.5)) as (fig, ax):
         bars = ax.bar(labels, heights, color="#4878a8", edgecolor="white")
         ax.bar_label(bars, labels=[f"{v:,.0f}" for v in heights], fontsize=8, padding=2)
         ax.yaxis.set_major_formatter(_THOUSANDS)
@@ -232,10 +236,7 @@ def bar_chart(
         ax.set_ylabel(y_label)
         ax.set_title(title, fontsize=11)
         ax.margins(y=0.12)  # room for the labels above the tallest bar
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def profile_heatmap(
@@ -261,8 +262,10 @@ def profile_heatmap(
     finite = np.abs(matrix[np.isfinite(matrix)])
     limit = max(1.0, float(finite.max())) if finite.size else 1.0
     nrows, ncols = values.shape
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.95 * ncols + 2.5), max(3.0, 0.5 * nrows + 2.0)))
-    try:
+    with figure(path, figsize=(max(5.0, 0.95 * ncols + 2.5), max(3.0, 0.5 * nrows + 2.0))) as (
+        fig,
+        ax,
+    ):
         image = ax.imshow(
             np.ma.masked_invalid(matrix), cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto"
         )
@@ -278,7 +281,4 @@ def profile_heatmap(
                 ax.text(j, i, label, ha="center", va="center", fontsize=7, color=colour)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=shade_label)
         ax.set_title(title, fontsize=11)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepspark.plots import GRID_COLUMNS, plt, save_figure
+from deepspark.plots import GRID_COLUMNS, figure
 
 
 def confusion_matrix_plot(
@@ -31,8 +31,7 @@ def confusion_matrix_plot(
     """
     k = len(labels)
     size = max(4.5, 0.5 * k + 2.5)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
-    try:
+    with figure(path, figsize=(size + 1.0, size)) as (fig, ax):
         image = ax.imshow(matrix, cmap="Blues")
         ax.set_xticks(range(k), labels, fontsize=8)
         ax.set_yticks(range(k), labels, fontsize=8)
@@ -46,10 +45,7 @@ def confusion_matrix_plot(
         ax.set_ylabel("true")
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="rows")
         ax.set_title(title, fontsize=11)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def image_grid(
@@ -76,8 +72,10 @@ def image_grid(
     per = 1 if attributions is None else 2
     ncols = max(1, min(GRID_COLUMNS * 2 // per, n)) * per
     nrows = max(1, math.ceil(n * per / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.8 * nrows + 0.7), squeeze=False)
-    try:
+    with figure(path, nrows, ncols, figsize=(1.6 * ncols, 1.8 * nrows + 0.7), squeeze=False) as (
+        fig,
+        axes,
+    ):
         for ax in axes.flat:
             ax.set_axis_off()
         if n == 0:
@@ -94,10 +92,7 @@ def image_grid(
                 heat.imshow(attributions[i], cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.7)
                 heat.set_title("attribution", fontsize=7)
         fig.suptitle(title, fontsize=11)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def forecast_plot(series: pd.DataFrame, path: str | Path, title: str, y_label: str) -> Path:
@@ -112,8 +107,7 @@ def forecast_plot(series: pd.DataFrame, path: str | Path, title: str, y_label: s
     Returns:
         The written path.
     """
-    fig, ax = plt.subplots(figsize=(13, 4.5))
-    try:
+    with figure(path, figsize=(13, 4.5)) as (fig, ax):
         for i, name in enumerate(c for c in series.columns if c != "time"):
             style = {"color": "black", "linewidth": 1.2} if i == 0 else {"linewidth": 0.9}
             ax.plot(series["time"], series[name], label=name, alpha=0.85, **style)
@@ -123,10 +117,7 @@ def forecast_plot(series: pd.DataFrame, path: str | Path, title: str, y_label: s
         ax.set_title(title, fontsize=11)
         ax.grid(alpha=0.3)
         fig.autofmt_xdate()
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def residual_plot(pred: np.ndarray, residual: np.ndarray, path: str | Path, title: str) -> Path:
@@ -141,8 +132,7 @@ def residual_plot(pred: np.ndarray, residual: np.ndarray, path: str | Path, titl
     Returns:
         The written path.
     """
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
-    try:
+    with figure(path, 1, 2, figsize=(11, 4.5)) as (fig, (left, right)):
         left.scatter(pred, residual, s=5, alpha=0.35, color="#4878a8", linewidths=0)
         left.axhline(0.0, color="#c44e52", linewidth=1)
         left.set_xlabel("forecast")
@@ -153,10 +143,7 @@ def residual_plot(pred: np.ndarray, residual: np.ndarray, path: str | Path, titl
         right.set_xlabel("residual (actual - forecast)")
         right.set_ylabel("rows")
         fig.suptitle(title, fontsize=11)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def matrix_heatmap(
@@ -181,17 +168,16 @@ def matrix_heatmap(
         The written path.
     """
     nrows, ncols = matrix.shape
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * ncols + 3.0), max(4.0, 0.28 * nrows + 2.0)))
-    try:
+    with figure(path, figsize=(max(6.0, 0.5 * ncols + 3.0), max(4.0, 0.28 * nrows + 2.0))) as (
+        fig,
+        ax,
+    ):
         image = ax.imshow(matrix, cmap="magma", aspect="auto")
         ax.set_xticks(range(ncols), col_labels, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(nrows), row_labels, fontsize=7)
         fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=shade_label)
         ax.set_title(title, fontsize=11)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
 
 
 def importance_chart(
@@ -212,8 +198,7 @@ def importance_chart(
     names = [k for k, _ in ranked]
     means = [v[0] for _, v in ranked]
     spread = [v[1] for _, v in ranked]
-    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.35 * len(names) + 1.5)))
-    try:
+    with figure(path, figsize=(8, max(3.0, 0.35 * len(names) + 1.5))) as (fig, ax):
         bars = ax.barh(names, means, xerr=spread, color="#4878a8", edgecolor="white")
         ax.bar_label(bars, labels=[f"{v:.3g}" for v in means], fontsize=7, padding=3)
         ax.axvline(0.0, color="black", linewidth=0.8)
@@ -221,7 +206,4 @@ def importance_chart(
         ax.tick_params(labelsize=8)
         ax.set_title(title, fontsize=11)
         ax.margins(x=0.15)
-        fig.tight_layout()
-        return save_figure(fig, path)
-    finally:
-        plt.close(fig)
+    return Path(path)
