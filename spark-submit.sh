@@ -1,25 +1,26 @@
 #!/usr/bin/env bash
 # Run a deepspark job under spark-submit, from a fresh clone, with no manual setup:
 #
-#   ./spark-submit.sh JOB [--conf FILE]... [--dry-run] [key=value ...]
+#   ./spark-submit.sh JOB [--conf FILE]... [--cluster PROFILE] [--master URL] [--dry-run] [k=v ...]
 #   ./spark-submit.sh jobs/ingest.py --conf conf/flights.yaml spark.master=local[4]
-#   SPARK_MASTER=spark://host:7077 ./spark-submit.sh jobs/pipeline.py
+#   ./spark-submit.sh jobs/pipeline.py --cluster standalone --master spark://host:7077
+#   ./spark-submit.sh jobs/train.py --conf conf/digits.yaml --cluster yarn-gpu --dry-run
 #
 # Paths are relative to the repo root (the script runs from there, wherever it is called from).
 # The master, driver memory and Spark settings come from the same resolved config the job loads
-# (python -m deepspark.submit); SPARK_MASTER, when set, overrides the master. The library ships as
-# dist/deepspark-<version>.zip (--py-files) and the config files with --files, so a job also runs
-# on a cluster. --dry-run prints the exact command instead of running it. The exit status is
-# spark-submit's.
+# (python -m deepspark.submit), with a cluster profile from conf/clusters/ on top: the master
+# (--master, then SPARK_MASTER, win over it), deploy mode, executor resources, a packed venv
+# (--archives) where workers lack the stack, and the job overrides that cluster needs. The library
+# ships as dist/deepspark-<version>.zip (--py-files), the configs with --files. --dry-run prints
+# the exact command instead of running it. The exit status is spark-submit's.
 set -euo pipefail
 
 # Without a --conf the job runs its own defaults; Spark options then come from the first of them
 # (every job's defaults start with flights), and all of conf/ ships so any default can be read.
 readonly DEFAULT_CONF=conf/flights.yaml
-readonly KEY_FILE=work/.pseudonym-key
 
 usage() {
-    sed -n '2,13s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    sed -n '2,16s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 die() {
@@ -46,29 +47,10 @@ find_spark_submit() {
     SPARK_SUBMIT="$SPARK_HOME/bin/spark-submit"
 }
 
-# Usage: ensure_pseudonym_key MASTER
-# Jobs refuse to pseudonymize without a key. A local run gets one generated once into KEY_FILE
-# (kept, so pseudonyms stay stable across runs); a cluster run must be given its key explicitly,
-# since a key made up on this machine would silently differ from the one used before.
-ensure_pseudonym_key() {
-    local master="$1"
-    [[ -n "${DEEPSPARK_PSEUDONYM_KEY:-}" ]] && return 0
-    [[ "$master" == local* ]] || return 0
-    if [[ ! -s "$KEY_FILE" ]]; then
-        mkdir -p "$(dirname "$KEY_FILE")"
-        (umask 077 && "$DEEPSPARK_PYTHON" -c 'import secrets; print(secrets.token_hex(32))' \
-            >"$KEY_FILE")
-        chmod 600 "$KEY_FILE"
-        echo "generated a pseudonymization key in $KEY_FILE (set DEEPSPARK_PSEUDONYM_KEY to use" \
-            "your own key)" >&2
-    fi
-    DEEPSPARK_PSEUDONYM_KEY="$(<"$KEY_FILE")"
-    export DEEPSPARK_PSEUDONYM_KEY
-}
-
 main() {
     local job="" dry_run=0 arg
-    local -a confs=() overrides=() job_args=() options=() ship=() cmd=()
+    local -a confs=() overrides=() job_args=() options=() ship=() cmd=() submit=() lines=()
+    local -a profile_overrides=()
     while (($#)); do
         arg="$1"
         shift
@@ -77,6 +59,9 @@ main() {
             --dry-run) dry_run=1 ;;
             --conf) (($#)) || die "--conf needs a FILE"; confs+=("$1"); shift ;;
             --conf=*) confs+=("${arg#--conf=}") ;;
+            --cluster | --master)
+                (($#)) || die "$arg needs a value"; submit+=("$arg" "$1"); shift ;;
+            --cluster=* | --master=*) submit+=("$arg") ;;
             -*) die "unknown option $arg (see --help)" ;;
             *=*) overrides+=("$arg") ;;
             *) [[ -z "$job" ]] || die "unexpected argument $arg (overrides are key=value)"
@@ -97,14 +82,25 @@ main() {
         confs=("$DEFAULT_CONF")
         for arg in conf/*.yaml; do ship+=(--ship "$arg"); done
     fi
-    job_args+=(${overrides[@]+"${overrides[@]}"})
+    ((dry_run)) && submit+=(--dry-run)
 
-    # One option per line (no value can hold a newline: deepspark.submit refuses those).
+    # One option per line (no value can hold a newline: deepspark.submit refuses those), then a
+    # "--" line and the overrides the cluster profile adds to the job's own.
     local submit_out
     submit_out="$("$DEEPSPARK_PYTHON" -m deepspark.submit "${confs[@]/#/--conf=}" \
-        ${ship[@]+"${ship[@]}"} --python "$DEEPSPARK_PYTHON" -- \
+        ${ship[@]+"${ship[@]}"} ${submit[@]+"${submit[@]}"} --python "$DEEPSPARK_PYTHON" -- \
         ${overrides[@]+"${overrides[@]}"})" || exit 1
-    mapfile -t options <<<"$submit_out"
+    mapfile -t lines <<<"$submit_out"
+    for arg in "${lines[@]}"; do
+        if ((${#profile_overrides[@]})) || [[ "$arg" == "--" ]]; then
+            profile_overrides+=("$arg")
+        else
+            options+=("$arg")
+        fi
+    done
+    profile_overrides=("${profile_overrides[@]:1}")  # drop the "--" separator
+    # The profile's overrides come first, so the user's own key=value still win.
+    job_args+=(${profile_overrides[@]+"${profile_overrides[@]}"} ${overrides[@]+"${overrides[@]}"})
 
     cmd=("$SPARK_SUBMIT" "${options[@]}" "$job" ${job_args[@]+"${job_args[@]}"})
     if ((dry_run)); then
@@ -113,7 +109,6 @@ main() {
         echo "${out[*]}"
         exit 0
     fi
-    ensure_pseudonym_key "${options[1]}"  # options start with: --master MASTER
     exec "${cmd[@]}"
 }
 

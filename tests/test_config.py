@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from deepspark.config import Config, config_hash, load_config
+from deepspark.config.cluster import load_profile
 from deepspark.config.loader import build, read_yaml
 from deepspark.errors import ConfigError
 
@@ -17,7 +18,10 @@ CONF_FILES = sorted(CONF.glob("**/*.yaml"))
 @pytest.mark.parametrize("path", CONF_FILES, ids=lambda p: str(p.relative_to(CONF)))
 def test_every_conf_file_loads(path):
     data = read_yaml(path)
-    if "pipeline" in data:
+    if path.parent.name == "clusters":  # a cluster profile for ./spark-submit.sh --cluster
+        profile = load_profile(path.stem, root=CONF.parent)
+        assert profile.master and profile.description
+    elif "pipeline" in data:
         cfg = load_config(path)
         assert cfg.files[-1] == str(path)
     else:  # a profile (base, cluster): checked key by key, merged into pipelines at load time
@@ -27,6 +31,7 @@ def test_every_conf_file_loads(path):
 def test_conf_dir_is_not_empty():
     names = {p.name for p in CONF_FILES}
     assert {"base.yaml", "flights.yaml", "digits.yaml"} <= names
+    assert {"local.yaml", "standalone.yaml", "yarn.yaml", "k8s.yaml"} <= names
 
 
 def _write(tmp_path, text, name="p.yaml"):

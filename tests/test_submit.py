@@ -8,7 +8,6 @@ import shlex
 import shutil
 import stat
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 
 from deepspark.config import load_config
 from deepspark.errors import ConfigError
-from deepspark.submit import conf_files, library_zip, main, submit_args
+from deepspark.submit import conf_files, library_zip, local_key_override, main, submit_args
 
 ROOT = Path(__file__).resolve().parents[1]
 FLIGHTS = ROOT / "conf" / "flights.yaml"
@@ -176,40 +175,34 @@ def test_spark_submit_dry_run_without_conf_ships_all_defaults():
     assert cmd[-1] == "jobs/pipeline.py"  # no --conf given: the job runs its own defaults
 
 
-def _key_shell(tmp_path: Path, master: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    # Sourcing spark-submit.sh defines its functions without running anything.
-    script = (
-        f"source {shlex.quote(str(ROOT / 'spark-submit.sh'))}; "
-        f"ensure_pseudonym_key {shlex.quote(master)}; "
-        'echo "key=${DEEPSPARK_PSEUDONYM_KEY:-}"'
-    )
-    return subprocess.run(
-        [BASH, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
-    )
-
-
-def test_pseudonym_key_is_generated_once_for_local_masters(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DEEPSPARK_PSEUDONYM_KEY"}
-    env["DEEPSPARK_PYTHON"] = sys.executable
-
-    first = _key_shell(tmp_path, "local[2]", env)
+def test_pseudonym_key_is_generated_once_for_local_masters(tmp_path, capsys):
+    cfg = load_config(FLIGHTS)
     key_file = tmp_path / "work" / ".pseudonym-key"
+    first = local_key_override([cfg], master="local[2]", environ={}, key_file=key_file)
+    assert first == [f"privacy.key_file={key_file}"]
     key = key_file.read_text().strip()
     assert re.fullmatch(r"[0-9a-f]{64}", key)
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    assert first.stdout.strip() == f"key={key}"
-    assert first.stderr.count("\n") == 1 and "DEEPSPARK_PSEUDONYM_KEY" in first.stderr
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "DEEPSPARK_PSEUDONYM_KEY" in err
 
-    again = _key_shell(tmp_path, "local[*]", env)
-    assert again.stdout.strip() == f"key={key}" and again.stderr == ""
+    again = local_key_override([cfg], master="local[*]", environ={}, key_file=key_file)
+    assert again == first and key_file.read_text().strip() == key
+    assert capsys.readouterr().err == ""
 
 
 def test_pseudonym_key_is_never_generated_for_a_cluster_or_over_a_given_key(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "DEEPSPARK_PSEUDONYM_KEY"}
-    assert _key_shell(tmp_path, "spark://10.0.0.1:7077", env).stdout.strip() == "key="
-    env["DEEPSPARK_PSEUDONYM_KEY"] = "mine"
-    assert _key_shell(tmp_path, "local[2]", env).stdout.strip() == "key=mine"
-    assert not (tmp_path / "work").exists()
+    key_file = tmp_path / "key"
+    cfg = load_config(FLIGHTS)
+    assert (
+        local_key_override([cfg], master="spark://10.0.0.1:7077", environ={}, key_file=key_file)
+        == []
+    )
+    env = {"DEEPSPARK_PSEUDONYM_KEY": "mine"}
+    assert local_key_override([cfg], master="local[2]", environ=env, key_file=key_file) == []
+    named = load_config(FLIGHTS, ["privacy.key_file=/etc/deepspark/key"])
+    assert local_key_override([named], master="local[2]", environ={}, key_file=key_file) == []
+    assert not key_file.exists()
 
 
 def test_bootstrap_without_java_fails_in_one_line(tmp_path):

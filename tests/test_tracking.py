@@ -1,10 +1,16 @@
-"""MLflow helpers that need no Spark: param flattening and the tracking URI."""
+"""MLflow helpers that need no Spark: params, tracking URI, unreachable server, HTTP limits."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
+from deepspark import tracking
+from deepspark.config import load_config
 from deepspark.config.model import MlflowConfig
+from deepspark.errors import ConfigError
 from deepspark.tracking import flatten, tracking_uri
 
 
@@ -34,22 +40,80 @@ def test_server_uri_is_kept():
     )
 
 
-def test_an_unreachable_tracking_server_fails_fast_in_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "entry", [["-m", "deepspark.train"], ["jobs/train.py"]], ids=["python-m", "jobs"]
+)
+def test_an_unreachable_tracking_server_fails_fast_in_one_line(entry):
     import socket
     import subprocess
     import sys
+    import time
 
     with socket.socket() as s:  # a free port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "deepspark.train", "--conf", "conf/digits.yaml",
+        [sys.executable, *entry, "--conf", "conf/digits.yaml",
          f"mlflow.tracking_uri=http://127.0.0.1:{port}"],
         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines()[-1] == (
+    # Before any Spark session, process or epoch: the one line is all the job prints.
+    assert proc.stderr.strip().splitlines() == [
         f"error: MLflow tracking server http://127.0.0.1:{port} is not reachable "
         "([Errno 111] Connection refused); start it, or set "
         "mlflow.tracking_uri=sqlite:///work/mlflow.db for a local store"
+    ]
+    assert time.monotonic() - started < 15
+
+
+def test_http_limits_go_to_the_environment_unless_the_user_set_them(monkeypatch):
+    for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(tracking, "_HTTP_ENV_SET", {})
+    tracking.bound_http(MlflowConfig(http_retries=3, http_timeout_s=20))
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "20"
+    # A later config in the same process replaces what setup put there...
+    tracking.bound_http(MlflowConfig(http_retries=1, http_timeout_s=5))
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "1"
+    # ...but never what the user set.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "300")
+    tracking.bound_http(MlflowConfig(http_retries=0, http_timeout_s=7))
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "300"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("mlflow.http_retries=11", "mlflow: http_retries: expected 0 to 10, found 11"),
+        ("mlflow.http_retries=-1", "mlflow: http_retries: expected 0 to 10, found -1"),
+        ("mlflow.http_timeout_s=0", "mlflow: http_timeout_s: expected at least 1, found 0"),
+    ],
+)
+def test_http_limits_out_of_range_fail_at_load(override, message):
+    conf = Path(__file__).resolve().parents[1] / "conf" / "digits.yaml"
+    with pytest.raises(ConfigError) as e:
+        load_config(conf, [override])
+    assert str(e.value) == f"{conf}: {message}"
+
+
+def test_a_failed_mlflow_call_reads_as_one_short_line():
+    from mlflow.exceptions import MlflowException
+
+    # What MLflow 3.17 raises when the server is gone (its retries exhausted), verbatim.
+    refused = MlflowException(
+        "API request to http://127.0.0.1:5000/api/2.0/mlflow/runs/log-batch failed with exception "
+        "HTTPConnectionPool(host='127.0.0.1', port=5000): Max retries exceeded with url: "
+        "/api/2.0/mlflow/runs/log-batch (Caused by NewConnectionError(\"HTTPConnection(host='127."
+        "0.0.1', port=5000): Failed to establish a new connection: [Errno 111] Connection "
+        'refused"))'
     )
+    assert tracking.one_line(refused) == (
+        "request to http://127.0.0.1:5000/api/2.0/mlflow/runs/log-batch failed: "
+        "[Errno 111] Connection refused"
+    )
+    assert tracking.one_line(OSError("disk full\nmore")) == "disk full"
+    assert tracking.one_line(RuntimeError("x" * 400)) == "x" * 297 + "..."

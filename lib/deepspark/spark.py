@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from pyspark import SparkConf
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from deepspark.config import spark_value
@@ -34,17 +34,25 @@ def require_java() -> None:
 def build_session(cfg: SparkConfig, app_name: str | None = None) -> SparkSession:
     """Build (or, under spark-submit, join) the process's SparkSession from config.
 
-    Under spark-submit the master and driver memory are already fixed by its flags, so config
-    never overrides them there; run as a plain Python process, config supplies both.
+    Under spark-submit its flags win: the master and driver memory are fixed before this process
+    starts, and a setting it was given (a cluster profile's, say) is not replaced by the config's.
+    Run as a plain Python process, config supplies everything.
     """
     require_java()
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    submitted = SparkConf().contains("spark.master")
+    submitted: dict[str, str] = {}
+    # spark-submit starts the JVM first and hands this process its gateway; only then does a
+    # SparkConf see the submitted settings (without one, SparkConf() is empty and the config's
+    # local master would silently replace the cluster's).
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        SparkContext._ensure_initialized()  # joins spark-submit's JVM, starts none
+        submitted = dict(SparkConf().getAll())
     builder = SparkSession.builder.appName(app_name or cfg.app_name)
-    if not submitted:
+    if "spark.master" not in submitted:
         builder = builder.master(cfg.master).config("spark.driver.memory", cfg.driver_memory)
     for key, value in cfg.settings.items():
-        builder = builder.config(key, spark_value(value))
+        if key not in submitted:
+            builder = builder.config(key, spark_value(value))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark

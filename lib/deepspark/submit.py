@@ -4,17 +4,20 @@ The shell wrapper cannot read YAML, and the master and driver memory must be fix
 driver JVM starts (a running session cannot change them), so this module turns the same config the
 job will load into spark-submit flags::
 
-    python -m deepspark.submit --conf conf/flights.yaml spark.master=local[4]
+    python -m deepspark.submit --conf conf/flights.yaml [--cluster yarn] spark.master=local[4]
 
-prints one option per line (``--null``: NUL-separated): ``--master``, ``--driver-memory``, one
-``--conf k=v`` per Spark setting, ``--files`` with every config file involved, and ``--py-files``
-with the library zipped into ``dist/``. A user-facing error prints one ``error: ...`` line.
+prints one option per line (``--null``: NUL-separated): ``--master`` (and ``--deploy-mode``),
+``--driver-memory``, one ``--conf k=v`` per Spark setting, ``--archives`` with the packed venv when
+the cluster profile ships one, ``--files`` with every config file involved, and ``--py-files`` with
+the library zipped into ``dist/``; then a ``--`` line and the job overrides the cluster profile
+adds. A user-facing error prints one ``error: ...`` line.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import sys
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -22,9 +25,12 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from deepspark.config import Config, load_config, spark_value
+from deepspark.config.cluster import PROFILE_DIR, ClusterProfile, load_profile
+from deepspark.envpack import ARCHIVE_ALIAS, archive_path, packed_env
 from deepspark.errors import ConfigError, DeepsparkError, SetupError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+LOCAL_KEY_FILE = "work/.pseudonym-key"
 
 
 def submit_args(
@@ -32,36 +38,73 @@ def submit_args(
     *,
     python: str | None = None,
     environ: Mapping[str, str] | None = None,
+    profile: ClusterProfile | None = None,
+    master: str | None = None,
+    archive: str | Path | None = None,
 ) -> list[str]:
-    """The spark-submit options that the config's ``spark`` section implies.
+    """The spark-submit options that the config's ``spark`` section and the cluster imply.
 
     Args:
         cfg: The resolved config of the job's first pipeline (the one its session is built from).
-        python: The interpreter for the driver and executors (``spark.pyspark.python`` and
-            ``spark.pyspark.driver.python``); not set when None.
-        environ: Where to look up ``SPARK_MASTER``, which, when set and non-empty, overrides the
-            configured master; ``os.environ`` when None.
+        python: This venv's interpreter: the driver's, and the executors' unless the profile ships
+            or names another (``spark.pyspark.python`` / ``spark.pyspark.driver.python``).
+        environ: Where to look up ``SPARK_MASTER``; ``os.environ`` when None.
+        profile: The cluster profile (``--cluster``); its settings win over the config's.
+        master: ``--master`` as given on the command line; wins over everything else.
+        archive: The packed venv, for a profile with ``python_env: packed``.
 
     Returns:
-        ``["--master", m, "--driver-memory", mem, "--conf", "k=v", ...]`` with booleans rendered
-        lower-case, as Spark expects.
+        ``["--master", m, ("--deploy-mode", d,) "--driver-memory", mem, "--conf", "k=v", ...,
+        ("--archives", "env.tar.gz#environment")]`` with booleans lower-case, as Spark expects.
+        The master is the first of: ``master``, ``SPARK_MASTER``, the profile's, the config's.
 
     Raises:
-        ConfigError: A value cannot be passed on a command line (it holds a newline).
+        ConfigError: A value cannot be passed on a command line (it holds a newline), or a
+            packed profile without an archive.
     """
     env = os.environ if environ is None else environ
-    master = env.get("SPARK_MASTER") or cfg.spark.master
-    args = ["--master", master, "--driver-memory", cfg.spark.driver_memory]
+    master = master or env.get("SPARK_MASTER") or (profile and profile.master) or cfg.spark.master
+    args = ["--master", master]
+    if profile is not None and profile.deploy_mode != "client":
+        args += ["--deploy-mode", profile.deploy_mode]
+    args += ["--driver-memory", cfg.spark.driver_memory]
     settings = {key: spark_value(value) for key, value in cfg.spark.settings.items()}
-    if python:
-        settings["spark.pyspark.python"] = python
-        settings["spark.pyspark.driver.python"] = python
+    settings.update(_python_settings(profile, python))
+    if profile is not None:
+        settings.update({key: spark_value(value) for key, value in profile.settings.items()})
     for key, value in settings.items():
         args += ["--conf", f"{key}={value}"]
+    if profile is not None and profile.python_env == "packed":
+        if archive is None:
+            raise ConfigError("python_env: packed needs the packed venv archive")
+        args += ["--archives", f"{archive}#{ARCHIVE_ALIAS}"]
     for arg in args:
         if "\n" in arg or "\0" in arg:
             raise ConfigError(f"spark option {arg!r} cannot be passed to spark-submit")
     return args
+
+
+def _python_settings(profile: ClusterProfile | None, python: str | None) -> dict[str, str]:
+    """Which interpreter the driver and the executors run.
+
+    ``submitter``: this venv's, at the same path on every node. ``packed``: executors (and a
+    driver on the cluster) run the shipped archive's, unpacked into their working directory.
+    ``image``: the profile's settings name it.
+    """
+    env = profile.python_env if profile is not None else "submitter"
+    if env == "image":
+        return {}
+    if env == "packed":
+        shipped = f"./{ARCHIVE_ALIAS}/bin/python"
+        on_cluster = profile is not None and profile.deploy_mode == "cluster"
+        driver = shipped if on_cluster else python
+        out = {"spark.pyspark.python": shipped}
+        if driver:
+            out["spark.pyspark.driver.python"] = driver
+        return out
+    if not python:
+        return {}
+    return {"spark.pyspark.python": python, "spark.pyspark.driver.python": python}
 
 
 def conf_files(configs: Sequence[Config], extra: Sequence[str] = ()) -> list[str]:
@@ -127,8 +170,46 @@ def library_zip(dist: str | Path = "dist", src: str | Path = PACKAGE_DIR) -> Pat
     return target
 
 
+def local_key_override(
+    configs: Sequence[Config],
+    *,
+    master: str,
+    environ: Mapping[str, str] | None = None,
+    key_file: str | Path = LOCAL_KEY_FILE,
+    create: bool = True,
+) -> list[str]:
+    """``privacy.key_file=...`` for a local run that was given no pseudonymization key.
+
+    Jobs refuse to pseudonymize without a key. A local run gets one generated once into
+    ``key_file`` (owner-only, kept, so pseudonyms stay stable across runs). A cluster run, or a
+    config or environment that names a key, gets nothing: a key made up here would silently
+    differ from the one used before. ``create=False`` (a dry run) names the file without
+    writing it.
+    """
+    env = os.environ if environ is None else environ
+    given = any(env.get(c.privacy.key_env) or c.privacy.key_file for c in configs)
+    if given or not master.startswith("local"):
+        return []
+    path = Path(key_file).resolve()
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+        print(
+            f"generated a pseudonymization key in {key_file} (set "
+            f"{configs[0].privacy.key_env} or privacy.key_file to use your own key)",
+            file=sys.stderr,
+        )
+    return [f"privacy.key_file={path}"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Print the spark-submit options for ``--conf FILE... [key=value ...]``; the exit code."""
+    """Print the spark-submit options for ``--conf FILE... [key=value ...]``; the exit code.
+
+    The options come one per line, then a ``--`` line, then the ``key=value`` overrides the
+    cluster profile adds to the job's arguments (none without ``--cluster``).
+    """
     parser = argparse.ArgumentParser(
         prog="python -m deepspark.submit",
         description="Print spark-submit options derived from a deepspark config.",
@@ -141,8 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FILE",
         help="another file for --files (e.g. a job's default configs)",
     )
+    parser.add_argument("--cluster", metavar="PROFILE", help=f"a profile in {PROFILE_DIR}/")
+    parser.add_argument("--master", help="the master URL (wins over profile and config)")
     parser.add_argument("--python", help="interpreter for spark.pyspark.[driver.]python")
     parser.add_argument("--dist", default="dist", help="where the library zip goes")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="name the packed venv without building it"
+    )
     parser.add_argument("--null", action="store_true", help="NUL-separated output")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
@@ -150,15 +236,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         bad = [o for o in args.overrides if "=" not in o]
         if bad:
             raise ConfigError(f"expected key=value overrides, found {' '.join(bad)}")
-        configs = [load_config(path, args.overrides) for path in args.conf]
-        out = submit_args(configs[0], python=args.python)
-        out += ["--files", ",".join(conf_files(configs, args.ship))]
+        profile = load_profile(args.cluster) if args.cluster else None
+        job_overrides = list(profile.overrides) if profile else []
+        overrides = [*job_overrides, *args.overrides]
+        configs = [load_config(path, overrides) for path in args.conf]
+        archive = None
+        if profile is not None and profile.python_env == "packed":
+            archive = archive_path(args.dist) if args.dry_run else packed_env(args.dist)
+        out = submit_args(
+            configs[0], python=args.python, profile=profile, master=args.master, archive=archive
+        )
+        job_overrides += local_key_override(configs, master=out[1], create=not args.dry_run)
+        # A profile's files are named relative to conf/, like its own `extends`.
+        shipped = [str(Path(PROFILE_DIR).parent / f) for f in (profile.files if profile else ())]
+        out += ["--files", ",".join(conf_files(configs, [*args.ship, *shipped]))]
         out += ["--py-files", str(library_zip(args.dist))]
     except DeepsparkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     end = "\0" if args.null else "\n"
-    sys.stdout.write("".join(arg + end for arg in out))
+    sys.stdout.write("".join(arg + end for arg in [*out, "--", *job_overrides]))
     return 0
 
 

@@ -2,6 +2,9 @@
 
 Stages call :func:`stage_run`; when a pipeline run is active the stage nests under it, when a stage
 runs alone it gets a top-level run of its own. With ``mlflow.enabled: false`` every call is a no-op.
+
+A tracking server that stops answering mid-job costs bounded time (``mlflow.http_retries`` and
+``mlflow.http_timeout_s``), and ending a run it can no longer reach never hides the job's own error.
 """
 
 from __future__ import annotations
@@ -21,10 +24,17 @@ import yaml
 
 from deepspark.config import Config, config_hash, to_plain
 from deepspark.config.model import MlflowConfig
-from deepspark.errors import SetupError
+from deepspark.errors import DeepsparkError, SetupError
 
 log = logging.getLogger(__name__)
 _PARAM_KEY_INVALID = re.compile(r"[^A-Za-z0-9_\-. :/]")
+# What setup() put into the environment: a later setup in the same process may change its own
+# values, but never one the user set.
+_HTTP_ENV_SET: dict[str, str] = {}
+
+
+class TrackingError(DeepsparkError):
+    """Logging to MLflow failed after the job had started (the server stopped answering)."""
 
 
 def tracking_uri(cfg: MlflowConfig) -> str:
@@ -69,6 +79,7 @@ def setup(cfg: MlflowConfig) -> Any:
     """Point MLflow at the configured store and experiment (created on first use); the module."""
     import mlflow
 
+    bound_http(cfg)
     mlflow.set_tracking_uri(tracking_uri(cfg))
     experiment = mlflow.get_experiment_by_name(cfg.experiment)
     if experiment is None:
@@ -79,6 +90,92 @@ def setup(cfg: MlflowConfig) -> Any:
     return mlflow
 
 
+def bound_http(cfg: MlflowConfig) -> None:
+    """Cap MLflow's HTTP retries and timeout for this process (and the processes it starts).
+
+    MLflow's defaults (7 retries with exponential backoff, 120 s per request) turn one call to a
+    server that went away into minutes; training would stall on every epoch's metrics. Values
+    the user set in the environment win.
+    """
+    for key, value in (
+        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(cfg.http_retries)),
+        ("MLFLOW_HTTP_REQUEST_TIMEOUT", str(cfg.http_timeout_s)),
+    ):
+        current = os.environ.get(key)
+        if current is None or current == _HTTP_ENV_SET.get(key):
+            os.environ[key] = _HTTP_ENV_SET[key] = value
+
+
+def one_line(e: BaseException) -> str:
+    """A failed MLflow call in one short line: the endpoint and the network error, if any.
+
+    MLflow's own message repeats the URL, the query and the urllib3 retry state on one line of
+    several hundred characters; the endpoint and the errno are what a user acts on.
+    """
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    request = re.match(r"API request to (\S+) failed with exception", first)
+    cause = re.search(r"\[Errno -?\d+\] [^'\")]+|Read timed out|too many \d+ error", first)
+    if request and cause:
+        return f"request to {request.group(1)} failed: {cause.group(0)}"
+    return first if len(first) <= 300 else f"{first[:297]}..."
+
+
+def outage_errors() -> tuple[type[BaseException], ...]:
+    """What a failed MLflow call raises: its own error, a requests error, a socket or file error.
+
+    Anything else (a TypeError, say) is a bug and keeps its traceback.
+    """
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    return (MlflowException, requests.RequestException, OSError)
+
+
+def drop_active_run() -> None:
+    """Forget this thread's active run without telling the server, which stopped answering.
+
+    ``mlflow.end_run`` would ask the server once more (retries and all), and so would MLflow's
+    exit hook, after the job's last line. The run stays RUNNING on the server until a rerun
+    reopens and ends it.
+    """
+    from mlflow.environment_variables import MLFLOW_RUN_ID
+    from mlflow.tracking import fluent
+
+    stack = fluent._active_run_stack.get()  # private, but what end_run pops (mlflow is pinned)
+    if stack:
+        stack.pop()
+    MLFLOW_RUN_ID.unset()
+
+
+@contextmanager
+def _ending(mlflow: Any, what: str) -> Iterator[None]:
+    """End the active run after the body: FINISHED, or FAILED when the body raised.
+
+    ``mlflow.start_run``'s own context manager raises from its exit when the server is gone,
+    which would replace the body's error (the one the job must report) with a traceback.
+    """
+    try:
+        yield
+    except BaseException:
+        _end_run(mlflow, "FAILED", what)
+        raise
+    reason = _end_run(mlflow, "FINISHED", what)
+    if reason is not None:
+        raise TrackingError(f"MLflow logging failed: ending {what} ({reason})")
+
+
+def _end_run(mlflow: Any, status: str, what: str) -> str | None:
+    """``mlflow.end_run(status)``; on failure a warning and the one-line reason (never raises)."""
+    try:
+        mlflow.end_run(status=status)  # pops the run before it calls the server
+    except Exception as e:  # whatever the client raised, the job's own outcome comes first
+        reason = one_line(e)
+        log.warning("MLflow: could not end %s as %s: %s", what, status, reason)
+        return reason
+    return None
+
+
 @contextmanager
 def pipeline_run(cfg: Config) -> Iterator[Any]:
     """The parent run of one pipeline run (yields None when tracking is disabled)."""
@@ -86,7 +183,9 @@ def pipeline_run(cfg: Config) -> Iterator[Any]:
         yield None
         return
     mlflow = setup(cfg.mlflow)
-    with mlflow.start_run(run_name=f"{cfg.pipeline.name}-pipeline", tags=run_tags(cfg)) as run:
+    name = f"{cfg.pipeline.name}-pipeline"
+    run = mlflow.start_run(run_name=name, tags=run_tags(cfg))
+    with _ending(mlflow, f"run {name} ({run.info.run_id})"):
         log_config(mlflow, cfg)
         yield run
 
@@ -101,7 +200,8 @@ def stage_run(cfg: Config, stage: str, params: Mapping[str, Any] | None = None) 
     nested = mlflow.active_run() is not None
     name = f"{cfg.pipeline.name}-{stage}"
     tags = {**run_tags(cfg), "deepspark.stage": stage}
-    with mlflow.start_run(run_name=name, nested=nested, tags=tags) as run:
+    run = mlflow.start_run(run_name=name, nested=nested, tags=tags)
+    with _ending(mlflow, f"run {name} ({run.info.run_id})"):
         if not nested:
             log_config(mlflow, cfg)
         if params:

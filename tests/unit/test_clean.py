@@ -18,6 +18,7 @@ from deepspark.etl.clean import (
     hmac_sha256_hex,
     pseudonymize,
     timestamp_expr,
+    with_key_pads,
 )
 from deepspark.etl.quality import QUARANTINE_SCHEMA
 
@@ -45,8 +46,11 @@ KEYS = {
 
 def test_hmac_sha256_hex_matches_python_hmac(spark):
     df = spark.createDataFrame([(i, v) for i, v in enumerate(VALUES)], "i int, v string")
-    got = df.select("i", *[hmac_sha256_hex(F.col("v"), k).alias(n) for n, k in KEYS.items()])
-    rows = sorted(got.collect(), key=lambda r: r["i"])
+    for name, key in KEYS.items():
+        pads = (f"{name}_ipad", f"{name}_opad")
+        df = with_key_pads(df, key, pads)
+        df = df.withColumn(name, hmac_sha256_hex(F.col("v"), *map(F.col, pads))).drop(*pads)
+    rows = sorted(df.collect(), key=lambda r: r["i"])
     for name, key in KEYS.items():
         assert [r[name] for r in rows] == [_hmac(key, v) for v in VALUES], name
         assert rows[-1][name] is None  # null stays null

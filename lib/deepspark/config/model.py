@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
+from urllib.parse import urlsplit
 
 from deepspark.config.evaluate import EvaluateConfig
 from deepspark.config.score import ScoreConfig
@@ -58,14 +59,47 @@ class MlflowConfig:
     artifact_root: str = "work/mlartifacts"
     experiment: str = "deepspark"
     enabled: bool = True
+    # A server that stops answering mid-run costs at most about (retries + 1) x timeout per call,
+    # and a job stops calling it after the first failure; MLflow's own defaults are 7 and 120 s.
+    http_retries: int = 2  # MLFLOW_HTTP_REQUEST_MAX_RETRIES, unless set in the environment
+    http_timeout_s: int = 30  # MLFLOW_HTTP_REQUEST_TIMEOUT, unless set in the environment
+
+    def __post_init__(self) -> None:
+        # Config is logged (config.yaml artifact, params) and shipped with --files: a password in
+        # the URI would be stored in the clear wherever the config goes.
+        parts = urlsplit(self.tracking_uri)
+        if parts.username is not None or parts.password is not None:
+            shown = parts._replace(netloc=f"***@{parts.netloc.rpartition('@')[2]}").geturl()
+            raise ValueError(
+                f"tracking_uri: expected no user or password in the URI, found {shown}; give "
+                "credentials in the environment instead: MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN"
+            )
+        if not 0 <= self.http_retries <= 10:  # MLflow refuses more than 10
+            raise ValueError(f"http_retries: expected 0 to 10, found {self.http_retries}")
+        if self.http_timeout_s < 1:
+            raise ValueError(f"http_timeout_s: expected at least 1, found {self.http_timeout_s}")
 
 
 @dataclass(frozen=True)
 class PrivacyConfig:
-    """Pseudonymization: the HMAC key is read from this environment variable, never from YAML."""
+    """Pseudonymization: the HMAC key comes from an environment variable or a file, never YAML.
+
+    ``key_env`` names the variable; ``key_file``, when set, names a file holding the key (only
+    its owner may read it). With both set they must hold the same key.
+    """
 
     key_env: str = "DEEPSPARK_PSEUDONYM_KEY"
+    key_file: str | None = None
     min_key_bytes: int = 16
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.key_env):
+            raise ValueError(
+                f"key_env: expected an environment variable name, found {self.key_env!r}"
+            )
+        if self.key_file is not None and not self.key_file.strip():
+            raise ValueError("key_file: expected a file path, found an empty string")
 
 
 @dataclass(frozen=True)

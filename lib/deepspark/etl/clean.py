@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from deepspark.config.model import CleanConfig, Scalar, TimestampRule
 from deepspark.etl.quality import (
@@ -27,27 +28,56 @@ from deepspark.etl.quality import (
 STAGE = "clean"
 _SHA256_BLOCK = 64
 _TS_PREFIX = "__ts_"
+_PADS = ("__hmac_ipad", "__hmac_opad")  # the key's padded keys, dropped after use
 
 
-def hmac_sha256_hex(column: Column, key: bytes) -> Column:
-    """HMAC-SHA256 of a column's UTF-8 text as 64 hex chars (null stays null).
+def key_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer padded keys ``(K ^ ipad, K ^ opad)`` (RFC 2104).
 
-    Spark has no HMAC function, but HMAC is two nested hashes (RFC 2104):
-    ``H((K ^ opad) || H((K ^ ipad) || m))``; the padded keys are computed here once and enter the
-    plan as binary literals, so this runs as native SHA-256 in the JVM, not a Python UDF.
+    A key longer than SHA-256's 64-byte block is hashed first. Either pad gives the key back by
+    one XOR, so both are as secret as the key itself.
     """
     if len(key) > _SHA256_BLOCK:
         key = hashlib.sha256(key).digest()
     key = key.ljust(_SHA256_BLOCK, b"\0")
-    ipad = bytearray(b ^ 0x36 for b in key)
-    opad = bytearray(b ^ 0x5C for b in key)
-    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), column.cast("binary")), 256))
-    return F.sha2(F.concat(F.lit(opad), inner), 256)
+    return bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+
+
+def with_key_pads(df: DataFrame, key: bytes, names: tuple[str, str] = _PADS) -> DataFrame:
+    """``df`` plus the key's two padded keys as binary columns ``names``, equal on every row.
+
+    As literals (``F.lit``) the pads would be printed in every plan string: ``explain``, the
+    Spark UI's SQL tab, event logs. Here they are data: a one-row table, broadcast and
+    cross-joined, so plans only name its columns. Drop the columns once the HMACs are computed.
+    """
+    taken = [n for n in names if n in df.columns]
+    if taken:
+        raise ValueError(f"with_key_pads: column(s) {', '.join(taken)} already exist")
+    schema = T.StructType([T.StructField(n, T.BinaryType(), nullable=False) for n in names])
+    pads = df.sparkSession.createDataFrame([key_pads(key)], schema)
+    # Without the hint a one-row RDD has no size estimate and the join becomes a cartesian product.
+    return df.join(F.broadcast(pads), how="cross")
+
+
+def hmac_sha256_hex(column: Column, ipad: Column, opad: Column) -> Column:
+    """HMAC-SHA256 of a column's UTF-8 text as 64 hex chars (null stays null).
+
+    Spark has no HMAC function, but HMAC is two nested hashes (RFC 2104):
+    ``H((K ^ opad) || H((K ^ ipad) || m))``. ``ipad`` and ``opad`` are binary columns holding the
+    padded keys (see :func:`with_key_pads`), so this runs as native SHA-256 in the JVM, not a
+    Python UDF, and the key never appears in the plan.
+    """
+    inner = F.unhex(F.sha2(F.concat(ipad, column.cast("binary")), 256))
+    return F.sha2(F.concat(opad, inner), 256)
 
 
 def pseudonymize(df: DataFrame, columns: tuple[str, ...], key: bytes) -> DataFrame:
     """Replace each identifier column by its keyed HMAC (stable per key, so joins still work)."""
-    return df.withColumns({c: hmac_sha256_hex(F.col(c), key) for c in columns})
+    ipad, opad = (F.col(n) for n in _PADS)
+    hashed = with_key_pads(df, key).withColumns(
+        {c: hmac_sha256_hex(F.col(c), ipad, opad) for c in columns}
+    )
+    return hashed.drop(*_PADS)
 
 
 def fill_nulls(df: DataFrame, values: Mapping[str, Scalar]) -> DataFrame:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
+import stat
 
 from pyspark.sql import DataFrame, SparkSession
 
 from deepspark import tracking
 from deepspark.config import Config
-from deepspark.errors import ReconciliationError, SetupError
+from deepspark.errors import ConfigError, ReconciliationError, SetupError
 
 log = logging.getLogger("deepspark")
 
@@ -54,20 +56,53 @@ def add_totals(metrics: dict[str, float]) -> None:
 
 
 def pseudonym_key(cfg: Config, columns: list[str]) -> bytes | None:
-    """The HMAC key from the configured environment variable, or a one-line refusal.
+    """The HMAC key from ``$privacy.key_env`` or the file ``privacy.key_file``, or a refusal.
 
-    Only asked for when some table pseudonymizes columns; the key never enters config, params,
-    logs or artifacts.
+    Only asked for when some table pseudonymizes columns. With both sources set they must hold
+    the same key: silently preferring one would change every pseudonym. The key never enters
+    config, params, logs or artifacts, and no error message shows it.
     """
     if not columns:
         return None
-    env = cfg.privacy.key_env
-    value = os.environ.get(env, "")
-    if len(value.encode()) < cfg.privacy.min_key_bytes:
-        found = "unset" if not value else f"only {len(value.encode())} bytes"
-        raise SetupError(
-            f"pseudonymizing {', '.join(columns)} needs a secret key in ${env} "
-            f"(at least {cfg.privacy.min_key_bytes} bytes; it is {found}); e.g. "
-            f"export {env}=$(python -c 'import secrets; print(secrets.token_hex(32))')"
+    privacy = cfg.privacy
+    env, path, least = privacy.key_env, privacy.key_file, privacy.min_key_bytes
+    from_env = os.environ.get(env, "").encode()
+    from_file = read_key_file(path) if path else None
+    if from_file is not None and from_env and not hmac.compare_digest(from_env, from_file):
+        where = cfg.files[-1] if cfg.files else "config"
+        raise ConfigError(
+            f"{where}: privacy.key_file {path} and ${env} hold different keys; set only one of them"
         )
-    return value.encode()
+    key = from_env if from_file is None else from_file
+    if len(key) >= least:
+        return key
+    found = f"only {len(key)} bytes" if key else ("unset" if from_file is None else "empty")
+    make = "python -c 'import secrets; print(secrets.token_hex(32))'"
+    if from_file is None:
+        source = f"${env}"
+        example = f"export {env}=$({make}), or name a key file in privacy.key_file"
+    else:
+        source = f"privacy.key_file {path}"
+        example = f"(umask 077 && {make} > {path})"
+    raise SetupError(
+        f"pseudonymizing {', '.join(columns)} needs a secret key in {source} "
+        f"(at least {least} bytes; it is {found}); e.g. {example}"
+    )
+
+
+def read_key_file(path: str) -> bytes:
+    """A key file's bytes minus the trailing newline; refused unless only its owner can read it."""
+    try:
+        with open(path, "rb") as fh:
+            # fstat of the opened file: the mode checked is the mode of the bytes read.
+            mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+            if mode & 0o077:
+                raise SetupError(
+                    f"privacy.key_file {path} is accessible by group or others (mode {mode:04o}); "
+                    f"a key must be readable by its owner only: chmod 600 {path}"
+                )
+            return fh.read().rstrip(b"\r\n")
+    except FileNotFoundError as e:
+        raise SetupError(f"privacy.key_file {path} does not exist (expected the key in it)") from e
+    except OSError as e:
+        raise SetupError(f"privacy.key_file {path} cannot be read: {e.strerror}") from e

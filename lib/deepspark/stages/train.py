@@ -3,6 +3,10 @@
 With a SparkSession the processes are started by TorchDistributor; without one (``python -m
 deepspark.train``, torchrun) this process is the worker. Either way the features are checked
 first, so bad input fails here in one line, before any process is launched.
+
+When the tracking server stopped answering mid-run, training still finishes and keeps its
+checkpoints; the job then fails in one line naming what was not logged, and the same command,
+rerun with the server up, logs only that (no epoch is trained again).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from deepspark.config import Config
 from deepspark.stages import StageResult
+from deepspark.tracking import TrackingError
 from deepspark.train import launch
 from deepspark.train.job import prepare
 
@@ -38,6 +43,14 @@ def run(cfg: Config, spark: SparkSession | None) -> StageResult:
     )  # fmt: skip
     summary = launch.with_distributor(job) if spark is not None else launch.in_process(job)
     summary = summary or {}
+    if summary.get("mlflow_failed"):
+        run = summary.get("run_id")
+        raise TrackingError(
+            f"MLflow logging failed mid-run ({', '.join(summary['mlflow_failed'])}; first error: "
+            f"{summary['mlflow_error']}); training finished and its checkpoints are kept in "
+            f"{job.checkpoint_dir}; rerun the same command with the server up to log the results "
+            + (f"to run {run}" if run else "to a new run")
+        )
     metrics = {
         k: float(v)
         for k, v in summary.items()

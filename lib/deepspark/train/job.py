@@ -1,4 +1,4 @@
-"""Preflight: everything about the features is checked here, before any process is launched.
+"""Preflight: the features are checked before any launch (the launch settings: resources.py).
 
 A training failure found by a worker surfaces as a wall of torchrun output from every rank; the
 same failure found here is one line naming the split, the column or the setting to change.

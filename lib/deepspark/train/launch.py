@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any
 
 from deepspark.errors import DeepsparkError
 from deepspark.train.job import TrainJob
+from deepspark.train.resources import check_local_gpus, check_spark_gpus, check_ssl
 from deepspark.train.worker import train_worker
 
 log = logging.getLogger("deepspark.train")
@@ -20,8 +22,15 @@ def with_distributor(job: TrainJob) -> dict[str, Any] | None:
     one Spark task each, with GPUs from Spark's resource scheduling when ``use_gpu``.
     """
     from pyspark.ml.torch.distributor import TorchDistributor
+    from pyspark.sql import SparkSession
 
     cfg = job.train
+    spark = SparkSession.active()
+    # The context's conf holds what the session started with; the session's, what was set since.
+    conf = {**dict(spark.sparkContext.getConf().getAll()), **spark.conf.getAll}
+    gpus = spark.sparkContext.resources.get("gpu")
+    check_ssl(conf)
+    check_spark_gpus(cfg, conf, gpus.addresses if gpus is not None else ())
     distributor = TorchDistributor(
         num_processes=cfg.processes, local_mode=cfg.local_mode, use_gpu=cfg.use_gpu
     )
@@ -55,4 +64,10 @@ def _first_line(e: BaseException) -> str:
 
 def in_process(job: TrainJob) -> dict[str, Any] | None:
     """Run the worker here: one plain process, or one rank of a ``torchrun`` launch."""
+    cfg = job.train
+    if cfg.use_gpu:
+        import torch
+
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        check_local_gpus(True, visible, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     return train_worker(job)

@@ -3,6 +3,12 @@
 One MLflow run per training job, whichever launcher started it: created by rank 0 (nested under
 the pipeline's run when there is one), reopened when a killed job resumes, ended by rank 0.
 Other ranks get a Reporter that does nothing.
+
+Every MLflow call goes through one guard. A tracking server that stops answering mid-run must not
+cost the training: the first failure is logged once, MLflow is not called again for the rest of
+the run, and what did not reach it is recorded in the checkpoint (:meth:`Reporter.progress`) and
+in the summary. Training finishes; a rerun of the same command finds the finished checkpoint and
+logs only what is missing, into the same run.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import logging
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,41 +31,65 @@ log = logging.getLogger("deepspark.train")
 _PINS = ("torch", "numpy", "pandas", "pyarrow", "mlflow", "petastorm", "pyspark")
 
 
-class Reporter:
-    """Logging for one job: MLflow on rank 0 (when enabled), log lines, the final summary."""
+def _nothing_logged() -> dict[str, Any]:
+    """What has reached a job's MLflow run, saved in every checkpoint as its "mlflow" entry.
 
-    def __init__(self, job: TrainJob, *, rank: int, world: int, run_id: str | None) -> None:
+    The run's parameters, how many leading epochs' metrics, the test metrics, the curves, the
+    logged model's URI, the registry gate's outcome; and what failed, with the first error.
+    """
+    return {
+        "params": False, "epochs": 0, "test": False, "plots": False, "model": "", "registry": {},
+        "failed": [], "error": "",
+    }  # fmt: skip
+
+
+def unreported(checkpoint: Mapping[str, Any]) -> bool:
+    """Whether a checkpoint's results still have to reach MLflow (a rerun then logs only them)."""
+    return bool((checkpoint.get("mlflow") or {}).get("failed"))
+
+
+class Reporter:
+    """Logging for one job: MLflow on rank 0 (when enabled), log lines, the final summary.
+
+    ``history`` and ``logged`` come from the checkpoint a job resumes from: what did not reach
+    MLflow then (parameters, epochs) is logged when the run is reopened.
+    """
+
+    def __init__(
+        self,
+        job: TrainJob,
+        *,
+        rank: int,
+        world: int,
+        run_id: str | None,
+        history: Sequence[dict] = (),
+        logged: Mapping[str, Any] | None = None,
+    ) -> None:
         self.job, self.rank, self.world = job, rank, world
         self.run_id = run_id
         self.mlflow = None
-        if rank != 0 or not job.config["mlflow"]["enabled"]:
-            return
-        from deepspark import tracking
-        from deepspark.config.model import MlflowConfig
+        self.enabled = rank == 0 and bool(job.config["mlflow"]["enabled"])
+        # Checkpoints written before the "mlflow" entry existed had all of this logged.
+        default = {**_nothing_logged(), "params": True, "epochs": len(history)}
+        self.done: dict[str, Any] = {**default, **(logged or {})}
+        self._failed: list[str | int] = []  # what did not reach MLflow here; ints are epochs
+        self._down = False  # after the first failure no call goes to MLflow
+        self._open = False  # whether this process holds the run active
+        if not self.enabled:
+            return  # what an earlier run could not log stays pending in the checkpoint
+        self.done["error"] = ""
+        ok, self.mlflow = self._call("run start", self._start)
+        self._open = ok
+        if not self.done["params"]:
+            self.done["params"] = self._call("run parameters", self._log_params)[0]
+        for record in history[self.done["epochs"] :]:
+            self._log_epoch(record)
 
-        cfg = job.full_config()
-        mlflow = tracking.setup(MlflowConfig(**job.config["mlflow"]))
-        name = f"{cfg.pipeline.name}-train"
-        # In-process launches inside a pipeline run already have that run active in this thread.
-        nested = mlflow.active_run() is not None
-        if run_id is not None:
-            mlflow.start_run(run_id=run_id, nested=nested)
-        else:
-            tags = {**tracking.run_tags(cfg), "deepspark.stage": "train"}
-            mlflow.start_run(
-                run_name=name, parent_run_id=job.parent_run_id, nested=nested, tags=tags
-            )
-            tracking.log_config(mlflow, cfg)
-            mlflow.log_params(tracking.flatten(job.config["pipeline"]["train"], prefix="train"))
-            mlflow.log_params({"train.world_size": world, "train.x_shape": str(job.x_shape)})
-            for split, info in job.splits.items():
-                schema = ", ".join(f"{k} {v}" for k, v in info.columns.items())
-                tracking.log_dataset(
-                    f"{cfg.pipeline.name}/features/{split}", info.url, rows=info.rows,
-                    digest=info.digest, schema=schema, context=split,
-                )  # fmt: skip
-        self.mlflow = mlflow
-        self.run_id = mlflow.active_run().info.run_id
+    def progress(self) -> dict[str, Any]:
+        """What has reached the MLflow run so far, for the checkpoint (plain values only)."""
+        if self.enabled:
+            self.done["failed"] = _describe(self._failed)
+        return {**self.done, "failed": list(self.done["failed"])}
 
     def epoch(self, record: dict[str, float]) -> None:
         """Log one epoch's metrics (step = epoch number) and a summary line."""
@@ -66,11 +97,16 @@ class Reporter:
         metrics = {k: float(v) for k, v in record.items() if k != "epoch"}
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
         log.info("epoch %d: %s", epoch + 1, shown)
-        if self.mlflow is not None:
-            self.mlflow.log_metrics(metrics, step=epoch)
+        if self.enabled:
+            self._log_epoch(record)
 
     def finish(self, net: Any, step: Any, history: list[dict], *, best_epoch: int | None) -> dict:
-        """Test metrics and baselines, the model with signature and example; ends the run."""
+        """Test metrics and baselines, the model with signature and example; ends the run.
+
+        Only what has not reached MLflow yet is logged (a rerun after a failure). When MLflow
+        failed, the summary's ``mlflow_failed`` lists what did not reach it and ``mlflow_error``
+        gives the first error, in one line.
+        """
         summary = {"epochs": len(history), "best_epoch": best_epoch, "run_id": self.run_id}
         extra = (
             ["baseline_persistence", "baseline_seasonal"] if self.job.task == "regression" else []
@@ -83,19 +119,114 @@ class Reporter:
         )
         summary.update(self._test(net, step, test, train))
         log.info("test: %s", ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if _num(v)))
-        if self.mlflow is not None:
-            mlflow = self.mlflow
-            mlflow.log_metrics({k: float(v) for k, v in summary.items() if _num(v)})
-            self._log_curves(history)
-            model_uri = self._log_model(net, test["x"][:5].astype(np.float32))
-            summary.update(self._register(model_uri, summary, test))
-            mlflow.end_run()
+        if not self.enabled:
+            return summary
+        done, mlflow = self.done, self.mlflow
+        if not done["test"]:
+            metrics = {k: float(v) for k, v in summary.items() if _num(v)}
+            done["test"] = self._call("test metrics", lambda: mlflow.log_metrics(metrics))[0]
+        if not done["plots"]:
+            done["plots"] = self._call("learning-curve plots", self._log_curves, history)[0]
+        if not done["model"]:
+            example = test["x"][:5].astype(np.float32)
+            done["model"] = self._call("model", self._log_model, net, example)[1] or ""
+        if self.job.config["pipeline"]["train"]["register"]["enabled"]:
+            if not done["registry"]:
+                gate = self._call("registry gate", self._register, done["model"], summary, test)
+                done["registry"] = gate[1] or {}
+            summary.update(done["registry"])
+        self._close()
+        summary["run_id"] = self.run_id
+        failed = self.progress()["failed"]
+        if failed:
+            summary.update(mlflow_failed=failed, mlflow_error=done["error"])
         return summary
 
     def fail(self) -> None:
-        """End the run as failed (a resumed job reopens it)."""
-        if self.mlflow is not None and self.mlflow.active_run() is not None:
-            self.mlflow.end_run(status="FAILED")
+        """End the run as failed (a resumed job reopens it); never raises over the real error."""
+        self._close(status="FAILED")
+
+    def _close(self, status: str = "FINISHED") -> None:
+        if not self._open:
+            return
+        self._open = False
+        from deepspark import tracking
+
+        if self._down:
+            tracking.drop_active_run()  # asking the server again would only repeat the failure
+        elif status == "FINISHED":
+            self._call("run end", self.mlflow.end_run)
+        else:
+            try:
+                self.mlflow.end_run(status=status)
+            except Exception as e:  # the error that ended training is the one to report
+                reason = tracking.one_line(e)
+                log.warning("MLflow: could not mark run %s %s: %s", self.run_id, status, reason)
+
+    def _call(self, what: str | int, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """``fn(*args)`` unless MLflow already failed in this run: (whether it ran, its result).
+
+        The first failure is logged once, with its one-line reason; from then on every call is
+        recorded as not logged without asking the server, so a server that went away costs one
+        call's retries, not a stall every epoch. ``what`` is an epoch number or a name.
+        """
+        if not self._down:
+            from deepspark import tracking
+
+            try:
+                return True, fn(*args)
+            except tracking.outage_errors() as e:
+                self._down = True
+                self.done["error"] = tracking.one_line(e)
+                log.warning(
+                    "MLflow logging failed (%s: %s); nothing more is sent to MLflow in this run, "
+                    "training and checkpoints go on",
+                    _describe([what])[0], self.done["error"],
+                )  # fmt: skip
+        self._failed.append(what)
+        return False, None
+
+    def _start(self) -> Any:
+        from deepspark import tracking
+        from deepspark.config.model import MlflowConfig
+
+        cfg = self.job.full_config()
+        mlflow = tracking.setup(MlflowConfig(**self.job.config["mlflow"]))
+        # In-process launches inside a pipeline run already have that run active in this thread.
+        nested = mlflow.active_run() is not None
+        if self.run_id is not None:
+            mlflow.start_run(run_id=self.run_id, nested=nested)
+        else:
+            tags = {**tracking.run_tags(cfg), "deepspark.stage": "train"}
+            mlflow.start_run(
+                run_name=f"{cfg.pipeline.name}-train", parent_run_id=self.job.parent_run_id,
+                nested=nested, tags=tags,
+            )  # fmt: skip
+            self.done.update(_nothing_logged())  # a new run holds nothing yet
+        self.run_id = mlflow.active_run().info.run_id
+        return mlflow
+
+    def _log_params(self) -> None:
+        from deepspark import tracking
+
+        job, mlflow = self.job, self.mlflow
+        cfg = job.full_config()
+        tracking.log_config(mlflow, cfg)
+        mlflow.log_params(tracking.flatten(job.config["pipeline"]["train"], prefix="train"))
+        mlflow.log_params({"train.world_size": self.world, "train.x_shape": str(job.x_shape)})
+        for split, info in job.splits.items():
+            schema = ", ".join(f"{k} {v}" for k, v in info.columns.items())
+            tracking.log_dataset(
+                f"{cfg.pipeline.name}/features/{split}", info.url, rows=info.rows,
+                digest=info.digest, schema=schema, context=split,
+            )  # fmt: skip
+
+    def _log_epoch(self, record: Mapping[str, float]) -> None:
+        epoch = int(record["epoch"])
+        metrics = {k: float(v) for k, v in record.items() if k != "epoch"}
+        ok, _ = self._call(epoch, lambda: self.mlflow.log_metrics(metrics, step=epoch))
+        if ok and epoch == self.done["epochs"]:
+            self.done["epochs"] = epoch + 1
 
     def _test(self, net: Any, step: Any, test: dict, train: dict) -> dict[str, float]:
         from deepspark.train.loop import predict
@@ -228,6 +359,29 @@ def _metric(metric: str, pred: np.ndarray, y: np.ndarray) -> float:
         return float((pred.argmax(1) == y).mean())
     err = pred.astype(np.float64).reshape(-1) - y.astype(np.float64)
     return float(np.mean(np.abs(err)) if metric == "mae" else np.sqrt(np.mean(err**2)))
+
+
+def _describe(items: Sequence[str | int]) -> list[str]:
+    """``[2, 3, 4, "model"]`` -> ``["epochs 3-5 metrics", "model"]`` (epochs counted from 1)."""
+    out: list[str] = []
+    span: list[int] = []  # consecutive epochs not written out yet
+
+    def flush() -> None:
+        if span:
+            a, b = span[0] + 1, span[-1] + 1
+            out.append(f"epoch {a} metrics" if a == b else f"epochs {a}-{b} metrics")
+            span.clear()
+
+    for item in items:
+        if isinstance(item, str):
+            flush()
+            out.append(item)
+            continue
+        if span and item != span[-1] + 1:
+            flush()
+        span.append(item)
+    flush()
+    return out
 
 
 def _num(v: object) -> bool:

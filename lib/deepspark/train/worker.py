@@ -29,7 +29,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     from deepspark.train import loop
     from deepspark.train.augment import random_affine
     from deepspark.train.progress import Progress
-    from deepspark.train.report import Reporter
+    from deepspark.train.report import Reporter, unreported
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -39,8 +39,12 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     device, gpu = _device(cfg.use_gpu, world, local_rank)
 
     state = ckpt.load(job.checkpoint_dir) if cfg.resume else None
-    if state is not None and state.get("finished"):
-        state = None  # a finished run is not resumed: this is a new training run
+    # A finished run is not resumed (this is a new training run), unless MLflow failed during it:
+    # then its checkpoint is loaded, no epoch runs (it holds the last one, or stopped early), and
+    # only what did not reach MLflow is logged.
+    reporting_only = bool(state is not None and state.get("finished") and unreported(state))
+    if state is not None and state.get("finished") and not reporting_only:
+        state = None
     seed = cfg.seed
     _reseed(seed, -1, 0)  # same initial weights on every rank (DDP also broadcasts them)
 
@@ -81,14 +85,23 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     lcfg = cfg.loader
     train_loader, val_loader = _loaders(job, rank, world, steps)
 
-    reporter = Reporter(job, rank=rank, world=world, run_id=(state or {}).get("run_id"))
     start_epoch = state["epoch"] if state else 0
     best = state["best"] if state else None
     bad_epochs = state["bad_epochs"] if state else 0
     stopped = state.get("stopped", False) if state else False
     history = state["history"] if state else []
-    if state is not None and rank == 0:
+    if reporting_only and rank == 0:
+        log.info(
+            "training in %s finished earlier (%d epochs); reporting only: logging to MLflow what "
+            "did not reach it (%s)",
+            job.checkpoint_dir, len(history), ", ".join(state["mlflow"]["failed"]),
+        )  # fmt: skip
+    elif state is not None and rank == 0:
         log.info("resuming %s from epoch %d of %d", job.checkpoint_dir, start_epoch, cfg.epochs)
+    reporter = Reporter(
+        job, rank=rank, world=world, run_id=(state or {}).get("run_id"), history=history,
+        logged=(state or {}).get("mlflow"),
+    )  # fmt: skip
     try:
         for epoch in range(start_epoch, cfg.epochs):
             if stopped:
@@ -131,7 +144,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
                     "scheduler": scheduler.state_dict(), "epoch": epoch + 1, "best": best,
                     "bad_epochs": bad_epochs, "stopped": stopped, "history": history,
                     "config": job.config, "seed": seed, "run_id": reporter.run_id,
-                    "finished": False,
+                    "finished": False, "mlflow": reporter.progress(),
                 })  # fmt: skip
                 ckpt.write_state(job.checkpoint_dir, {
                     "epoch": epoch + 1, "epochs": cfg.epochs, "stopped": stopped,
@@ -148,12 +161,14 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
         if best_state is not None:
             net.load_state_dict(best_state["model"])
         summary = reporter.finish(net, step, history, best_epoch=best_state and best_state["epoch"])
+        logged = reporter.progress()
         final = ckpt.load(job.checkpoint_dir, ckpt.LAST) or {}
-        final.update(finished=True, run_id=reporter.run_id)
+        final.update(finished=True, run_id=reporter.run_id, mlflow=logged)
         ckpt.save(job.checkpoint_dir, ckpt.LAST, final)
         ckpt.write_state(job.checkpoint_dir, {
             "epoch": len(history), "epochs": cfg.epochs, "stopped": stopped, "finished": True,
-            "run_id": reporter.run_id, **{k: v for k, v in summary.items() if isinstance(v, float)},
+            "run_id": reporter.run_id, "mlflow_failed": logged["failed"],
+            **{k: v for k, v in summary.items() if isinstance(v, float)},
         })  # fmt: skip
         return summary
     except BaseException:

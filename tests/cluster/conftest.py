@@ -1,0 +1,68 @@
+"""The cluster tier: a 2-worker Spark standalone cluster on 127.0.0.1 for every test in this folder.
+
+Every test here is marked ``cluster`` (``./test.sh -m cluster``; CI runs it). The cluster is
+started once per session from the installed pyspark and stopped at the end; the last check is
+that no process it started is left running.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import standalone
+from tests.cluster.jobs import slice_overrides, submit
+from tests.realdata import write_slice
+
+HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HERE in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    running = standalone.start(tmp_path_factory.mktemp("standalone"), workers=2, cores=1)
+    try:
+        yield running
+    finally:
+        running.stop()
+    left = running.pids()
+    assert not left, f"processes left running after the cluster stopped: {sorted(left)}"
+
+
+@pytest.fixture(scope="session")
+def slice_raw(tmp_path_factory) -> dict[str, Path]:
+    """Ten real days of flights and weather, with known defects (tests/realdata.py)."""
+    return write_slice(tmp_path_factory.mktemp("raw"))
+
+
+@pytest.fixture(scope="session")
+def local_run(slice_raw, tmp_path_factory) -> Path:
+    """The flights pipeline in local mode through ./spark-submit.sh: the reference run."""
+    work = tmp_path_factory.mktemp("local")
+    proc = submit(
+        "jobs/pipeline.py",
+        *("--conf", "conf/flights.yaml", *slice_overrides(slice_raw, work)),
+        log=work / "submit.log",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return work
+
+
+@pytest.fixture(scope="session")
+def cluster_run(cluster, slice_raw, tmp_path_factory) -> Path:
+    """The same pipeline on the standalone cluster (``--cluster standalone``)."""
+    work = tmp_path_factory.mktemp("cluster")
+    proc = submit(
+        "jobs/pipeline.py",
+        *("--conf", "conf/flights.yaml", "--cluster", "standalone", "--master", cluster.master_url),
+        *slice_overrides(slice_raw, work),
+        log=work / "submit.log",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    return work
