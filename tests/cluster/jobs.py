@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -119,3 +121,31 @@ def _round(col):
     # Round to 9 significant digits: scale by the value's own magnitude.
     scale = F.pow(F.lit(10.0), F.lit(8) - F.floor(F.log10(F.abs(col))))
     return F.when(col == 0, F.lit(0.0)).otherwise(F.round(col * scale) / scale)
+
+
+def bare_executor_profile(tmp: Path) -> Path:
+    """A standalone profile whose executors have the pinned stack but not deepspark.
+
+    That is what YARN and Kubernetes executors run (a packed venv, an image): the library reaches
+    them only as the --py-files zip. Their venv lists the project venv's site-packages in a .pth;
+    a path added that way is taken as is, so the .pth files inside it (the editable hook that
+    makes deepspark importable in the project venv) are not processed.
+    """
+    bare = tmp / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    site = next(bare.glob("lib/python*/site-packages"))
+    (site / "stack.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    python = bare / "bin" / "python"
+    probe = "import torch, pyspark, importlib.util as u; print(u.find_spec('deepspark'))"
+    found = subprocess.run([python, "-c", probe], cwd=tmp, capture_output=True, text=True)
+    assert found.stdout.strip() == "None", found.stderr  # the stack, without the library
+    profile = tmp / "bare-executors.yaml"
+    profile.write_text(
+        "description: standalone, executors without deepspark installed\n"
+        "extends: standalone\n"
+        "python_env: image\n"
+        "settings:\n"
+        f"  spark.pyspark.python: {python}\n"
+        f"  spark.pyspark.driver.python: {sys.executable}\n"
+    )
+    return profile

@@ -13,7 +13,14 @@ import urllib.request
 
 import pytest
 
-from tests.cluster.jobs import KEY, fingerprint, slice_overrides, start, submit
+from tests.cluster.jobs import (
+    KEY,
+    bare_executor_profile,
+    fingerprint,
+    slice_overrides,
+    start,
+    submit,
+)
 from tests.cluster.standalone import LOOPBACK, free_port
 
 
@@ -95,10 +102,15 @@ def test_worker_killed_mid_stage_the_stage_finishes_and_reconciles_exactly(
 
 
 def test_training_killed_mid_epoch_resumes_from_its_last_checkpoint(cluster, prepared):
+    """Also on executors without deepspark installed, as on YARN or Kubernetes (--py-files only)."""
     tmp, ref = prepared["tmp"], prepared["ref"]
     work = tmp / "kill-train"
-    args = _cluster_args(
-        cluster, prepared["raw"], work, f"paths.data={ref / 'data'}", "pipeline.train.epochs=12"
+    args = (
+        *("--conf", "conf/flights.yaml", "--cluster", str(bare_executor_profile(tmp))),
+        *("--master", cluster.master_url),
+        *slice_overrides(
+            prepared["raw"], work, f"paths.data={ref / 'data'}", "pipeline.train.epochs=12"
+        ),
     )
     killed = start("jobs/train.py", *args, log=work / "killed.log")
     try:
@@ -133,6 +145,7 @@ def test_training_killed_mid_epoch_resumes_from_its_last_checkpoint(cluster, pre
     )
     resumed = re.search(r"resuming \S+ from epoch (\d+) of 12", logs)
     assert resumed and int(resumed.group(1)) >= before["epoch"], logs[-3000:]
+    assert "ModuleNotFoundError" not in logs + rerun.stdout
 
 
 def _wait_for_no_application(cluster, timeout_s: float = 120) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.jobs import fingerprint, tables
+from tests.cluster.jobs import KEY, fingerprint, tables
 
 # Model outputs (and k-means labels, fitted by a distributed algorithm) are compared by rows here
 # and by metrics below; everything else must match exactly.
@@ -73,3 +73,14 @@ def test_scoring_used_the_registered_champion_on_both(runs):
     for run in ("local", "cluster"):
         state = next((runs[run] / "checkpoints").rglob("state.json"))
         assert json.loads(state.read_text())["registry.champion"] == 1.0
+
+
+def test_no_secret_in_anything_the_runs_or_the_cluster_kept(runs):
+    """The key was in the submitting shell's environment only: not in any file either run wrote,
+    nor in the workers' logs and directories (shipped configs, library zip, executor output)."""
+    needles = [KEY.encode(), KEY.encode().hex().encode()]
+    roots = [runs["local"], runs["cluster"], runs["standalone"].root]
+    files = [p for root in roots for p in root.rglob("*") if p.is_file()]
+    assert len(files) > 100
+    leaks = [str(p) for p in files if any(n in p.read_bytes() for n in needles)]
+    assert not leaks

@@ -4,5 +4,7 @@
   everything a worker needs into a picklable :class:`~.job.TrainJob`.
 - :mod:`.worker`: :func:`~.worker.train_worker`, the one top-level training function.
 - :mod:`.loop`: an epoch of training, a sharded evaluation.
-- :mod:`.launch`: the three ways to start it.
+- :mod:`.launch`: the three ways to start it; :mod:`.resources` checks TLS and GPU settings
+  first, and :mod:`.shipped` carries the function to executors that lack deepspark.
+- :mod:`.report` and :mod:`.publish`: rank 0's MLflow run, test metrics, model and registry gate.
 """

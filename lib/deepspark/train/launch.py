@@ -10,6 +10,7 @@ from typing import Any
 from deepspark.errors import DeepsparkError
 from deepspark.train.job import TrainJob
 from deepspark.train.resources import check_local_gpus, check_spark_gpus, check_ssl
+from deepspark.train.shipped import shipped
 from deepspark.train.worker import train_worker
 
 log = logging.getLogger("deepspark.train")
@@ -40,7 +41,9 @@ def with_distributor(job: TrainJob) -> dict[str, Any] | None:
         cfg.processes, cfg.local_mode, cfg.use_gpu,
     )  # fmt: skip
     try:
-        summary = distributor.run(train_worker, job)
+        # Executors may have deepspark only as the --py-files zip: see deepspark.train.shipped.
+        fn, args = (train_worker, (job,)) if cfg.local_mode else shipped(train_worker, job)
+        summary = distributor.run(fn, *args)
     except RuntimeError as e:
         raise TrainingError(f"training failed: {_first_line(e)} (worker output above)") from e
     # Only rank 0 returns a summary, and TorchDistributor can hand back another rank's result when

@@ -1,8 +1,8 @@
-"""Rank 0's side of training: the MLflow run, per-epoch metrics, the test evaluation, the model.
+"""Rank 0's side of training: the MLflow run, per-epoch metrics, the test evaluation.
 
 One MLflow run per training job, whichever launcher started it: created by rank 0 (nested under
 the pipeline's run when there is one), reopened when a killed job resumes, ended by rank 0.
-Other ranks get a Reporter that does nothing.
+Other ranks get a Reporter that does nothing. :mod:`.publish` logs the model and registers it.
 
 Every MLflow call goes through one guard. A tracking server that stops answering mid-run must not
 cost the training: the first failure is logged once, MLflow is not called again for the rest of
@@ -14,9 +14,7 @@ logs only what is missing, into the same run.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,9 @@ import numpy as np
 from deepspark.data import read_split
 from deepspark.train import baselines
 from deepspark.train.job import TrainJob
+from deepspark.train.publish import publish
 
 log = logging.getLogger("deepspark.train")
-_PINS = ("torch", "numpy", "pandas", "pyarrow", "mlflow", "petastorm", "pyspark")
 
 
 def _nothing_logged() -> dict[str, Any]:
@@ -127,14 +125,7 @@ class Reporter:
             done["test"] = self._call("test metrics", lambda: mlflow.log_metrics(metrics))[0]
         if not done["plots"]:
             done["plots"] = self._call("learning-curve plots", self._log_curves, history)[0]
-        if not done["model"]:
-            example = test["x"][:5].astype(np.float32)
-            done["model"] = self._call("model", self._log_model, net, example)[1] or ""
-        if self.job.config["pipeline"]["train"]["register"]["enabled"]:
-            if not done["registry"]:
-                gate = self._call("registry gate", self._register, done["model"], summary, test)
-                done["registry"] = gate[1] or {}
-            summary.update(done["registry"])
+        publish(self._call, mlflow, self.job, done, net, summary, test)
         self._close()
         summary["run_id"] = self.run_id
         failed = self.progress()["failed"]
@@ -273,92 +264,12 @@ class Reporter:
                 line_plot(frame, Path(tmp) / f"{name}.png", f"{name} by epoch", "epoch", name)
             self.mlflow.log_artifacts(tmp, artifact_path="plots")
 
-    def _register(self, model_uri: str, summary: dict, test: dict) -> dict[str, Any]:
-        reg = self.job.config["pipeline"]["train"]["register"]
-        if not reg["enabled"]:
-            return {}
-        from deepspark import registry
-
-        auto = "accuracy" if self.job.task == "classification" else "mae"
-        metric = auto if reg["metric"] == "auto" else reg["metric"]
-
-        def score(uri: str) -> float:
-            model = self.mlflow.pyfunc.load_model(uri)
-            return _metric(
-                metric, np.asarray(model.predict(test["x"].astype(np.float32))), test["y"]
-            )
-
-        name = reg["name"] or self.job.config["pipeline"]["name"]
-        gate = registry.register_and_gate(
-            self.mlflow, name=name, model_uri=model_uri, metric=metric,
-            value=summary[f"test.{metric}"], score=score,
-        )  # fmt: skip
-        self.mlflow.set_tags(
-            {
-                "deepspark.registered": f"{name} v{gate.version} ({gate.alias})",
-                "deepspark.gate": gate.reason,
-            }
-        )
-        log.info("registered %s v%d as %s: %s", name, gate.version, gate.alias, gate.reason)
-        return {
-            "registry.version": float(gate.version),
-            "registry.champion": float(gate.alias == registry.CHAMPION),
-            "registered_model": name,
-            "registry_alias": gate.alias,
-        }
-
-    def _log_model(self, net: Any, example: np.ndarray) -> str:
-        import importlib.metadata
-
-        import mlflow.pytorch
-        import torch
-        from mlflow.models import infer_signature
-
-        import deepspark
-
-        net = net.to("cpu").eval()
-        with torch.no_grad():
-            output = net(torch.from_numpy(example)).numpy()
-        pins = [f"{p}=={importlib.metadata.version(p)}" for p in _PINS]
-        with tempfile.TemporaryDirectory() as tmp:
-            info = mlflow.pytorch.log_model(
-                net,
-                name="model",
-                signature=infer_signature(example, output),
-                input_example=example,
-                pip_requirements=pins,
-                # The model class lives in deepspark: ship the package so the model loads anywhere.
-                code_paths=[_package_dir(deepspark, tmp)],
-            )
-        return info.model_uri
-
-
-def _package_dir(package: Any, tmp: str) -> str:
-    """The package's source folder; under spark-submit it is inside a zip, so extract it."""
-    folder = os.path.dirname(package.__file__)
-    if os.path.isdir(folder):
-        return folder
-    archive = getattr(package.__loader__, "archive", None)  # zipimport
-    if archive is None:
-        raise RuntimeError(f"cannot locate the source of {package.__name__} ({folder})")
-    prefix = f"{package.__name__}/"
-    with zipfile.ZipFile(archive) as zf:
-        zf.extractall(tmp, [n for n in zf.namelist() if n.startswith(prefix)])
-    return os.path.join(tmp, package.__name__)
-
 
 def _read(job: TrainJob, split: str, columns: list[str]) -> dict[str, np.ndarray]:
     lcfg = job.config["pipeline"]["train"]["loader"]
     return read_split(
         job.splits[split].url, columns, workers=lcfg["workers"], backend=lcfg["backend"]
     )
-
-
-def _metric(metric: str, pred: np.ndarray, y: np.ndarray) -> float:
-    if metric == "accuracy":
-        return float((pred.argmax(1) == y).mean())
-    err = pred.astype(np.float64).reshape(-1) - y.astype(np.float64)
-    return float(np.mean(np.abs(err)) if metric == "mae" else np.sqrt(np.mean(err**2)))
 
 
 def _describe(items: Sequence[str | int]) -> list[str]:

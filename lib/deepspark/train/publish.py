@@ -1,0 +1,136 @@
+"""Rank 0's last step of training: the logged model and the model registry's gate.
+
+The model is logged with its signature, an input example, pinned requirements and the deepspark
+source (the model class lives there); when the config asks for it, the logged model is then
+registered and gated as champion or challenger. Each step goes through the
+:class:`~deepspark.train.report.Reporter`'s guard, so a tracking server that stopped answering
+costs neither the training nor a stall, and a rerun does only the steps that did not reach MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from deepspark.train.job import TrainJob
+
+log = logging.getLogger("deepspark.train")
+_PINS = ("torch", "numpy", "pandas", "pyarrow", "mlflow", "petastorm", "pyspark")
+
+
+def publish(
+    call: Callable[..., tuple[bool, Any]],
+    mlflow: Any,
+    job: TrainJob,
+    done: dict[str, Any],
+    net: Any,
+    summary: dict,
+    test: dict,
+) -> None:
+    """Log the model, then run the registry gate, skipping what ``done`` says already happened.
+
+    Args:
+        call: the Reporter's guard, ``call(what, fn, *args) -> (whether it ran, its result)``.
+        mlflow: the MLflow module, with the job's run active.
+        job: the training job (its config says whether and under what name to register).
+        done: what has reached the run; its "model" and "registry" entries are updated here.
+        net: the trained model.
+        summary: the test metrics; the registry's outcome is added to it.
+        test: the test split's arrays ("x", "y").
+    """
+    if not done["model"]:
+        example = test["x"][:5].astype(np.float32)
+        done["model"] = call("model", _log_model, net, example)[1] or ""
+    if job.config["pipeline"]["train"]["register"]["enabled"]:
+        if not done["registry"]:
+            gate = call("registry gate", _register, mlflow, job, done["model"], summary, test)
+            done["registry"] = gate[1] or {}
+        summary.update(done["registry"])
+
+
+def _register(
+    mlflow: Any, job: TrainJob, model_uri: str, summary: dict, test: dict
+) -> dict[str, Any]:
+    reg = job.config["pipeline"]["train"]["register"]
+    if not reg["enabled"]:
+        return {}
+    from deepspark import registry
+
+    auto = "accuracy" if job.task == "classification" else "mae"
+    metric = auto if reg["metric"] == "auto" else reg["metric"]
+
+    def score(uri: str) -> float:
+        model = mlflow.pyfunc.load_model(uri)
+        return _metric(metric, np.asarray(model.predict(test["x"].astype(np.float32))), test["y"])
+
+    name = reg["name"] or job.config["pipeline"]["name"]
+    gate = registry.register_and_gate(
+        mlflow, name=name, model_uri=model_uri, metric=metric,
+        value=summary[f"test.{metric}"], score=score,
+    )  # fmt: skip
+    mlflow.set_tags(
+        {
+            "deepspark.registered": f"{name} v{gate.version} ({gate.alias})",
+            "deepspark.gate": gate.reason,
+        }
+    )
+    log.info("registered %s v%d as %s: %s", name, gate.version, gate.alias, gate.reason)
+    return {
+        "registry.version": float(gate.version),
+        "registry.champion": float(gate.alias == registry.CHAMPION),
+        "registered_model": name,
+        "registry_alias": gate.alias,
+    }
+
+
+def _log_model(net: Any, example: np.ndarray) -> str:
+    import importlib.metadata
+
+    import mlflow.pytorch
+    import torch
+    from mlflow.models import infer_signature
+
+    import deepspark
+
+    net = net.to("cpu").eval()
+    with torch.no_grad():
+        output = net(torch.from_numpy(example)).numpy()
+    pins = [f"{p}=={importlib.metadata.version(p)}" for p in _PINS]
+    with tempfile.TemporaryDirectory() as tmp:
+        info = mlflow.pytorch.log_model(
+            net,
+            name="model",
+            signature=infer_signature(example, output),
+            input_example=example,
+            pip_requirements=pins,
+            # The model class lives in deepspark: ship the package so the model loads anywhere.
+            code_paths=[_package_dir(deepspark, tmp)],
+        )
+    return info.model_uri
+
+
+def _package_dir(package: Any, tmp: str) -> str:
+    """The package's source folder; under spark-submit it is inside a zip, so extract it."""
+    folder = os.path.dirname(package.__file__)
+    if os.path.isdir(folder):
+        return folder
+    archive = getattr(package.__loader__, "archive", None)  # zipimport
+    if archive is None:
+        raise RuntimeError(f"cannot locate the source of {package.__name__} ({folder})")
+    prefix = f"{package.__name__}/"
+    with zipfile.ZipFile(archive) as zf:
+        zf.extractall(tmp, [n for n in zf.namelist() if n.startswith(prefix)])
+    return os.path.join(tmp, package.__name__)
+
+
+def _metric(metric: str, pred: np.ndarray, y: np.ndarray) -> float:
+    if metric == "accuracy":
+        return float((pred.argmax(1) == y).mean())
+    err = pred.astype(np.float64).reshape(-1) - y.astype(np.float64)
+    return float(np.mean(np.abs(err)) if metric == "mae" else np.sqrt(np.mean(err**2)))
