@@ -162,7 +162,8 @@ def test_corrupt_parquet_input_is_an_error_naming_the_file(cluster, prepared):
     shutil.copytree(ref / "data" / "bronze", work / "data" / "bronze")
     shutil.copytree(ref / "data" / "silver", work / "data" / "silver")
     before = sorted(p.name for p in (work / "data/silver/flights/flights").iterdir())
-    victim = sorted((work / "data/bronze/flights/weather").glob("part-*.parquet"))[0]
+    # The first table the stage reads: the job fails fast, before any of its output is staged.
+    victim = sorted((work / "data/bronze/flights/flights").glob("part-*.parquet"))[0]
     victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])  # a truncated copy
 
     proc = submit("jobs/clean.py", *_cluster_args(cluster, prepared["raw"], work), log=work / "log")

@@ -156,6 +156,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
         if world > 1:
             dist.barrier()
         if rank != 0:
+            _leave_together(world)
             return None
         best_state = ckpt.load(job.checkpoint_dir, ckpt.BEST)
         if best_state is not None:
@@ -170,13 +171,28 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
             "run_id": reporter.run_id, "mlflow_failed": logged["failed"],
             **{k: v for k, v in summary.items() if isinstance(v, float)},
         })  # fmt: skip
+        _leave_together(world)
         return summary
     except BaseException:
+        # No collective teardown on the way out of a failure: the peers may be mid-collective,
+        # and torchrun ends them once this process exits with its real traceback.
         reporter.fail()
         raise
-    finally:
-        if world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
+
+
+def _leave_together(world: int) -> None:
+    """Every rank waits for rank 0's report, then all destroy the process group together.
+
+    A rank that tore down its gloo group and exited while rank 0 was still reporting aborted in
+    gloo's teardown ("terminate called without an active exception", seen in the cluster tier);
+    the failed barrier task then cost a full Spark stage retry. PyTorch's guidance is the same:
+    destroy the group collectively, where no rank needs it any more.
+    """
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _device(use_gpu: bool, world: int, local_rank: int) -> tuple[Any, bool]:
