@@ -46,8 +46,8 @@ def with_distributor(job: TrainJob) -> dict[str, Any] | None:
         summary = distributor.run(fn, *args)
     except RuntimeError as e:
         raise TrainingError(f"training failed: {_first_line(e)} (worker output above)") from e
-    # Only rank 0 returns a summary, and TorchDistributor can hand back another rank's result when
-    # rank 0 died: no summary means no trained model, whatever the exit status said.
+    # Every rank returns rank 0's summary; when rank 0 died, TorchDistributor can still hand back
+    # another rank's (empty) result: no summary means no trained model, whatever the exit status.
     if not summary:
         raise TrainingError(
             "training failed on rank 0 (its traceback is in the worker output above)"

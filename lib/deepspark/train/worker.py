@@ -19,7 +19,7 @@ log = logging.getLogger("deepspark.train")
 
 
 def train_worker(job: TrainJob) -> dict[str, Any] | None:
-    """Train, validate each epoch, checkpoint, stop early, test; rank 0 returns the summary."""
+    """Train, validate each epoch, checkpoint, stop early, test; returns rank 0's summary."""
     import torch
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
@@ -156,8 +156,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
         if world > 1:
             dist.barrier()
         if rank != 0:
-            _leave_together(world)
-            return None
+            return _leave_together(world, None)
         best_state = ckpt.load(job.checkpoint_dir, ckpt.BEST)
         if best_state is not None:
             net.load_state_dict(best_state["model"])
@@ -171,8 +170,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
             "run_id": reporter.run_id, "mlflow_failed": logged["failed"],
             **{k: v for k, v in summary.items() if isinstance(v, float)},
         })  # fmt: skip
-        _leave_together(world)
-        return summary
+        return _leave_together(world, summary)
     except BaseException:
         # No collective teardown on the way out of a failure: the peers may be mid-collective,
         # and torchrun ends them once this process exits with its real traceback.
@@ -180,19 +178,23 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
         raise
 
 
-def _leave_together(world: int) -> None:
-    """Every rank waits for rank 0's report, then all destroy the process group together.
+def _leave_together(world: int, summary: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Rank 0's summary on every rank, once it is done; then all leave the process group together.
 
     A rank that tore down its gloo group and exited while rank 0 was still reporting aborted in
     gloo's teardown ("terminate called without an active exception", seen in the cluster tier);
     the failed barrier task then cost a full Spark stage retry. PyTorch's guidance is the same:
-    destroy the group collectively, where no rank needs it any more.
+    destroy the group collectively, where no rank needs it any more. Every rank returns the same
+    summary because TorchDistributor keeps whichever process's return value was written last.
     """
-    if world > 1:
-        import torch.distributed as dist
+    if world == 1:
+        return summary
+    import torch.distributed as dist
 
-        dist.barrier()
-        dist.destroy_process_group()
+    box = [summary]
+    dist.broadcast_object_list(box, src=0)  # collective: also the wait for rank 0's report
+    dist.destroy_process_group()
+    return box[0]
 
 
 def _device(use_gpu: bool, world: int, local_rank: int) -> tuple[Any, bool]:
