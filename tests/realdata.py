@@ -47,22 +47,24 @@ def read_slice(path: Path) -> pd.DataFrame:
     return pd.read_csv(io.StringIO(path.read_text()), na_values=["NA"], keep_default_na=False)
 
 
+def slice_overrides(raw: dict[str, Path], work: Path, *extra: str) -> list[str]:
+    """``key=value`` overrides pointing conf/flights.yaml at the slice, writing under ``work``."""
+    return [
+        f"pipeline.sources.flights.uri={raw['flights']}",
+        f"pipeline.sources.weather.uri={raw['weather']}",
+        f"paths.data={work / 'data'}",
+        f"paths.checkpoints={work / 'checkpoints'}",
+        "pipeline.train.epochs=2",  # the pipeline's TorchDistributor launch, not a model
+        f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
+        f"mlflow.artifact_root={work / 'artifacts'}",
+        "pipeline.features.sequence.split.validation_start=2013-01-07T00:00:00Z",
+        "pipeline.features.sequence.split.test_start=2013-01-09T00:00:00Z",
+        "pipeline.features.layout.files_per_split=2",
+        "pipeline.features.layout.min_row_groups=2",
+        *extra,
+    ]
+
+
 def slice_config(raw: dict[str, Path], work: Path, *extra: str) -> Config:
     """conf/flights.yaml pointed at the slice, with splits that fit ten days."""
-    return load_config(
-        ROOT / "conf" / "flights.yaml",
-        [
-            f"pipeline.sources.flights.uri={raw['flights']}",
-            f"pipeline.sources.weather.uri={raw['weather']}",
-            f"paths.data={work / 'data'}",
-            f"paths.checkpoints={work / 'checkpoints'}",
-            "pipeline.train.epochs=2",  # the pipeline's TorchDistributor launch, not a model
-            f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
-            f"mlflow.artifact_root={work / 'artifacts'}",
-            "pipeline.features.sequence.split.validation_start=2013-01-07T00:00:00Z",
-            "pipeline.features.sequence.split.test_start=2013-01-09T00:00:00Z",
-            "pipeline.features.layout.files_per_split=2",
-            "pipeline.features.layout.min_row_groups=2",
-            *extra,
-        ],
-    )
+    return load_config(ROOT / "conf" / "flights.yaml", slice_overrides(raw, work, *extra))

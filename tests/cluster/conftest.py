@@ -41,28 +41,26 @@ def slice_raw(tmp_path_factory) -> dict[str, Path]:
     return write_slice(tmp_path_factory.mktemp("raw"))
 
 
-@pytest.fixture(scope="session")
-def local_run(slice_raw, tmp_path_factory) -> Path:
-    """The flights pipeline in local mode through ./spark-submit.sh: the reference run."""
-    work = tmp_path_factory.mktemp("local")
+def _pipeline(work: Path, raw: dict[str, Path], *cluster: str) -> Path:
     proc = submit(
         "jobs/pipeline.py",
-        *("--conf", "conf/flights.yaml", *slice_overrides(slice_raw, work)),
+        *("--conf", "conf/flights.yaml", *cluster, *slice_overrides(raw, work)),
         log=work / "submit.log",
     )
     assert proc.returncode == 0, proc.stdout[-3000:]
     return work
+
+
+@pytest.fixture(scope="session")
+def local_run(slice_raw, tmp_path_factory) -> Path:
+    """The flights pipeline in local mode through ./spark-submit.sh: the reference run."""
+    return _pipeline(tmp_path_factory.mktemp("local"), slice_raw)
 
 
 @pytest.fixture(scope="session")
 def cluster_run(cluster, slice_raw, tmp_path_factory) -> Path:
     """The same pipeline on the standalone cluster (``--cluster standalone``)."""
-    work = tmp_path_factory.mktemp("cluster")
-    proc = submit(
-        "jobs/pipeline.py",
-        *("--conf", "conf/flights.yaml", "--cluster", "standalone", "--master", cluster.master_url),
-        *slice_overrides(slice_raw, work),
-        log=work / "submit.log",
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    return work
+    return _pipeline(
+        tmp_path_factory.mktemp("cluster"), slice_raw,
+        "--cluster", "standalone", "--master", cluster.master_url,
+    )  # fmt: skip

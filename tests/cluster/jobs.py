@@ -13,6 +13,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from tests import realdata
+
 ROOT = Path(__file__).resolve().parents[2]
 # The key tests/conftest.py gives in-process runs: spark-submit runs get the same, so pseudonyms
 # (and so checksums) agree between the two.
@@ -20,22 +22,10 @@ KEY = os.environ.setdefault("DEEPSPARK_PSEUDONYM_KEY", "test-only-key-0123456789
 
 
 def slice_overrides(raw: dict[str, Path], work: Path, *extra: str) -> list[str]:
-    """conf/flights.yaml pointed at a real-data slice, everything written under ``work``."""
-    return [
-        f"pipeline.sources.flights.uri={raw['flights']}",
-        f"pipeline.sources.weather.uri={raw['weather']}",
-        f"paths.data={work / 'data'}",
-        f"paths.checkpoints={work / 'checkpoints'}",
-        f"mlflow.tracking_uri=sqlite:///{work / 'mlflow.db'}",
-        f"mlflow.artifact_root={work / 'artifacts'}",
-        "pipeline.features.sequence.split.validation_start=2013-01-07T00:00:00Z",
-        "pipeline.features.sequence.split.test_start=2013-01-09T00:00:00Z",
-        "pipeline.features.layout.files_per_split=2",
-        "pipeline.features.layout.min_row_groups=2",
-        "pipeline.train.epochs=3",
-        "pipeline.cluster.k_max=3",
-        *extra,
-    ]
+    """tests/realdata.py's slice overrides, with a few more epochs and a smaller k-means search."""
+    return realdata.slice_overrides(
+        raw, work, "pipeline.train.epochs=3", "pipeline.cluster.k_max=3", *extra
+    )
 
 
 def submit_env(**extra: str) -> dict[str, str]:
