@@ -62,10 +62,10 @@ def spark_scoring(spark: object, uri: str, data: Path, classes: bool) -> float:
     """Seconds for Spark to read and score every row (noop sink: nothing written)."""
     import mlflow
     from pyspark.sql import functions as F
-    from pyspark.sql import types as T
 
-    result = T.ArrayType(T.FloatType()) if classes else T.FloatType()
-    udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=result, env_manager="local")
+    from deepspark.etl.score import result_type
+
+    udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type(classes), env_manager="local")
     start = time.perf_counter()
     spark.read.parquet(str(data)).select(udf(F.col("x")).alias("p")).write.format("noop").mode(
         "overwrite"
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     name = cfg.pipeline.train.register.name or cfg.pipeline.name
     uri, version = registry.resolve(mlflow, name, "champion")
     info = mlflow.models.get_model_info(uri)
-    classes = len(info.signature.outputs.inputs[0].shape) == 2
+    classes = registry.model_io(info).classes is not None
     test = Path(Layout(cfg.paths, cfg.pipeline.name).path("features", "test"))
     with tempfile.TemporaryDirectory() as tmp:
         data = replicate(test, args.rows, Path(tmp) / "rows")

@@ -29,6 +29,7 @@ def spark():
         driver_memory="2g",
         settings={
             "spark.sql.session.timeZone": "UTC",
+            "spark.sql.ansi.enabled": "true",  # as conf/base.yaml: Spark 3.5 defaults to off
             "spark.sql.shuffle.partitions": "2",
             "spark.default.parallelism": "2",
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",

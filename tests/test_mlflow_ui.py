@@ -263,7 +263,8 @@ def test_rest_api_serves_runs_metrics_artifacts_and_registry(store):
     assert png.startswith(b"\x89PNG"), png[:40]
 
     # MLflow 3 logs a model as a LoggedModel beside the run (not under its artifacts): the run
-    # lists it as an output, and the model's own artifact listing holds MLmodel and the example.
+    # lists it as an output, and the model's own artifact listing holds MLmodel and the example
+    # (artifacts/ holds the torch module the pyfunc wrapper loads).
     outputs = run["outputs"]["model_outputs"]
     assert len(outputs) == 1, outputs
     model_id = outputs[0]["model_id"]
@@ -271,7 +272,7 @@ def test_rest_api_serves_runs_metrics_artifacts_and_registry(store):
     assert model["source_run_id"] == run_id and model["status"] == "LOGGED_MODEL_READY"
     files = call(store, f"{api}/logged-models/{model_id}/artifacts/directories")
     assert {f["path"] for f in files["files"]} >= {
-        "MLmodel", "input_example.json", "requirements.txt", "code", "data",
+        "MLmodel", "input_example.json", "requirements.txt", "code", "artifacts",
     }  # fmt: skip
     # The UI reads a logged model's files through this route (it has no /api/ twin).
     mlmodel = fetch(

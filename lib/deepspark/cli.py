@@ -60,7 +60,8 @@ def main(
 ) -> int:
     """Run ``run(cfg, spark)`` for each ``--conf``; returns the process exit code.
 
-    ``spark=False`` is for entry points that must work without Java: ``run`` gets ``None``.
+    ``spark=False`` is for entry points that must work without Java: ``run`` gets ``None``, and
+    a config asking for MLflow where it is not installed runs untracked, with one warning.
     """
     logging.basicConfig(
         level=os.environ.get("DEEPSPARK_LOG_LEVEL", "INFO"),
@@ -70,9 +71,10 @@ def main(
     session = None
     try:
         paths, overrides = parse_args(sys.argv[1:] if argv is None else argv, job, default_confs)
-        configs = [load_config(p, overrides) for p in paths]
-        from deepspark.tracking import check_reachable
+        from deepspark.tracking import check_reachable, usable
 
+        # Without Spark (python -m deepspark.train) MLflow is optional: missing, tracking is off.
+        configs = [usable(load_config(p, overrides), optional=not spark) for p in paths]
         for cfg in configs:
             check_reachable(cfg.mlflow)
         if spark:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from deepspark import tracking
 from deepspark.config import Config
@@ -110,16 +110,40 @@ def registered_model(cfg: Config, ref: str | int, purpose: str) -> tuple[Any, st
     return mlflow, name, uri, version
 
 
-def model_io(info: Any) -> tuple[int, int | None] | None:
-    """(values per input row, class scores per output row or None for a forecast), or None.
+class ModelIO(NamedTuple):
+    """What a logged model takes and answers, from its signature and metadata."""
 
-    Read from the logged signature, not from the model object: MLflow may load a pytorch model
-    as a ``torch.export`` graph without the attributes of the class that was logged.
+    length: int  # values per input row
+    classes: int | None  # classes of a classifier; None for a forecast
+    legacy: bool  # logged before deepspark.serving: a classifier answers raw class scores
+
+
+def model_io(info: Any) -> ModelIO | None:
+    """What the logged model ``info`` takes and answers, or None without a signature.
+
+    Read from the logged signature and metadata, not from the model object: loading it costs
+    the module, and the stages check the features against it before they load anything.
+
+    Raises:
+        InputError: The signature is not one deepspark logs.
     """
+    from deepspark import serving
+
     signature = info.signature
     if signature is None:
         return None
     (inp,) = signature.inputs.inputs
-    (out,) = signature.outputs.inputs
+    length = int(inp.shape[-1])
+    outputs = signature.outputs.inputs
+    ours = (info.metadata or {}).get(serving.METADATA_KEY)
+    if ours is not None:
+        names = [getattr(o, "name", None) for o in outputs]
+        if ours["classes"] is not None and names != [serving.LABEL, serving.PROBABILITY]:
+            raise InputError(
+                f"{info.model_uri}: a classifier's output should be {serving.LABEL!r} and "
+                f"{serving.PROBABILITY!r}, its signature has {names}"
+            )
+        return ModelIO(length, ours["classes"], legacy=False)
+    (out,) = outputs  # a torch module's raw output: class scores (rows, k) or forecasts (rows,)
     classes = int(out.shape[-1]) if len(out.shape) == 2 and out.shape[-1] > 1 else None
-    return int(inp.shape[-1]), classes
+    return ModelIO(length, classes, legacy=True)

@@ -3,12 +3,18 @@
 Stages call :func:`stage_run`; when a pipeline run is active the stage nests under it, when a stage
 runs alone it gets a top-level run of its own. With ``mlflow.enabled: false`` every call is a no-op.
 
+MLflow itself is optional for training without Spark (``python -m deepspark.train`` on a GPU box
+with torch, numpy, pyarrow and pyyaml only): :func:`usable` turns tracking off there, with one
+warning, when the package is missing. A Spark job that asks for it fails in one line instead.
+
 A tracking server that stops answering mid-job costs bounded time (``mlflow.http_retries`` and
 ``mlflow.http_timeout_s``), and ending a run it can no longer reach never hides the job's own error.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import logging
 import os
 import re
@@ -31,6 +37,7 @@ _PARAM_KEY_INVALID = re.compile(r"[^A-Za-z0-9_\-. :/]")
 # What setup() put into the environment: a later setup in the same process may change its own
 # values, but never one the user set.
 _HTTP_ENV_SET: dict[str, str] = {}
+_WARNED_MISSING = False  # usable() has said that MLflow is missing
 
 
 class TrackingError(DeepsparkError):
@@ -46,6 +53,40 @@ def tracking_uri(cfg: MlflowConfig) -> str:
         db.parent.mkdir(parents=True, exist_ok=True)
         return f"{prefix}{db}"
     return uri
+
+
+def installed() -> bool:
+    """Whether the mlflow package can be imported here (looked up, not imported: that is slow)."""
+    return importlib.util.find_spec("mlflow") is not None
+
+
+def usable(cfg: Config, *, optional: bool) -> Config:
+    """``cfg`` as is, or with tracking off when it asks for MLflow and MLflow is not installed.
+
+    Args:
+        cfg: a job's config.
+        optional: whether this job may run untracked (training without Spark: the checkpoints
+            and the log hold the results); otherwise a missing MLflow is a setup error.
+
+    Raises:
+        SetupError: ``mlflow.enabled`` is true, MLflow is not installed and it is not optional.
+    """
+    if not cfg.mlflow.enabled or installed():
+        return cfg
+    if not optional:
+        raise SetupError(
+            "mlflow.enabled=true but the mlflow package is not installed here; install it (the "
+            "version pinned in pyproject.toml), or set mlflow.enabled=false"
+        )
+    global _WARNED_MISSING
+    # Once per process, and only on rank 0 of a torchrun launch: one line per job, not per rank.
+    if not _WARNED_MISSING and os.environ.get("RANK", "0") == "0":
+        log.warning(
+            "MLflow is not installed: tracking is off for this run (results go to the log and "
+            "the checkpoints); install mlflow to track, or set mlflow.enabled=false to silence this"
+        )
+    _WARNED_MISSING = True
+    return dataclasses.replace(cfg, mlflow=dataclasses.replace(cfg.mlflow, enabled=False))
 
 
 def check_reachable(cfg: MlflowConfig, timeout_s: float = 5.0) -> None:

@@ -99,8 +99,18 @@ def timestamp_expr(rule: TimestampRule) -> Column:
     year, month, day, hhmm = (F.col(c) for c in rule.fields)
     hour = F.floor(hhmm / 100).cast("int")
     minute = (hhmm % 100).cast("int")
-    base = F.try_make_timestamp(
-        year, month, day, F.least(hour, F.lit(23)), minute, F.lit(0), F.lit(rule.timezone)
+    # Spark 4 has try_make_timestamp; Spark 3.5 has only make_timestamp, which fails (ANSI) or
+    # returns null (not ANSI) on an impossible date. So the fields are checked first, and
+    # make_timestamp only ever sees a real date and time: the same answer on both, in both modes.
+    # `when` without `otherwise` is null, and Spark evaluates a branch only where it is taken.
+    month_ok = year.between(1, 9999) & month.between(1, 12)
+    days_in_month = F.dayofmonth(F.last_day(F.when(month_ok, F.make_date(year, month, F.lit(1)))))
+    valid = day.between(1, days_in_month) & hour.between(0, 24) & minute.between(0, 59)
+    base = F.when(
+        valid,
+        F.make_timestamp(
+            year, month, day, F.least(hour, F.lit(23)), minute, F.lit(0), F.lit(rule.timezone)
+        ),
     )
     midnight_next = (hour == 24) & (minute == 0)
     return F.when(midnight_next, base + F.expr("INTERVAL 1 HOUR")).when(hour < 24, base)

@@ -1,14 +1,33 @@
-"""Scoring transforms: which rows a model can take, and its raw output -> prediction columns."""
+"""Scoring transforms: which rows a model can take, and its answer -> prediction columns."""
 
 from __future__ import annotations
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from deepspark.etl.quality import Rule
 
 X = "x"
 RAW = "_model_output"
+# The fields of a classifier's answer (deepspark.serving.LABEL / PROBABILITY; this floor cannot
+# import that module, tests/test_served_model.py checks they agree).
+LABEL, PROBABILITY = "label", "probability"
+
+
+def result_type(classes: bool) -> T.DataType:
+    """The Spark type of the logged model's answer, for ``mlflow.pyfunc.spark_udf``.
+
+    A classifier answers ``struct<label, probability>``, a regressor one float forecast.
+    """
+    if classes:
+        return T.StructType(
+            [
+                T.StructField(LABEL, T.LongType()),
+                T.StructField(PROBABILITY, T.ArrayType(T.DoubleType())),
+            ]
+        )
+    return T.FloatType()
 
 
 def scoreable_rule(length: int) -> Rule:
@@ -31,19 +50,19 @@ def scoreable_rule(length: int) -> Rule:
 
 
 def predictions(scored: DataFrame, *, classes: bool, name: str, version: int) -> DataFrame:
-    """Replace ``x`` and the raw output with ``prediction`` (+ ``confidence`` for classes).
+    """Replace ``x`` and the model's answer with the prediction columns.
 
-    For a classifier the raw output is the logits: the prediction is the arg-max class and the
-    confidence its softmax probability, ``1 / sum(exp(logit - max))``, all native expressions.
+    A classifier's answer (:func:`result_type`) becomes ``prediction`` (the label), ``confidence``
+    (its probability, the largest) and ``probability`` (per class); a regressor's is
+    ``prediction``. Both get ``model_name`` and ``model_version``.
     """
     raw = F.col(RAW)
     if classes:
-        top = F.array_max(raw)
+        prob = raw.getField(PROBABILITY)
         columns: dict[str, Column] = {
-            "prediction": (F.array_position(raw, top) - 1).cast("int"),
-            "confidence": (
-                F.lit(1.0) / F.aggregate(raw, F.lit(0.0), lambda acc, v: acc + F.exp(v - top))
-            ).cast("float"),
+            "prediction": raw.getField(LABEL).cast("int"),
+            "confidence": F.array_max(prob).cast("float"),
+            "probability": prob.cast(T.ArrayType(T.FloatType())),
         }
     else:
         columns = {"prediction": raw.cast("float")}

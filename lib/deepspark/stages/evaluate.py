@@ -2,12 +2,14 @@
 
 No Spark: a test split is small enough to hold in memory, and attributions need the torch module
 itself (gradients), not a scoring UDF. The model is resolved like the score stage does
-(``champion`` unless ``pipeline.evaluate.model`` names another alias or a version) and loaded with
-``mlflow.pytorch``. Images get accuracy, macro-F1, a per-class table, the confusion matrix, the
-misclassified images and integrated-gradients maps; sequences get MAE/RMSE/MAPE next to the
-persistence, same-step-one-season-earlier and linear baselines on the same rows, forecast and
-residual plots, a step x input attribution heatmap and permutation importance. Everything is
-logged to the stage's MLflow run: metrics as ``eval.*``, files under ``evaluate/``.
+(``champion`` unless ``pipeline.evaluate.model`` names another alias or a version) and its torch
+module taken from the logged pyfunc (:func:`deepspark.serving.module`; the arg-max of its class
+scores is the pyfunc's ``label``). Images get accuracy, macro-F1, a per-class table, the
+confusion matrix, the misclassified images and integrated-gradients maps; sequences get
+MAE/RMSE/MAPE next to the persistence, same-step-one-season-earlier and linear baselines on the
+same rows, forecast and residual plots, a step x input attribution heatmap and permutation
+importance. Everything is logged to the stage's MLflow run: metrics as ``eval.*``, files under
+``evaluate/``.
 """
 
 from __future__ import annotations
@@ -54,11 +56,11 @@ def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
     test_info = inspect_split(layout.path("features", "test"))
     check_split("test", test_info, kind, math.prod(x_shape))
 
-    from mlflow import pytorch as torch_flavor  # attributions need the module, not a pyfunc
+    from deepspark import serving  # attributions need the module, not the pyfunc's answers
 
     classes = len(manifest["classes"]) if kind == "image" else None
     _check_model(mlflow, uri, x_shape, classes, layout.path("features", "test"))
-    model = torch_flavor.load_model(uri, map_location="cpu")
+    model = serving.module(uri)
     title = f"{name} v{version}"
     params = {**to_plain(ecfg), "model_uri": uri, "registered_model": name}
     with tracking.stage_run(cfg, STAGE, params) as run, tempfile.TemporaryDirectory() as tmp:
@@ -138,7 +140,7 @@ def _check_model(
     io = registry.model_io(mlflow.models.get_model_info(uri))
     if io is None:
         raise InputError(f"{uri}: the model has no signature; its input cannot be checked")
-    length, width = io
+    length, width = io.length, io.classes
     if length != math.prod(x_shape):
         raise InputError(
             f"{uri} takes rows of {length} values, the features at {path} have x_shape "

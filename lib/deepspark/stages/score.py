@@ -2,7 +2,9 @@
 
 The model is loaded by ``mlflow.pyfunc.spark_udf`` (an Arrow-based UDF that loads it once per
 Python worker); there is no native Spark expression for a neural network, so this is the one
-place an Arrow UDF is unavoidable. Rows the model cannot take go to the quarantine with a reason.
+place an Arrow UDF is unavoidable. It runs the model's own pyfunc (:mod:`deepspark.serving`), so
+Spark writes exactly what ``mlflow models serve`` answers. Rows the model cannot take go to the
+quarantine with a reason.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import logging
 
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from deepspark import registry, tracking
 from deepspark.config import Config, to_plain
@@ -36,7 +37,13 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     io = registry.model_io(info)
     if io is None:
         raise InputError(f"{uri}: the model has no signature; it cannot be scored on Spark")
-    length, classes = io[0], io[1] is not None
+    length, classes = io.length, io.classes is not None
+    if classes and io.legacy:
+        raise InputError(
+            f"{uri} was logged before deepspark served labels and probabilities (it answers raw "
+            f"class scores); retrain it to score it (./spark-submit.sh jobs/train.py --conf "
+            f"{cfg.files[-1] if cfg.files else 'conf/<pipeline>.yaml'})"
+        )
     layout = Layout(cfg.paths, cfg.pipeline.name)
     source = layout.qualified(scfg.input)
     table = scfg.input.split("/", 1)[1]
@@ -48,8 +55,9 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         marked = mark_violations(df, [sc.scoreable_rule(length)])
         out.write(quarantined_rows(marked, source=table, stage=STAGE),
                   layout.quarantine(STAGE, table))  # fmt: skip
-        result_type = T.ArrayType(T.FloatType()) if classes else T.FloatType()
-        udf = mlflow.pyfunc.spark_udf(spark, uri, result_type=result_type, env_manager="local")
+        udf = mlflow.pyfunc.spark_udf(
+            spark, uri, result_type=sc.result_type(classes), env_manager="local"
+        )
         scored = clean_rows(marked).withColumn(sc.RAW, udf(F.col(sc.X)))
         out.write(sc.predictions(scored, classes=classes, name=name, version=version), target)
         metrics = {

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from deepspark.config import Config
 from deepspark.stages import StageResult
-from deepspark.tracking import TrackingError
+from deepspark.tracking import TrackingError, usable
 from deepspark.train import launch
 from deepspark.train.job import prepare
 
@@ -29,6 +29,8 @@ log = logging.getLogger("deepspark")
 
 def run(cfg: Config, spark: SparkSession | None) -> StageResult:
     """Train the configured model on the pipeline's features; metrics from rank 0."""
+    # Called directly (tests, notebooks) as well as from the CLI: the same MLflow-is-optional rule.
+    cfg = usable(cfg, optional=spark is None)
     parent = None
     if cfg.mlflow.enabled:
         import mlflow

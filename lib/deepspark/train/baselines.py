@@ -1,14 +1,20 @@
 """Baselines every model is compared with, on the same split, in the same run.
 
 - images: scikit-learn's ``SVC(gamma=0.001)``, the classic digits classifier, on the raw pixel
-  scale it was tuned for (the features hold pixels / ``max_value``);
+  scale it was tuned for (the features hold pixels / ``max_value``); skipped, with a note, where
+  scikit-learn is not installed (a GPU box with torch only);
 - sequences: persistence (the last observed target), the same step one season earlier (same hour
   yesterday), and the linear model ``y = Wx + b`` trained with the model's own loss.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+
 import numpy as np
+
+log = logging.getLogger("deepspark.train")
 
 
 def svc_accuracy(
@@ -18,8 +24,15 @@ def svc_accuracy(
     test_y: np.ndarray,
     *,
     pixel_scale: float,
-) -> float:
-    """Test accuracy of ``SVC(gamma=0.001)`` fitted on the training split."""
+) -> float | None:
+    """Test accuracy of ``SVC(gamma=0.001)`` fitted on the training split.
+
+    Returns:
+        The accuracy, or None when scikit-learn is not installed (the baseline is then skipped).
+    """
+    if importlib.util.find_spec("sklearn") is None:
+        log.warning("scikit-learn is not installed: the SVC baseline is skipped")
+        return None
     from sklearn.svm import SVC
 
     clf = SVC(gamma=0.001).fit(train_x * pixel_scale, train_y)

@@ -27,8 +27,7 @@ def with_distributor(job: TrainJob) -> dict[str, Any] | None:
 
     cfg = job.train
     spark = SparkSession.active()
-    # The context's conf holds what the session started with; the session's, what was set since.
-    conf = {**dict(spark.sparkContext.getConf().getAll()), **spark.conf.getAll}
+    conf = _session_conf(spark)
     gpus = spark.sparkContext.resources.get("gpu")
     check_ssl(conf)
     check_spark_gpus(cfg, conf, gpus.addresses if gpus is not None else ())
@@ -54,6 +53,17 @@ def with_distributor(job: TrainJob) -> dict[str, Any] | None:
         )
     log.info("training finished in %.1fs", time.perf_counter() - started)
     return summary
+
+
+def _session_conf(spark: Any) -> dict[str, str]:
+    """The context's conf (what the session started with) under the session's (what was set since).
+
+    ``RuntimeConfig.getAll`` is Spark 4 only; ``SET`` lists the same settings on Spark 3.5 too.
+    """
+    started = dict(spark.sparkContext.getConf().getAll())
+    if hasattr(type(spark.conf), "getAll"):
+        return {**started, **spark.conf.getAll}
+    return {**started, **{row.key: row.value for row in spark.sql("SET").collect()}}
 
 
 class TrainingError(DeepsparkError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from deepspark.data import FeatureLoader, Prefetcher
 from deepspark.train.progress import Progress
 
 MAXIMIZE = {"accuracy"}
+# A batch cut from a single row group is a view of Arrow's read-only buffer (pyarrow hands
+# those out as is). Torch warns once that it cannot guard such memory; nothing here writes to an
+# input batch in place (augmentation returns a new tensor), so the warning is noise.
+warnings.filterwarnings("ignore", message="The given NumPy array is not writable", module=__name__)
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """Rank 0's last step of training: the logged model and the model registry's gate.
 
-The model is logged with its signature, an input example, pinned requirements and the deepspark
-source (the model class lives there); when the config asks for it, the logged model is then
-registered and gated as champion or challenger. Each step goes through the
+The model is logged as the :class:`deepspark.serving.FeatureModel` pyfunc (labels and
+probabilities, or forecasts in the target's units) with its signature, an input example, the
+pins inference needs (:func:`deepspark.serving.requirements`) and the deepspark source (the
+module's class lives there); when the config asks for it, the logged model is then registered
+and gated as champion or challenger. Each step goes through the
 :class:`~deepspark.train.report.Reporter`'s guard, so a tracking server that stopped answering
 costs neither the training nor a stall, and a rerun does only the steps that did not reach MLflow.
 """
@@ -21,7 +23,6 @@ import numpy as np
 from deepspark.train.job import TrainJob
 
 log = logging.getLogger("deepspark.train")
-_PINS = ("torch", "numpy", "pandas", "pyarrow", "mlflow", "petastorm", "pyspark")
 
 
 def publish(
@@ -46,7 +47,8 @@ def publish(
     """
     if not done["model"]:
         example = test["x"][:5].astype(np.float32)
-        done["model"] = call("model", _log_model, net, example)[1] or ""
+        classes = job.n_out if job.task == "classification" else None
+        done["model"] = call("model", _log_model, mlflow, net, example, classes)[1] or ""
     if job.config["pipeline"]["train"]["register"]["enabled"]:
         if not done["registry"]:
             gate = call("registry gate", _register, mlflow, job, done["model"], summary, test)
@@ -60,14 +62,16 @@ def _register(
     reg = job.config["pipeline"]["train"]["register"]
     if not reg["enabled"]:
         return {}
-    from deepspark import registry
+    from deepspark import registry, serving
 
     auto = "accuracy" if job.task == "classification" else "mae"
     metric = auto if reg["metric"] == "auto" else reg["metric"]
 
     def score(uri: str) -> float:
         model = mlflow.pyfunc.load_model(uri)
-        return _metric(metric, np.asarray(model.predict(test["x"].astype(np.float32))), test["y"])
+        return _metric(
+            metric, serving.point(model.predict(test["x"].astype(np.float32))), test["y"]
+        )
 
     name = reg["name"] or job.config["pipeline"]["name"]
     gate = registry.register_and_gate(
@@ -89,28 +93,28 @@ def _register(
     }
 
 
-def _log_model(net: Any, example: np.ndarray) -> str:
-    import importlib.metadata
-
-    import mlflow.pytorch
+def _log_model(mlflow: Any, net: Any, example: np.ndarray, classes: int | None) -> str:
     import torch
-    from mlflow.models import infer_signature
 
     import deepspark
+    from deepspark import serving
 
     net = net.to("cpu").eval()
-    with torch.no_grad():
-        output = net(torch.from_numpy(example)).numpy()
-    pins = [f"{p}=={importlib.metadata.version(p)}" for p in _PINS]
     with tempfile.TemporaryDirectory() as tmp:
-        info = mlflow.pytorch.log_model(
-            net,
+        module = os.path.join(tmp, "module.pt")
+        torch.save(net, module)
+        package = _package_dir(deepspark, tmp)
+        info = mlflow.pyfunc.log_model(
             name="model",
-            signature=infer_signature(example, output),
+            python_model=os.path.join(package, serving.ENTRY),
+            model_config=serving.model_config(classes),
+            artifacts={serving.ARTIFACT: module},
+            signature=serving.signature(example.shape[1], classes),
             input_example=example,
-            pip_requirements=pins,
-            # The model class lives in deepspark: ship the package so the model loads anywhere.
-            code_paths=[_package_dir(deepspark, tmp)],
+            pip_requirements=serving.requirements(),
+            # The module's class lives in deepspark: ship the package so the model loads anywhere.
+            code_paths=[package],
+            metadata=serving.metadata(classes),
         )
     return info.model_uri
 
@@ -130,7 +134,8 @@ def _package_dir(package: Any, tmp: str) -> str:
 
 
 def _metric(metric: str, pred: np.ndarray, y: np.ndarray) -> float:
+    """``metric`` of the labels or forecasts ``pred`` against ``y``."""
     if metric == "accuracy":
-        return float((pred.argmax(1) == y).mean())
+        return float((pred == y).mean())
     err = pred.astype(np.float64).reshape(-1) - y.astype(np.float64)
     return float(np.mean(np.abs(err)) if metric == "mae" else np.sqrt(np.mean(err**2)))

@@ -227,9 +227,11 @@ class Reporter:
         out: dict[str, float] = {"test.rows": float(len(test["y"]))}
         if job.task == "classification":
             out["test.accuracy"] = float((scores.argmax(1) == test["y"]).mean())
-            out["baseline.svc.accuracy"] = baselines.svc_accuracy(
+            svc = baselines.svc_accuracy(
                 train["x"], train["y"], test["x"], test["y"], pixel_scale=manifest["max_value"]
             )
+            if svc is not None:  # None: no scikit-learn here, the baseline is skipped
+                out["baseline.svc.accuracy"] = svc
             return out
         y, pred = test["y"].astype(np.float64), scores.astype(np.float64)
         out["test.mae"] = baselines.mae(pred, y)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Check that each lock resolves from the package index alone: no local wheel cache, no extra
+# index, no pip configuration of this machine. A dry run (nothing is installed) in a throwaway venv:
+#
+#   scripts/check-locks.sh              # every stack
+#   scripts/check-locks.sh spark35      # one
+#
+# torch==2.13.0 then resolves to the index's build (CUDA on Linux x86_64), with its nvidia-*
+# packages at the lock's versions; the report of what pip would install goes to
+# work/logs/check-<stack>.json.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+stacks=("$@")
+if ((${#stacks[@]} == 0)); then
+    for f in locks/*.txt; do stacks+=("$(basename "$f" .txt)"); done
+fi
+venv="$(mktemp -d)"
+trap 'rm -rf "$venv"' EXIT
+python3 -m venv "$venv"
+mkdir -p work/logs
+status=0
+for stack in "${stacks[@]}"; do
+    extras="$(sed -n 's/^# extras: *//p' "locks/$stack.txt")"
+    report="work/logs/check-$stack.json"
+    set -x
+    if PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= "$venv/bin/pip" --isolated install --dry-run \
+        --ignore-installed --disable-pip-version-check --quiet --report "$report" \
+        -c "locks/$stack.txt" ".[$extras]"; then
+        { set +x; } 2>/dev/null
+        "$venv/bin/python" - "$report" "locks/$stack.txt" <<'PY'
+import json, re, sys
+report, lock = sys.argv[1], sys.argv[2]
+got = {i["metadata"]["name"].lower(): i["metadata"]["version"] for i in json.load(open(report))["install"]}
+norm = lambda n: re.sub(r"[-_.]+", "-", n).lower()
+pins = {}
+for line in open(lock):
+    m = re.match(r"^([A-Za-z0-9_.-]+)==([^;\s]+)", line)
+    if m:
+        pins.setdefault(norm(m[1]), set()).add(m[2])
+off = [f"{n} {v}" for n, v in got.items() if norm(n) != "deepspark" and v not in pins.get(norm(n), {v})]
+unlocked = [n for n in got if norm(n) not in pins and norm(n) != "deepspark"]
+print(f"{lock}: resolves from the index alone: {len(got)} packages, torch {got.get('torch')},"
+      f" off-lock {off or 'none'}, not in the lock {unlocked or 'none'}")
+sys.exit(1 if off or unlocked else 0)
+PY
+    else
+        { set +x; } 2>/dev/null
+        echo "error: locks/$stack.txt does not resolve from the index alone" >&2
+        status=1
+    fi
+done
+exit "$status"
