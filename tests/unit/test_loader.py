@@ -5,10 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepspark.data import FeatureLoader, Prefetcher, inspect_split
-from deepspark.data.loader import BACKENDS
-from deepspark.errors import InputError
+from deepspark.data import FeatureLoader, Prefetcher, backend, choose_backend, inspect_split
+from deepspark.errors import InputError, SetupError
 from tests.synthetic import write_features
+
+# Every backend; Petastorm's tests skip where the deepspark[petastorm] extra is not installed.
+BACKENDS = [
+    "arrow",
+    pytest.param(
+        "petastorm",
+        marks=pytest.mark.skipif(
+            not backend.petastorm_installed(), reason="petastorm is not installed"
+        ),
+    ),
+]
 
 
 @pytest.fixture
@@ -85,6 +95,8 @@ def test_missing_split_is_an_input_error(tmp_path):
 
 
 def test_both_backends_give_each_rank_the_same_rows(uneven):
+    pytest.importorskip("petastorm")
+
     def rows(backend, rank):
         loader = FeatureLoader(uneven.url, ["x"], batch_size=5, rank=rank, world=2, backend=backend)
         return xs(loader)
@@ -113,3 +125,47 @@ def test_ragged_rows_are_an_input_error(tmp_path):
     loader = FeatureLoader((tmp_path / "s").as_uri(), ["x"], batch_size=2)
     with pytest.raises(InputError, match=r"part-0.parquet: column 'x' rows have different lengths"):
         xs(loader)
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_an_explicit_backend_is_taken_as_asked_when_installed(monkeypatch, installed):
+    monkeypatch.setattr(backend, "petastorm_installed", lambda: installed)
+    assert choose_backend("arrow", 2) == "arrow"
+    if installed:
+        assert choose_backend("petastorm", 2) == "petastorm"
+    else:
+        with pytest.raises(SetupError) as e:
+            choose_backend("petastorm", 1)
+        assert str(e.value) == (
+            "pipeline.train.loader.backend: petastorm is not installed; install the extra: "
+            "pip install 'deepspark[petastorm]' (or use backend: auto/arrow)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("installed", "workers", "within_10_percent", "picked"),
+    [
+        (True, 1, True, "petastorm"),  # the only case that picks Petastorm
+        (True, 2, True, "arrow"),  # no exact resume with 2 Petastorm threads
+        (False, 1, True, "arrow"),  # not installed
+        (True, 1, False, "arrow"),  # measured slower
+    ],
+)
+def test_auto_follows_the_rule(monkeypatch, installed, workers, within_10_percent, picked):
+    monkeypatch.setattr(backend, "petastorm_installed", lambda: installed)
+    monkeypatch.setattr(backend, "PETASTORM_WITHIN_10_PERCENT", within_10_percent)
+    assert choose_backend("auto", workers) == picked
+
+
+def test_petastorm_detection_matches_the_import():
+    try:
+        import petastorm  # noqa: F401
+    except ImportError:
+        assert not backend.petastorm_installed()
+    else:
+        assert backend.petastorm_installed()
+
+
+def test_an_unknown_backend_names_the_choices():
+    with pytest.raises(ValueError, match=r"expected one of auto, arrow, petastorm, found 'x'"):
+        choose_backend("x", 1)

@@ -13,14 +13,15 @@ class LoaderConfig:
     """How feature batches are read (behind :mod:`deepspark.data`).
 
     ``backend``: ``arrow`` reads row groups with pyarrow, ``petastorm`` with Petastorm's
-    ``make_batch_reader``; both give each rank the same row groups (Petastorm's sharding) and
-    shuffle them from the same seeds. ``workers`` threads decode row groups ahead; with ``arrow``
-    they are delivered in their seeded order whatever the count, so the same seed gives the same
-    batches (exact resume). With ``petastorm`` that holds only for one worker.
-    ``arrow`` is the default because it measured faster; see BENCHMARKS.md.
+    ``make_batch_reader`` (the ``deepspark[petastorm]`` extra); both give each rank the same row
+    groups (Petastorm's sharding) and shuffle them from the same seeds. ``workers`` threads decode
+    row groups ahead; with ``arrow`` they are delivered in their seeded order whatever the count,
+    so the same seed gives the same batches (exact resume). With ``petastorm`` that holds only for
+    one worker. ``auto`` (the default) is resolved once, before launch, by
+    :func:`deepspark.data.choose_backend`; the training run records the backend it resolved to.
     """
 
-    backend: Literal["arrow", "petastorm"] = "arrow"
+    backend: Literal["auto", "arrow", "petastorm"] = "auto"
     workers: int = 2
     mix: int = 4  # row groups each training batch is drawn from (each shuffled within)
     prefetch: int = 4  # batches decoded ahead of the training step

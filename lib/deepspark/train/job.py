@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -21,11 +22,13 @@ from deepspark.config import Config, to_plain
 from deepspark.config.train import TrainConfig
 from deepspark.data import SplitInfo, inspect_split, to_url
 from deepspark.data.arrow import split_files
+from deepspark.data.backend import choose_backend
 from deepspark.errors import ConfigError, InputError
 from deepspark.layout import MANIFEST, SPLITS, Layout
 from deepspark.tracking import tracking_uri
 
 X, Y = "x", "y"
+log = logging.getLogger(__name__)
 _KIND_OF_MODEL = {"cnn": "image", "rnn": "sequence"}
 
 
@@ -64,6 +67,10 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     where = cfg.files[-1] if cfg.files else "config"
     if tcfg is None:
         raise ConfigError(f"{where}: no 'pipeline.train' section")
+    # Resolved here, once: every rank reads with the backend the job carries, and the run's
+    # parameters record it. A missing Petastorm fails now, in one line, not in every rank.
+    backend = choose_backend(tcfg.loader.backend, tcfg.loader.workers)
+    log.info("loader backend: %s (loader.backend: %s)", backend, tcfg.loader.backend)
     layout = Layout(cfg.paths, cfg.pipeline.name)
     manifest = read_manifest(layout.path("features", MANIFEST))
     kind = manifest.get("kind")
@@ -100,6 +107,7 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
         scale = manifest["scaling"][manifest["target"]]
         task, n_out, y_scale = "regression", 1, (float(scale["mean"]), float(scale["std"]) or 1.0)
     plain = to_plain(cfg)
+    plain["pipeline"]["train"]["loader"]["backend"] = backend
     # Workers may start in another directory: hand them absolute locations.
     plain["mlflow"]["tracking_uri"] = tracking_uri(cfg.mlflow)
     root = cfg.mlflow.artifact_root
@@ -113,7 +121,7 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
         y_scale=y_scale,
         splits=splits,
         manifest=manifest,
-        checkpoint_dir=checkpoint_dir(cfg, manifest),
+        checkpoint_dir=checkpoint_dir(cfg, manifest, backend=backend),
         parent_run_id=parent_run_id,
     )
 
@@ -163,13 +171,18 @@ def _first_row_length(url: str) -> int | None:
     return None
 
 
-def checkpoint_dir(cfg: Config, manifest: dict[str, Any]) -> str:
+def checkpoint_dir(cfg: Config, manifest: dict[str, Any], *, backend: str | None = None) -> str:
     """``{checkpoints}/{pipeline}/{model}-{hash}``: same settings and features, same folder.
 
     Settings that do not change what is learned (resume, logging) stay out of the hash, so
-    turning them does not orphan a half-finished run.
+    turning them does not orphan a half-finished run. ``backend``, the resolved
+    ``loader.backend``, replaces ``auto`` in the hash: the two readers shuffle differently, so
+    the folder follows the reader actually used (``auto`` resolved to ``arrow`` hashes as
+    ``arrow`` always did).
     """
     train = to_plain(cfg.pipeline.train)
+    if backend is not None:
+        train["loader"]["backend"] = backend
     for key in ("resume", "log_every_s"):
         train.pop(key, None)
     # The manifest minus the hash of the config that built it: the data's identity (rows, schema,
