@@ -5,11 +5,12 @@
 Per kind: write (or reuse) a synthetic feature split with pyarrow (datagen_features.py), then in
 THIS process measure samples/s and MB/s (decoded float32 x + y) of: the floor (pyarrow reading the
 same row groups into the same (B, L) float32 arrays and torch tensors, 1 and 2 reader threads);
-FeatureLoader(shuffle=True, steps=one epoch) in a Prefetcher with to_tensors, workers=1 over
-``--epochs`` epochs (RSS sampled after each) and workers=2; and last, once Spark is up, Petastorm's
-``make_spark_converter(df).make_torch_dataloader(batch_size)`` with its defaults, capped at
-``--converter-rows`` rows per pass. Results go to benchmarks/results/loader-<date>.json and a
-Markdown table to stdout.
+FeatureLoader(shuffle=True, steps=one epoch) in a Prefetcher with to_tensors over ``--epochs``
+epochs (arrow, 1 thread; RSS sampled after each); the two backends side by side (arrow and
+petastorm, 1 and 2 threads, ``--repeat`` runs each, interleaved); and last, once Spark is up,
+Petastorm's ``make_spark_converter(df).make_torch_dataloader(batch_size)`` with its defaults,
+capped at ``--converter-rows`` rows per pass. Results go to
+benchmarks/results/loader-<date>.json and a Markdown table to stdout.
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROWS = {"sequence": 500_000, "image": 160_000}  # ~530 / ~500 MB of decoded floats
 TARGET_FLOOR, TARGET_CONVERTER = 0.8, 3.0
+BACKEND_PATHS = {  # result key -> (loader.backend, loader.workers)
+    "loader_w1": ("arrow", 1),
+    "loader_petastorm_w1": ("petastorm", 1),
+    "loader_w2": ("arrow", 2),
+    "loader_petastorm_w2": ("petastorm", 2),
+}
+BACKEND_KEYS = {1: ("loader_w1", "loader_petastorm_w1"), 2: ("loader_w2", "loader_petastorm_w2")}
+AUTO_MARGIN = 0.9  # auto may pick Petastorm only at >= 0.9x arrow's samples/s (backend.py)
 MB = 1e6
 
 
@@ -143,16 +152,15 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
     def epoch(fl: FeatureLoader, e: int, seen: dict) -> dict:
         return timed(lambda: consume(Prefetcher(fl.epoch(e), args.prefetch, convert), seen))
 
-    fl, runs, rss, seen = loader(1), [], [], out["first_batch"].setdefault("loader_w1", {})
+    fl, rss = loader(1), []
     mem = RssSampler()
     mem.start()
     before = mem.now()
-    for e in range(max(args.epochs, args.repeat)):
-        runs.append(epoch(fl, e, seen))
+    for e in range(max(1, args.epochs)):  # memory over many epochs: arrow, 1 thread
+        seconds = epoch(fl, e, {})["seconds"]
         rss.append(mem.now() / 2**20)
-        print(f"  loader w1 epoch {e}: {runs[-1]['seconds']:.2f}s", file=sys.stderr)
+        print(f"  loader w1 epoch {e}: {seconds:.2f}s", file=sys.stderr)
     mem.done.set()
-    out["loader_w1"] = runs
     slope = float(np.polyfit(np.arange(len(rss)), rss, 1)[0]) if len(rss) > 1 else 0.0
     out["memory_mib"] = {  # this process, after each epoch; max = sampled every 0.05 s
         "before": round(before / 2**20, 1),
@@ -162,11 +170,15 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
         "growth": round(rss[-1] - rss[0], 1),
         "slope_per_epoch": round(slope, 2),
     }
-    fl, seen = loader(2), out["first_batch"].setdefault("loader_w2", {})
-    out["loader_w2"] = [epoch(fl, e, seen) for e in range(args.repeat)]
-    # The same loader over Petastorm's make_batch_reader (backend: petastorm).
-    fl, seen = loader(1, "petastorm"), out["first_batch"].setdefault("loader_petastorm_w1", {})
-    out["loader_petastorm_w1"] = [epoch(fl, e, seen) for e in range(args.repeat)]
+    # The backends side by side (backend: arrow | petastorm), 1 and 2 threads, interleaved run
+    # by run so that drift on a shared machine hits both alike.
+    for key in BACKEND_PATHS:
+        out[key] = []
+    for r in range(args.repeat):
+        for key, (backend, workers) in BACKEND_PATHS.items():
+            seen = out["first_batch"].setdefault(key, {})
+            out[key].append(epoch(loader(workers, backend), r, seen))
+            print(f"  {key} run {r}: {out[key][-1]['seconds']:.2f}s", file=sys.stderr)
     return out
 
 
@@ -214,6 +226,8 @@ def summarize(raw: dict, row_bytes: int) -> dict:
         "loader_w2/floor_t2": round(s["loader_w2"] / s["floor_t2"], 2),
         "best_loader/best_floor": round(best_loader / best_floor, 2),
         "loader_petastorm_w1/floor_t1": round(s["loader_petastorm_w1"] / s["floor_t1"], 2),
+        "petastorm_w1/arrow_w1": round(s["loader_petastorm_w1"] / s["loader_w1"], 2),
+        "petastorm_w2/arrow_w2": round(s["loader_petastorm_w2"] / s["loader_w2"], 2),
     }
     if "converter" in s:
         ratios["loader_w1/converter"] = round(s["loader_w1"] / s["converter"], 2)
@@ -224,6 +238,7 @@ def summarize(raw: dict, row_bytes: int) -> dict:
         "ratios": ratios,
         "meets_floor_target": ratios["best_loader/best_floor"] >= TARGET_FLOOR,
         "meets_converter_target": ratios.get("loader_w1/converter", 0) >= TARGET_CONVERTER,
+        "petastorm_within_10_percent_w1": ratios["petastorm_w1/arrow_w1"] >= AUTO_MARGIN,
     }
 
 
@@ -243,6 +258,14 @@ def markdown(kind: str, manifest: dict, summary: dict, raw: dict) -> str:
             f"| {name} | {p['samples_per_s']:,} | {p['mb_per_s']:,} | {p['x_best_floor']} "
             f"| {len(runs)} |"
         )
+    lines += [
+        "",
+        "| backend side by side | arrow | petastorm | petastorm / arrow |",
+        "|---|---:|---:|---:|",
+    ]
+    for t in (1, 2):
+        arrow, peta = (summary["paths"][k]["samples_per_s"] for k in BACKEND_KEYS[t])
+        lines.append(f"| {t} thread(s) | {arrow:,} | {peta:,} | {peta / arrow:.2f} |")
     if "converter" in raw:
         c = raw["converter"]
         cap = f"capped at {c['rows']:,} rows, " if c["capped"] else ""

@@ -73,9 +73,7 @@ def count_aborts(
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         runs = list(
-            pool.map(
-                lambda _: one_process(url, workers, batches, mode, timeout), range(processes)
-            )
+            pool.map(lambda _: one_process(url, workers, batches, mode, timeout), range(processes))
         )
     aborted = [r for r in runs if r["aborted"]]
     outcomes = collections.Counter(

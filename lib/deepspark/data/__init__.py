@@ -1,9 +1,12 @@
-"""The loader seam: feature Parquet -> numpy batches, Petastorm behind one small interface.
+"""The loader seam: feature Parquet -> numpy batches, the reader behind one small interface.
 
 Training code sees :class:`FeatureLoader` and :func:`inspect_split` only, so the reader under them
-can change (a newer Petastorm, or plain pyarrow) without touching the loop.
+(pyarrow, or Petastorm's ``make_batch_reader``; :func:`choose_backend` decides) can change
+without touching the loop.
 """
 
+from deepspark.data import backend
+from deepspark.data.backend import choose_backend
 from deepspark.data.loader import (
     FeatureLoader,
     Prefetcher,
@@ -13,4 +16,13 @@ from deepspark.data.loader import (
     to_url,
 )
 
-__all__ = ["FeatureLoader", "Prefetcher", "SplitInfo", "inspect_split", "read_split", "to_url"]
+__all__ = [
+    "FeatureLoader",
+    "Prefetcher",
+    "SplitInfo",
+    "backend",
+    "choose_backend",
+    "inspect_split",
+    "read_split",
+    "to_url",
+]

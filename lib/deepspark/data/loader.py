@@ -1,4 +1,4 @@
-"""Sharded, seeded, shuffled batches of feature columns from Petastorm's batch reader.
+"""Sharded, seeded, shuffled batches of feature columns, read by pyarrow or Petastorm.
 
 Petastorm shards by row group (rank ``r`` of ``w`` reads row groups ``r, r+w, ...``), so shards
 are uneven whenever row groups are. DDP needs every rank to take the same number of steps, or
@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from deepspark.data.backend import BACKENDS, choose_backend
 from deepspark.errors import InputError
 
 Batch = dict[str, np.ndarray]
-BACKENDS = ("arrow", "petastorm")
 log = logging.getLogger(__name__)
 # Petastorm 0.12 calls pyarrow APIs that pyarrow 14 marks deprecated, once per reader: the pins
 # keep them working, so the warnings are noise in every training log.
@@ -130,14 +130,20 @@ class FeatureLoader:
         self.batch_size, self.rank, self.world = batch_size, rank, world
         self.shuffle, self.seed, self.steps = shuffle, seed, steps
         self.mix, self.workers = max(1, mix), workers
-        if backend not in BACKENDS:
-            raise ValueError(f"backend: expected one of {BACKENDS}, found {backend!r}")
-        self.backend = backend
+        # ``auto`` is normally resolved by the job before launch; here for direct use.
+        self.backend = choose_backend(backend, workers)
 
     def epoch(self, epoch: int = 0) -> Iterator[Batch]:
         """The batches of one epoch (a generator; closing it stops the reader)."""
-        seed = _mix(self.seed, epoch, self.rank)
-        source = self._petastorm(seed) if self.backend == "petastorm" else self._arrow(seed)
+        if self.backend == "petastorm":  # imported only here: it needs Petastorm's pyarrow pin
+            from deepspark.data import petastorm_reader as reader
+        else:
+            from deepspark.data import arrow as reader
+        source = reader.chunks(
+            self.url, self.columns, rank=self.rank, world=self.world, shuffle=self.shuffle,
+            seed=_mix(self.seed, epoch, self.rank), cycle=self.steps is not None,
+            workers=self.workers,
+        )  # fmt: skip
         chunks: Iterator[Batch] = source
         if self.shuffle:
             chunks = _interleaved(chunks, self.mix, self.batch_size)
@@ -146,55 +152,10 @@ class FeatureLoader:
         finally:
             source.close()
 
-    def _arrow(self, seed: int) -> Iterator[Batch]:
-        from deepspark.data import arrow
-
-        yield from arrow.chunks(
-            self.url, self.columns, rank=self.rank, world=self.world, shuffle=self.shuffle,
-            seed=seed, cycle=self.steps is not None, workers=self.workers,
-        )  # fmt: skip
-
-    def _petastorm(self, seed: int) -> Iterator[Batch]:
-        from petastorm import make_batch_reader
-
-        reader = make_batch_reader(
-            self.url,
-            schema_fields=self.columns,
-            reader_pool_type="thread",
-            workers_count=self.workers,
-            seed=seed,
-            shuffle_row_groups=self.shuffle,
-            num_epochs=None if self.steps is not None else 1,
-            cur_shard=self.rank if self.world > 1 else None,
-            shard_count=self.world if self.world > 1 else None,
-        )
-        rng = np.random.default_rng(seed)
-        try:
-            for chunk in reader:
-                rows = _columns(chunk, self.columns)
-                # Petastorm decodes in its own threads; the row shuffle happens here instead.
-                yield _take(rows, rng.permutation(_rows(rows))) if self.shuffle else rows
-        finally:
-            reader.stop()
-            reader.join()
-
 
 def _mix(seed: int, epoch: int, rank: int) -> int:
     # One independent 32-bit seed per (seed, epoch, rank): Petastorm takes an int seed.
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-
-
-def _columns(chunk: object, columns: Sequence[str]) -> Batch:
-    out = {}
-    for c in columns:
-        v = np.asarray(getattr(chunk, c))
-        if v.dtype == object:  # list cells Petastorm could not stack (ragged): fail by name
-            try:
-                v = np.stack(v)
-            except ValueError as e:
-                raise InputError(f"column {c!r}: rows have different lengths") from e
-        out[c] = v
-    return out
 
 
 def _interleaved(chunks: Iterator[Batch], mix: int, batch: int) -> Iterator[Batch]:
@@ -218,10 +179,6 @@ def _interleaved(chunks: Iterator[Batch], mix: int, batch: int) -> Iterator[Batc
             slot[1] = end
         open_ = [slot for slot in open_ if slot[1] < _rows(slot[0])]
         yield _concat(pieces)
-
-
-def _take(batch: Batch, index: np.ndarray) -> Batch:
-    return {k: np.take(v, index, axis=0) for k, v in batch.items()}
 
 
 def _rows(batch: Batch) -> int:
@@ -326,4 +283,4 @@ class Prefetcher:
                 self._thread.join(timeout=0.05)
 
 
-__all__ = ["FeatureLoader", "Prefetcher", "SplitInfo", "inspect_split", "to_url"]
+__all__ = ["BACKENDS", "FeatureLoader", "Prefetcher", "SplitInfo", "inspect_split", "to_url"]

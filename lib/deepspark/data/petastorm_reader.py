@@ -1,0 +1,123 @@
+"""The Petastorm reader behind :class:`~deepspark.data.FeatureLoader` (``backend: petastorm``).
+
+Why the process used to abort at exit after a reader was stopped early ("terminate called without
+an active exception", SIGABRT; benchmarks/petastorm_exit.py, BENCHMARKS.md): for ``file://`` URLs
+Petastorm 0.12 opens every Parquet file through the legacy ``pyarrow.localfs``, whose ``open`` is
+Python's own ``open``. pyarrow then reads each column chunk by calling that file object's
+``read``, and holds the resulting Python ``bytes`` as a ``PyBuffer``. Decoding runs on pyarrow's
+C++ CPU thread pool, and the column readers holding those buffers can be destroyed on a pool
+thread after ``read_row_group`` has already returned, i.e. after ``reader.stop(); reader.join()``
+(which only waits for Petastorm's own Python threads). Freeing a ``PyBuffer`` needs the GIL; once
+the interpreter is finalizing, CPython answers a thread that asks for the GIL with
+``pthread_exit``, whose forced unwind through the (noexcept) destructor calls ``std::terminate``.
+
+The fix: hand Petastorm a filesystem whose ``open`` returns pyarrow's native files, so every
+buffer is Arrow memory and releasing it never touches Python. Readers that a process never
+closed are stopped and joined by an ``atexit`` hook, which runs before finalization starts.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+import pyarrow.filesystem as legacyfs
+from pyarrow import fs as pafs
+
+from deepspark.errors import InputError
+
+Batch = dict[str, np.ndarray]
+_open_readers: set[Any] = set()  # started, not yet stopped and joined
+_lock = threading.Lock()
+
+
+class NativeLocalFileSystem(legacyfs.LocalFileSystem):
+    """The legacy local filesystem Petastorm expects, opening files as native Arrow files."""
+
+    def __init__(self) -> None:
+        with warnings.catch_warnings():  # the legacy class is deprecated; Petastorm 0.12 needs it
+            warnings.simplefilter("ignore", FutureWarning)
+            super().__init__()
+        self._native = pafs.LocalFileSystem()
+
+    def open(self, path: str, mode: str = "rb") -> Any:
+        """A native ``RandomAccessFile`` for reads; writes keep the legacy behaviour."""
+        if mode != "rb":
+            return super().open(path, mode)
+        return self._native.open_input_file(str(path))
+
+
+def chunks(
+    url: str,
+    columns: Sequence[str],
+    *,
+    rank: int,
+    world: int,
+    shuffle: bool,
+    seed: int,
+    cycle: bool,
+    workers: int,
+) -> Iterator[Batch]:
+    """This rank's row groups through ``make_batch_reader``; the reader stops when this closes."""
+    from petastorm import make_batch_reader
+
+    local = urlparse(url).scheme == "file"  # other schemes keep Petastorm's own resolver
+    reader = make_batch_reader(
+        url,
+        schema_fields=list(columns),
+        reader_pool_type="thread",
+        workers_count=workers,
+        seed=seed,
+        shuffle_row_groups=shuffle,
+        num_epochs=None if cycle else 1,
+        cur_shard=rank if world > 1 else None,
+        shard_count=world if world > 1 else None,
+        filesystem=NativeLocalFileSystem() if local else None,
+    )
+    with _lock:
+        _open_readers.add(reader)
+    rng = np.random.default_rng(seed)
+    try:
+        for chunk in reader:
+            rows = _columns(chunk, columns)
+            if shuffle:  # Petastorm decodes in its own threads; the row shuffle happens here
+                order = rng.permutation(len(next(iter(rows.values()))))
+                rows = {k: np.take(v, order, axis=0) for k, v in rows.items()}
+            yield rows
+    finally:
+        _stop(reader)
+
+
+def _columns(chunk: object, columns: Sequence[str]) -> Batch:
+    out = {}
+    for c in columns:
+        v = np.asarray(getattr(chunk, c))
+        if v.dtype == object:  # list cells Petastorm could not stack (ragged): fail by name
+            try:
+                v = np.stack(v)
+            except ValueError as e:
+                raise InputError(f"column {c!r}: rows have different lengths") from e
+        out[c] = v
+    return out
+
+
+def _stop(reader: Any) -> None:
+    reader.stop()
+    reader.join()
+    with _lock:
+        _open_readers.discard(reader)
+
+
+@atexit.register
+def _stop_open_readers() -> None:
+    # A generator left open until exit would be closed during finalization, when Petastorm's
+    # daemon threads can no longer run: stop them while the interpreter is still whole.
+    with _lock:
+        readers = list(_open_readers)
+    for reader in readers:
+        _stop(reader)
