@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import sysconfig
 import tomllib
 from importlib.metadata import distributions, requires, version
 from pathlib import Path
@@ -60,6 +61,14 @@ def installed_stack() -> str:
     return stamp.read_text().strip()
 
 
+def installed() -> list:
+    """The venv's own distributions: those in its site-packages. Once setuptools is imported, its
+    vendored copies (importlib_metadata, packaging, zipp) are on sys.path too, at their own
+    versions; they are setuptools' private business, not the venv's."""
+    site = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+    return [d for d in distributions() if Path(d.locate_file("")).resolve() in site]
+
+
 def _public(v: str) -> str:
     return v.split("+", 1)[0]  # torch 2.13.0+cpu is the lock's torch==2.13.0
 
@@ -78,7 +87,7 @@ def test_installed_set_is_the_chosen_lock():
     pins = lock(stack)
     drift = sorted(
         f"{d.metadata['Name']} {d.version} installed, {pins[_name(d.metadata['Name'])]} locked"
-        for d in distributions()
+        for d in installed()
         if _name(d.metadata["Name"]) in pins
         and _public(d.version) != pins[_name(d.metadata["Name"])]
     )
