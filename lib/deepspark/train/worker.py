@@ -191,10 +191,11 @@ def _leave_together(world: int, summary: dict[str, Any] | None) -> dict[str, Any
         return summary
     import torch.distributed as dist
 
-    box = [summary]
-    dist.broadcast_object_list(box, src=0)  # collective: also the wait for rank 0's report
+    from deepspark.train.collective import broadcast_from_rank0
+
+    summary = broadcast_from_rank0(summary)  # collective: also the wait for rank 0's report
     dist.destroy_process_group()
-    return box[0]
+    return summary
 
 
 def _device(use_gpu: bool, world: int, local_rank: int) -> tuple[Any, bool]:
