@@ -75,8 +75,8 @@ def usable(cfg: Config, *, optional: bool) -> Config:
         return cfg
     if not optional:
         raise SetupError(
-            "mlflow.enabled=true but the mlflow package is not installed here; install it (the "
-            "version pinned in pyproject.toml), or set mlflow.enabled=false"
+            "mlflow.enabled=true but the mlflow package is not installed here; install it (at the "
+            "version in your stack's locks/<stack>.txt), or set mlflow.enabled=false"
         )
     global _WARNED_MISSING
     # Once per process, and only on rank 0 of a torchrun launch: one line per job, not per rank.

@@ -114,7 +114,7 @@ def _round(col):
 
 
 def bare_executor_profile(tmp: Path) -> Path:
-    """A standalone profile whose executors have the pinned stack but not deepspark.
+    """A standalone profile whose executors have the locked stack but not deepspark.
 
     That is what YARN and Kubernetes executors run (a packed venv, an image): the library reaches
     them only as the --py-files zip. Their venv lists the project venv's site-packages in a .pth;
