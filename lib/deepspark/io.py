@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from deepspark.errors import InputError
@@ -60,6 +61,11 @@ class FileSystem:
         fs, p = self._fs(path)
         return bool(fs.exists(p))
 
+    def is_file(self, path: str) -> bool:
+        """Whether ``path`` is a file (not a folder)."""
+        fs, p = self._fs(path)
+        return bool(fs.isFile(p))
+
     def delete(self, path: str) -> None:
         """Delete ``path`` recursively, if it exists."""
         fs, p = self._fs(path)
@@ -100,6 +106,33 @@ class FileSystem:
             return "\n".join(iter(reader.readLine, None))
         finally:
             stream.close()
+
+    def first_line(self, path: str, encoding: str = "UTF-8") -> str | None:
+        """The first line of a text file, decompressed by its codec (``.gz``, ...); None if empty.
+
+        Reads a few bytes through Hadoop, without a Spark job: checking a CSV header this way
+        costs milliseconds, where ``spark.read.csv(path).columns`` costs a job per source.
+        """
+        fs, p = self._fs(path)
+        factory = self._jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(self._conf)
+        codec = factory.getCodec(p)
+        stream = fs.open(p)
+        try:
+            if codec is not None:
+                stream = codec.createInputStream(stream)
+            reader = self._jvm.java.io.BufferedReader(
+                self._jvm.java.io.InputStreamReader(stream, encoding)
+            )
+            line = reader.readLine()
+        finally:
+            stream.close()
+        return None if line is None else str(line).lstrip("\ufeff")  # a UTF-8 byte order mark
+
+    def total_bytes(self, path: str) -> int:
+        """Bytes in the data files directly under ``path`` (what a read of it scans)."""
+        fs, _ = self._fs(path)
+        hpath = self._jvm.org.apache.hadoop.fs.Path
+        return sum(int(fs.getFileStatus(hpath(f)).getLen()) for f in self.data_files(path))
 
     def data_files(self, path: str) -> list[str]:
         """Non-hidden files directly under ``path`` (Spark/Hadoop skip ``_`` and ``.`` names)."""
@@ -155,6 +188,16 @@ class StagedOutputs:
         writer.parquet(staging)
         self._pending.append((staging, path))
         return staging
+
+    def write_counted(self, df: DataFrame, path: str, **options: object) -> int:
+        """:meth:`write`, returning the rows written, counted by the write itself.
+
+        An ``Observation`` counts the rows as they flow into the writer, in the same job: no
+        second scan, no footer-reading job per output.
+        """
+        seen = Observation()
+        self.write(df.observe(seen, F.count(F.lit(1)).alias("rows")), path, **options)
+        return int(seen.get["rows"])
 
     def write_text(self, path: str, text: str) -> None:
         """Stage a small text file (a manifest) to move into place with the other outputs."""
@@ -216,14 +259,17 @@ def read_parquet(
 
     Every file's footer is read (``mergeSchema``), so a truncated or corrupt file, a missing
     column or a wrong type is one clear error naming the path, not a failure deep in a job.
+    A single file's footer is read on the driver: merging one schema needs no job.
     """
     fs = FileSystem(spark)
     if not fs.exists(path):
         raise InputError(f"{path}: input path does not exist")
-    if not fs.data_files(path):
+    files = fs.data_files(path)
+    if not files:
         raise InputError(f"{path}: input is empty (no data files)")
     with spark_errors_as_input_errors(path):
-        df = spark.read.option("mergeSchema", "true").parquet(path)
+        merge = len(files) > 1 or not fs.is_file(files[0])
+        df = spark.read.option("mergeSchema", str(merge).lower()).parquet(path)
     if expected is not None:
         check_schema(df.schema, expected, path)
     require_columns(df.columns, required, path)

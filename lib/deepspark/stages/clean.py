@@ -8,23 +8,27 @@ before anything moves into place.
 from __future__ import annotations
 
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import Observation, SparkSession
+from pyspark.sql import functions as F
 
 from deepspark import tracking
 from deepspark.config import Config, to_plain
+from deepspark.config.model import CleanConfig
+from deepspark.errors import InputError
 from deepspark.etl.clean import mark_rules, mark_table_duplicates, split_marked
-from deepspark.io import Layout, read_parquet, staged_outputs
+from deepspark.io import FileSystem, Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages._common import (
     add_totals,
-    count_rows,
     log_input,
     pseudonym_key,
     reconcile,
 )
 
 STAGE = "clean"
+# Bronze tables up to this size are recomputed for each output rather than cached.
+SMALL_TABLE_BYTES = 2**20  # compressed Parquet: ~25k flight rows; 1M flights are 15 MB
 
 
 def run(cfg: Config, spark: SparkSession) -> StageResult:
@@ -32,42 +36,37 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     layout = Layout(cfg.paths, cfg.pipeline.name)
     specs = cfg.pipeline.clean
     key = pseudonym_key(cfg, [f"{t}.{c}" for t, s in specs.items() for c in s.pseudonymize])
+    fs = FileSystem(spark)
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
     with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
         for table, spec in specs.items():
             bronze = layout.path("bronze", table)
-            df = read_parquet(spark, bronze)
-            mentioned = [
-                *spec.dedupe,
-                *spec.required,
-                *spec.fill,
-                *spec.ranges,
-                *spec.pseudonymize,
-                *(
-                    c
-                    for r in spec.timestamps.values()
-                    for c in ([r.column] if r.column else r.fields)
-                ),
-            ]
-            require_columns(df.columns, dict.fromkeys(mentioned), f"{bronze} (clean rules)")
-            # Both outputs come from one marked table, persisted so that pseudonymizing, parsing
-            # and rule checks run once, not once per output. DISK_ONLY streams each partition to
-            # local disk as it is computed; memory levels unroll a whole partition on the heap
-            # first, which ran a 2g driver out of memory on 5M-row partitions (10M-row benchmark).
-            marked = mark_rules(df, spec, key=key).persist(StorageLevel.DISK_ONLY)
+            df = read_parquet(spark, bronze, allow_empty=True)
+            require_columns(df.columns, dict.fromkeys(_mentioned(spec)), f"{bronze} (clean rules)")
+            silver, quarantine = layout.path("silver", table), layout.quarantine(STAGE, table)
+            counted = Observation()
+            final = mark_table_duplicates(mark_rules(df, spec, key=key), spec)
+            # A large table is persisted after the rules and the dedupe window, so both outputs
+            # come from one pass; a small one is cheaper to recompute for each output than to
+            # cache. DISK_ONLY streams each partition to local disk as it is computed; memory
+            # levels unroll a whole partition on the heap first, which ran a 2g driver out of
+            # memory on the 10M-row benchmark.
+            large = fs.total_bytes(bronze) > SMALL_TABLE_BYTES
+            if large:
+                final = final.persist(StorageLevel.DISK_ONLY)
             try:
-                clean, quarantine = split_marked(
-                    mark_table_duplicates(marked, spec), spec, source=table
-                )
-                silver = layout.path("silver", table)
-                out.write(clean, silver)
-                out.write(quarantine, layout.quarantine(STAGE, table))
+                # Above the cache, so the count is of every marked row, taken by the first write.
+                observed = final.observe(counted, F.count(F.lit(1)).alias("rows"))
+                clean, bad = split_marked(observed, spec, source=table)
+                n_out = out.write_counted(clean, silver)
+                n_bad = out.write_counted(bad, quarantine)
             finally:
-                marked.unpersist()
-            n_in = df.count()
-            n_out = count_rows(spark, out.staged(silver))
-            n_bad = count_rows(spark, out.staged(layout.quarantine(STAGE, table)))
+                if large:
+                    final.unpersist()
+            n_in = int(counted.get["rows"])  # every row of the marked table, seen once
+            if n_in == 0:
+                raise InputError(f"{bronze}: input is empty (0 rows)")
             reconcile(f"clean {table}", n_in, n_out, n_bad)
             log_input(spark, f"{cfg.pipeline.name}/bronze/{table}", bronze, df, n_in)
             metrics.update(
@@ -82,3 +81,14 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         add_totals(metrics)
         tracking.log_metrics(metrics)
     return StageResult(STAGE, metrics, outputs)
+
+
+def _mentioned(spec: CleanConfig) -> list[str]:
+    return [
+        *spec.dedupe,
+        *spec.required,
+        *spec.fill,
+        *spec.ranges,
+        *spec.pseudonymize,
+        *(c for r in spec.timestamps.values() for c in ([r.column] if r.column else r.fields)),
+    ]

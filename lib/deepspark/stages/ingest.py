@@ -7,12 +7,16 @@ from the pipeline's own storage.
 
 from __future__ import annotations
 
+import csv
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
 
 from deepspark import tracking
 from deepspark.config import Config, SourceConfig, spark_value, to_plain
@@ -36,9 +40,10 @@ from deepspark.io import (
 )
 from deepspark.schema import require_columns, struct_from_config
 from deepspark.stages import StageResult
-from deepspark.stages._common import add_totals, count_rows, reconcile
+from deepspark.stages._common import add_totals, reconcile
 
 STAGE = "ingest"
+_FILE = "__file"  # the file of an unparseable record, observed and dropped
 
 
 def run(cfg: Config, spark: SparkSession) -> StageResult:
@@ -50,13 +55,14 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     with tracking.stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
         for name, src in cfg.pipeline.sources.items():
             path = land(spark, src, layout.path("raw", name))
-            good, bad = read_source(spark, src, path, name)
+            parsed = read_source(spark, src, path, name)
             bronze, quarantine = layout.path("bronze", name), layout.quarantine(STAGE, name)
-            out.write(good, bronze)
-            out.write(bad, quarantine)
-            n_out = count_rows(spark, out.staged(bronze))
-            n_bad = count_rows(spark, out.staged(quarantine))
-            n_in = n_out + n_bad  # each raw record is parsed exactly once, into one of the two
+            n_out = out.write_counted(parsed.good, bronze)  # the one full parse
+            n_in, bad_files = parsed.seen()
+            # Only files with an unparseable line are read again, for the quarantine: the
+            # lines it keeps are a by-product of the same parse, but holding them on the driver
+            # (an observed collect_list) would cost memory without bound on a broken source.
+            n_bad = out.write_counted(parsed.unparsed(bad_files), quarantine)
             if n_in == 0:
                 raise InputError(f"{path}: input is empty (0 rows)")
             _quality_gate(spark, src, path, n_in, n_bad, out.staged(quarantine))
@@ -95,55 +101,107 @@ def land(spark: SparkSession, src: SourceConfig, raw_dir: str) -> str:
     return raw_dir
 
 
-def read_source(
-    spark: SparkSession, src: SourceConfig, path: str, name: str
-) -> tuple[DataFrame, DataFrame]:
-    """Read one source against its schema: ``(parsed rows, quarantined raw rows)``."""
+@dataclass(frozen=True)
+class ParsedSource:
+    """One source, read once: the rows that parsed, and how to get the ones that did not.
+
+    ``seen()`` is valid once ``good`` has been written: the records read and the files that held
+    an unparseable one, observed during that write. ``unparsed(files)`` re-reads just those
+    files and keeps their unparseable records as quarantine rows (empty when ``files`` is).
+    """
+
+    good: DataFrame
+    seen: Callable[[], tuple[int, list[str]]]
+    unparsed: Callable[[list[str]], DataFrame]
+
+
+def read_source(spark: SparkSession, src: SourceConfig, path: str, name: str) -> ParsedSource:
+    """Read one source against its schema (lazily: nothing is parsed until ``good`` is written)."""
     schema = struct_from_config(src.schema)
     fs = FileSystem(spark)
     if not fs.exists(path):
         raise InputError(f"{path}: input path does not exist (source {name!r})")
     if not fs.data_files(path):
         raise InputError(f"{path}: input is empty (no data files; source {name!r})")
+
+    def empty(_files: list[str]) -> DataFrame:
+        return spark.createDataFrame([], QUARANTINE_SCHEMA)
+
     if src.format == "parquet":
-        df = read_parquet(spark, path, expected=schema).select(*schema.fieldNames())
-        empty = spark.createDataFrame([], QUARANTINE_SCHEMA)
-        return assemble_arrays(df, src.arrays), empty
+        df = read_parquet(spark, path, expected=schema, allow_empty=True)
+        counted = Observation()
+        df = df.select(*schema.fieldNames()).observe(counted, F.count(F.lit(1)).alias("rows"))
+        return ParsedSource(
+            assemble_arrays(df, src.arrays), lambda: (int(counted.get["rows"]), []), empty
+        )
     options = {k: spark_value(v) for k, v in src.options.items()}
     if src.format == "csv" and options.get("header") == "true":
-        _check_header(spark, path, options, schema.fieldNames())
-    with spark_errors_as_input_errors(path):
-        raw = (
-            spark.read.schema(with_corrupt_column(schema))
-            .options(**options)
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT)
-            .format(src.format)
-            .load(path)
-        )
-    good = assemble_arrays(parsed_rows(raw), src.arrays)
-    bad = unparsed_rows(
-        raw,
-        schema,
-        source=name,
-        fmt=src.format,
-        sep=options.get("sep", ","),
-        null_value=options.get("nullValue", ""),
+        _check_header(fs, path, options, schema.fieldNames())
+
+    def load(paths: str | list[str]) -> DataFrame:
+        with spark_errors_as_input_errors(path):
+            return (
+                spark.read.schema(with_corrupt_column(schema))
+                .options(**options)
+                .option("mode", "PERMISSIVE")
+                .option("columnNameOfCorruptRecord", CORRUPT)
+                .format(src.format)
+                .load(paths)
+            )
+
+    seen = Observation()
+    # One string, not an array: py4j hands observed arrays back as Java objects. The file name
+    # is projected first: a non-deterministic input_file_name() may not sit inside a metric.
+    bad_files = F.concat_ws("\n", F.array_sort(F.collect_set(F.col(_FILE))))
+    raw = (
+        load(path)
+        .withColumn(_FILE, F.when(F.col(CORRUPT).isNotNull(), F.input_file_name()))
+        .observe(seen, F.count(F.lit(1)).alias("rows"), bad_files.alias("bad_files"))
+        .drop(_FILE)
     )
-    return good, bad
 
+    def observed() -> tuple[int, list[str]]:
+        got = seen.get
+        return int(got["rows"]), [f for f in (got["bad_files"] or "").split("\n") if f]
 
-def _check_header(spark: SparkSession, path: str, options: dict, expected: list[str]) -> None:
-    # Spark maps CSV columns by position; a renamed or reordered column must fail here, loudly,
-    # not shift every value into the wrong field.
-    with spark_errors_as_input_errors(path):
-        found = spark.read.options(**options).csv(path).columns
-    require_columns(found, expected, f"{path} (CSV header)")
-    if found != expected:
-        raise InputError(
-            f"{path} (CSV header): columns are {', '.join(found)}; expected, in this order: "
-            f"{', '.join(expected)}"
+    def unparsed(files: list[str]) -> DataFrame:
+        if not files:
+            return empty(files)
+        return unparsed_rows(
+            load(files),
+            schema,
+            source=name,
+            fmt=src.format,
+            sep=options.get("sep", ","),
+            null_value=options.get("nullValue", ""),
         )
+
+    return ParsedSource(assemble_arrays(parsed_rows(raw), src.arrays), observed, unparsed)
+
+
+def _check_header(fs: FileSystem, path: str, options: dict, expected: list[str]) -> None:
+    # Spark maps CSV columns by position; a renamed or reordered column must fail here, loudly,
+    # not shift every value into the wrong field. Every file's first line is read through
+    # Hadoop (no Spark job) and split with the source's separator and quote.
+    sep = options.get("sep", options.get("delimiter", ","))
+    quote = options.get("quote", '"') or None
+    encoding = options.get("encoding", options.get("charset", "UTF-8"))
+    files = fs.data_files(path)
+    for file in files:
+        where = f"{path if len(files) == 1 else file} (CSV header)"
+        line = fs.first_line(file, encoding)
+        if line is None:
+            found: list[str] = []
+        elif len(sep) == 1:
+            found = next(csv.reader([line], delimiter=sep, quotechar=quote))
+        else:
+            found = line.split(sep)
+        require_columns(found, expected, where)
+        if found != expected:
+            raise InputError(
+                f"{where}: columns are {', '.join(found)}; expected, in this order: "
+                f"{', '.join(expected)}"
+            )
 
 
 def _quality_gate(
