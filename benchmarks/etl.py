@@ -1,11 +1,14 @@
 """ETL benchmark: each stage against Spark's floor (read its input, write it as Parquet).
 
-    python benchmarks/etl.py [--sizes 1m,10m] [--repeat 1m=3,10m=1] [--root /tmp/deepspark-bench]
+    python benchmarks/etl.py [--sizes 1m,10m] [--repeat 1m=3,10m=1] [--duckdb 10m]
 
 Per size: generate the data (or reuse it when its manifest matches), then run every stage and its
 floor in ONE fresh Spark process built from conf/flights.yaml's base profile (local[2], 2g driver),
-repeating each measurement; the peak resident memory of that process tree (Python + JVM) is sampled
-every 0.2 s. Results go to benchmarks/results/etl-<date>.json and a Markdown table to stdout.
+repeating each measurement; clean is also measured against the hand-written reference
+(reference_clean.py) in the same process, run by run. The peak resident memory of that process
+tree (Python + JVM) is sampled every 0.2 s, and the disk each stage's outputs take is measured.
+At the sizes given to ``--duckdb`` the same clean runs in DuckDB afterwards (context, not a
+target). Results go to benchmarks/results/etl-<date>.json and a Markdown table to stdout.
 """
 
 from __future__ import annotations
@@ -28,12 +31,28 @@ from pathlib import Path
 import psutil
 
 import generate
+from duckdb_clean import run_duckdb
+from reference_clean import NAMES, run_reference
 from synth import Defects
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = ("ingest", "clean", "aggregate", "features")
 DEFAULT_REPEAT = {"1m": 3, "10m": 1}
-TARGET_RATIO = 2.0
+BENCH_KEY = "benchmark-only-key-0123456789abcdef"
+# Issue 11's bar: ratio to the floor, to the hand-written clean, or seconds.
+TARGETS = {
+    "ingest": ("floor", 2.0),
+    "clean": ("hand", 1.3),
+    "aggregate": ("floor", 1.5),
+    "features": ("seconds", 3.0),
+}
+SMALL_TABLE = ("airlines", 0.5)  # a table of <= 100 rows: seconds per stage (ingest, clean)
+STAGE_OUTPUTS = {
+    "ingest": ("bronze", "quarantine/flights/ingest"),
+    "clean": ("silver", "quarantine/flights/clean"),
+    "aggregate": ("gold",),
+    "features": ("features",),
+}
 
 
 class PeakMemory:
@@ -98,6 +117,20 @@ def _floor(stage: str, cfg, spark, scratch: str) -> None:  # noqa: ANN001
         spark.read.parquet(path).write.mode("overwrite").parquet(f"{scratch}/{Path(path).name}")
 
 
+def _reference(cfg, spark, scratch: str) -> dict:  # noqa: ANN001
+    """The hand-written clean of the same bronze tables (reference_clean.py)."""
+    from deepspark.io import Layout
+
+    layout = Layout(cfg.paths, cfg.pipeline.name)
+    bronze = {t: layout.path("bronze", t) for t in cfg.pipeline.clean}
+    return run_reference(spark, bronze, scratch, os.environ["DEEPSPARK_PSEUDONYM_KEY"].encode())
+
+
+def _du(path: Path) -> int:
+    """Bytes under ``path`` (its files; 0 when missing)."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.exists() else 0
+
+
 def code_hash() -> str:
     """A hash of the library and configs measured (the stages change under active development)."""
     h = hashlib.sha256()
@@ -108,7 +141,7 @@ def code_hash() -> str:
 
 def worker(data: Path, repeat: int, settings: list[str]) -> dict:
     """Run in a fresh process: every stage and its floor, ``repeat`` times each."""
-    os.environ.setdefault("DEEPSPARK_PSEUDONYM_KEY", "benchmark-only-key-0123456789abcdef")
+    os.environ.setdefault("DEEPSPARK_PSEUDONYM_KEY", BENCH_KEY)
     from deepspark.config import load_config
     from deepspark.spark import build_session
     from deepspark.stages.pipeline import stage_runner
@@ -140,7 +173,7 @@ def worker(data: Path, repeat: int, settings: list[str]) -> dict:
         mem.phase()
         for stage in STAGES:
             run = stage_runner(stage)
-            times, floors, metrics, peaks = [], [], {}, []
+            times, floors, hands, metrics, peaks, reference = [], [], [], {}, [], {}
             for _ in range(repeat):
                 t = time.perf_counter()
                 metrics = dict(run(cfg, spark).metrics)
@@ -150,31 +183,50 @@ def worker(data: Path, repeat: int, settings: list[str]) -> dict:
                 _floor(stage, cfg, spark, str(data / "floor" / stage))
                 floors.append(time.perf_counter() - t)
                 peaks.append(mem.phase())
+                if stage == "clean":
+                    reference = _reference(cfg, spark, str(data / "reference"))
+                    hands.append(sum(r["seconds"] for r in reference.values()))
             out["stages"][stage] = {
                 "seconds": [round(s, 3) for s in times],
                 "floor_seconds": [round(s, 3) for s in floors],
                 "peak_rss_bytes": max(peaks),
+                "disk_bytes": sum(_du(data / "work" / d) for d in STAGE_OUTPUTS[stage]),
                 "metrics": metrics,
             }
-            print(f"{stage}: {times} floor {floors}", file=sys.stderr, flush=True)
+            if hands:
+                out["stages"][stage]["hand_seconds"] = [round(s, 3) for s in hands]
+                out["stages"][stage]["reference"] = reference
+            print(f"{stage}: {times} floor {floors} hand {hands}", file=sys.stderr, flush=True)
         spark.stop()
     out["peak_rss_bytes"] = mem.peak
     return out
 
 
 def summarize(rows: int, raw: dict) -> dict:
-    """Medians, rows/s, cost per row and the stage/floor ratio for each stage."""
+    """Medians, rows/s, cost per row, the floor (and hand) ratios and the target of each stage."""
     table = {}
     for stage, r in raw["stages"].items():
         med, floor = statistics.median(r["seconds"]), statistics.median(r["floor_seconds"])
-        table[stage] = {
+        s = table[stage] = {
             "median_s": round(med, 2),
             "floor_median_s": round(floor, 2),
             "ratio": round(med / floor, 2),
             "rows_per_s": round(rows / med),
             "us_per_row": round(med / rows * 1e6, 3),
-            "meets_target": med <= TARGET_RATIO * floor,
+            "peak_rss_gib": round(r["peak_rss_bytes"] / 2**30, 2),
+            "disk_gib": round(r.get("disk_bytes", 0) / 2**30, 3),
         }
+        if "hand_seconds" in r:
+            hand = statistics.median(r["hand_seconds"])
+            s.update(hand_median_s=round(hand, 2), ratio_to_hand=round(med / hand, 2))
+        kind, bar = TARGETS[stage]
+        value = {"floor": s["ratio"], "hand": s.get("ratio_to_hand"), "seconds": med}[kind]
+        s["target"] = f"<= {bar}{'x ' + kind if kind != 'seconds' else ' s'}"
+        s["meets_target"] = value is not None and value <= bar
+        small = r["metrics"].get(f"{SMALL_TABLE[0]}.seconds")
+        if small is not None:
+            s["small_table_s"] = small
+            s["small_table_meets_target"] = small <= SMALL_TABLE[1]
     return table
 
 
@@ -192,6 +244,13 @@ def checks(manifest: dict, raw: dict) -> list[dict]:
          f["natural_key_duplicates"] + f["defects"]["dep_delay_out_of_range"],
          clean.get("flights.rows_quarantined")),
     ]  # fmt: skip
+    reference = raw["stages"]["clean"].get("reference", {})
+    for table, r in reference.items():
+        for k in ("rows_out", "rows_quarantined"):
+            expected.append((f"hand clean {table}.{k}", clean.get(f"{table}.{k}"), r[k]))
+    for table, r in raw.get("duckdb", {}).get("tables", {}).items():
+        for k in ("rows_out", "rows_quarantined"):
+            expected.append((f"duckdb clean {table}.{k}", clean.get(f"{table}.{k}"), r[k]))
     return [{"check": n, "expected": e, "actual": a, "ok": e == a} for n, e, a in expected]
 
 
@@ -201,16 +260,27 @@ def markdown(label: str, rows: int, summary: dict, raw: dict) -> str:
         f"**{label}** ({rows:,} flight rows; peak RSS of the process tree "
         f"{raw['peak_rss_bytes'] / 2**30:.2f} GiB)",
         "",
-        "| stage | median s | floor median s | ratio | rows/s | µs/row | runs |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| stage | median s | floor s | ÷ floor | hand s | ÷ hand | target | met | µs/row "
+        "| airlines s | peak RSS GiB | disk GiB | runs |",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|",
     ]
     for stage, s in summary.items():
-        mark = "" if s["meets_target"] else " ✗"
         runs = len(raw["stages"][stage]["seconds"])
-        lines.append(
-            f"| {stage} | {s['median_s']:.2f} | {s['floor_median_s']:.2f} | {s['ratio']:.2f}{mark}"
-            f" | {s['rows_per_s']:,} | {s['us_per_row']:.2f} | {runs} |"
+        hand = (
+            f"{s['hand_median_s']:.2f} | {s['ratio_to_hand']:.2f}" if "hand_median_s" in s else "|"
         )
+        small = f"{s['small_table_s']:.2f}" if "small_table_s" in s else ""
+        lines.append(
+            f"| {stage} | {s['median_s']:.2f} | {s['floor_median_s']:.2f} | {s['ratio']:.2f} "
+            f"| {hand} | {s['target']} | {'yes' if s['meets_target'] else '**no**'} "
+            f"| {s['us_per_row']:.2f} | {small} | {s['peak_rss_gib']:.2f} | {s['disk_gib']:.2f} "
+            f"| {runs} |"
+        )
+    if "duckdb" in raw:
+        d = raw["duckdb"]
+        lines += ["", f"DuckDB {d['version']} ({d['threads']} threads), same clean: "
+                  f"{d['seconds']:.2f} s (stage ÷ DuckDB "
+                  f"{summary['clean']['median_s'] / d['seconds']:.2f})."]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -227,7 +297,9 @@ def machine() -> dict:
     }
 
 
-def bench_size(label: str, root: Path, repeat: int, seed: int, settings: list[str]) -> dict:
+def bench_size(
+    label: str, root: Path, repeat: int, seed: int, settings: list[str], duckdb: bool = False
+) -> dict:
     """Generate (or reuse) one size's data, then measure it in a fresh worker process."""
     rows, data = generate.parse_rows(label), root / label
     wanted = generate.params(rows, seed, ("EWR", "JFK", "LGA"), Defects())
@@ -241,6 +313,8 @@ def bench_size(label: str, root: Path, repeat: int, seed: int, settings: list[st
         cmd = [sys.executable, __file__, "--worker", str(data), "--repeat", str(repeat)]
         subprocess.run([*cmd, "--json", tmp.name, *(f"--set={s}" for s in settings)], check=True)
         raw = json.loads(Path(tmp.name).read_text())
+    if duckdb:
+        raw["duckdb"] = _duckdb(data)
     rows = manifest["flights"]["rows"]
     summary = summarize(rows, raw)
     print(markdown(label, rows, summary, raw), flush=True)
@@ -257,6 +331,17 @@ def bench_size(label: str, root: Path, repeat: int, seed: int, settings: list[st
     }
 
 
+def _duckdb(data: Path, threads: int = 2) -> dict:
+    """The same clean in DuckDB on the bronze tables the worker left, after Spark has stopped."""
+    import duckdb
+
+    bronze = {t: str(data / "work" / "bronze" / "flights" / t) for t in NAMES}
+    tables = run_duckdb(bronze, str(data / "duckdb"), BENCH_KEY.encode(), threads=threads)
+    seconds = sum(t["seconds"] for t in tables.values())
+    print(f"duckdb clean: {seconds:.2f} s", file=sys.stderr, flush=True)
+    return {"version": duckdb.__version__, "threads": threads, "seconds": seconds, "tables": tables}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: benchmark the given sizes, or (internal) be one size's worker process."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -271,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="a config override for the measured session (e.g. spark.settings.X=Y)",
     )
+    p.add_argument("--duckdb", default="10m", help="sizes that also run the clean in DuckDB")
     p.add_argument("--tag", default="", help="name of this variant in the results (with --set)")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
@@ -287,7 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     report = json.loads(path.read_text()) if path.exists() else {"date": today, "sizes": {}}
     report["machine"] = machine()
     for label in args.sizes.split(","):
-        result = bench_size(label, args.root, int(repeat.get(label, 1)), args.seed, args.set)
+        duck = label in args.duckdb.split(",")
+        result = bench_size(
+            label, args.root, int(repeat.get(label, 1)), args.seed, args.set, duckdb=duck
+        )
         report["sizes"][f"{label}@{args.tag}" if args.tag else label] = result
         for c in result["checks"]:
             if not c["ok"]:

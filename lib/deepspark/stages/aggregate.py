@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Observation, SparkSession
+from pyspark.sql import functions as F
 
 from deepspark import tracking
 from deepspark.config import Config, to_plain
@@ -10,7 +11,7 @@ from deepspark.etl.aggregate import build_aggregate
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import count_rows, log_input
+from deepspark.stages._common import log_input
 
 STAGE = "aggregate"
 
@@ -26,12 +27,14 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             s.join.source for s in specs.values() if s.join is not None
         }
         tables = {t: read_parquet(spark, layout.path("silver", t)) for t in sorted(needed)}
-        counts = {t: tables[t].count() for t in {s.source for s in specs.values()}}
-        for t, df in tables.items():
-            path = layout.path("silver", t)
-            log_input(spark, f"{cfg.pipeline.name}/silver/{t}", path, df, counts.get(t))
+        # Each source's rows are counted as they flow into its first aggregate's write, not by
+        # a scan of their own.
+        seen = {t: Observation() for t in {s.source for s in specs.values()}}
+        sources = {
+            t: tables[t].observe(obs, F.count(F.lit(1)).alias("rows")) for t, obs in seen.items()
+        }
         for name, spec in specs.items():
-            src = tables[spec.source]
+            src = sources[spec.source]
             where = f"{layout.path('silver', spec.source)} (aggregate {name})"
             columns = [
                 *spec.keys,
@@ -46,10 +49,15 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                     f"{layout.path('silver', spec.join.source)} (join of {name})",
                 )
             gold = layout.path("gold", name)
-            out.write(build_aggregate(src, spec, tables), gold)
-            metrics[f"{name}.rows_in"] = counts[spec.source]
-            metrics[f"{name}.rows_out"] = count_rows(spark, out.staged(gold))
+            metrics[f"{name}.rows_out"] = out.write_counted(
+                build_aggregate(src, spec, tables), gold
+            )
+            metrics[f"{name}.rows_in"] = int(seen[spec.source].get["rows"])
             outputs[name] = gold
+        counts = {t: int(obs.get["rows"]) for t, obs in seen.items()}
+        for t, df in tables.items():
+            path = layout.path("silver", t)
+            log_input(spark, f"{cfg.pipeline.name}/silver/{t}", path, df, counts.get(t))
         out.commit()
         # Stage totals: each source table counted once, however many aggregates read it.
         metrics["rows_in"] = sum(counts.values())

@@ -7,6 +7,8 @@ before anything moves into place.
 
 from __future__ import annotations
 
+import time
+
 from pyspark import StorageLevel
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
@@ -41,6 +43,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     outputs: dict[str, str] = {}
     with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
         for table, spec in specs.items():
+            started = time.perf_counter()
             bronze = layout.path("bronze", table)
             df = read_parquet(spark, bronze, allow_empty=True)
             require_columns(df.columns, dict.fromkeys(_mentioned(spec)), f"{bronze} (clean rules)")
@@ -74,6 +77,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                     f"{table}.rows_in": n_in,
                     f"{table}.rows_out": n_out,
                     f"{table}.rows_quarantined": n_bad,
+                    f"{table}.seconds": round(time.perf_counter() - started, 3),
                 }
             )
             outputs[table] = silver

@@ -14,7 +14,7 @@ import logging
 
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from deepspark import tracking
@@ -27,7 +27,7 @@ from deepspark.io import Layout, local_path, read_parquet, staged_outputs
 from deepspark.layout import MANIFEST
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import count_rows, log_input
+from deepspark.stages._common import log_input
 
 STAGE = "features"
 log = logging.getLogger("deepspark")
@@ -45,20 +45,20 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     metrics: dict[str, float] = {}
     with tracking.stage_run(cfg, STAGE, to_plain(fcfg)), staged_outputs(spark) as out:
         df = read_parquet(spark, source)
+        # Counted as the rows flow into the first job that reads them all, not by a scan.
+        seen = Observation()
+        observed = df.observe(seen, F.count(F.lit(1)).alias("rows"))
         if isinstance(spec, SequenceFeatures):
-            data, info, cached = _sequence(df, spec, source)
+            data, info, cached = _sequence(observed, spec, source)
         else:
-            marked = mark_violations(df, [feat.shape_rule(spec)])
-            out.write(
+            marked = mark_violations(observed, [feat.shape_rule(spec)])
+            metrics["rows_quarantined"] = out.write_counted(
                 quarantined_rows(marked, source=spec.source, stage=STAGE),
                 layout.quarantine(STAGE, spec.source),
             )
-            metrics["rows_quarantined"] = count_rows(
-                spark, out.staged(layout.quarantine(STAGE, spec.source))
-            )
             data, info = _image(clean_rows(marked), spec, source)
             cached = []
-        metrics["rows_in"] = df.count()
+        metrics["rows_in"] = int(seen.get["rows"])
         log_input(
             spark, f"{cfg.pipeline.name}/{layer}/{spec.source}", source, df, metrics["rows_in"]
         )
@@ -92,7 +92,9 @@ def _sequence(
         df.columns, [spec.series_key, spec.time, spec.target, *spec.inputs], f"{source} (features)"
     )
     grid = feat.regular_grid(df, spec).persist(StorageLevel.MEMORY_AND_DISK)
-    row = feat.scaling_stats(grid, spec).first()
+    # The statistics job fills the cache and counts the grid on the way (above the cache).
+    gridded = Observation()
+    row = feat.scaling_stats(grid.observe(gridded, F.count(F.lit(1)).alias("rows")), spec).first()
     if row is None or row[f"{spec.inputs[0]}__mean"] is None:
         raise InputError(
             f"{source}: no rows before split.validation_start={spec.split.validation_start}; "
@@ -111,7 +113,7 @@ def _sequence(
         "frequency": spec.frequency,
         "x_shape": [spec.window, len(feat.step_features(spec))],
         "scaling": {c: {"mean": m, "std": s} for c, (m, s) in stats.items()},
-        "grid_rows": grid.count(),
+        "grid_rows": int(gridded.get["rows"]),
     }
     return data, info, [grid]
 
@@ -137,13 +139,12 @@ def _write_splits(
     for name in feat.SPLITS:
         part = data.filter(F.col(feat.SPLIT) == name).drop(feat.SPLIT)
         path = layout.path("features", name)
-        out.write(
+        rows = out.write_counted(
             part.repartitionByRange(lay.files_per_split, *order).sortWithinPartitions(*order),
             path,
             row_group_bytes=lay.row_group_mb * 1024 * 1024,
         )
         staged = out.staged(path)
-        rows = count_rows(spark, staged)
         if rows == 0:
             raise InputError(f"{path}: the {name} split is empty; check the split settings")
         splits[name] = {"rows": rows, "schema": ddl(part.schema), **_row_groups(staged)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     outputs: dict[str, str] = {}
     with tracking.stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
         for name, src in cfg.pipeline.sources.items():
+            started = time.perf_counter()
             path = land(spark, src, layout.path("raw", name))
             parsed = read_source(spark, src, path, name)
             bronze, quarantine = layout.path("bronze", name), layout.quarantine(STAGE, name)
@@ -72,6 +74,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                     f"{name}.rows_in": n_in,
                     f"{name}.rows_out": n_out,
                     f"{name}.rows_quarantined": n_bad,
+                    f"{name}.seconds": round(time.perf_counter() - started, 3),
                 }
             )
             outputs[name] = bronze
