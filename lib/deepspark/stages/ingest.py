@@ -64,7 +64,10 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             # Only files with an unparseable line are read again, for the quarantine: the
             # lines it keeps are a by-product of the same parse, but holding them on the driver
             # (an observed collect_list) would cost memory without bound on a broken source.
-            n_bad = out.write_counted(parsed.unparsed(bad_files), quarantine)
+            if bad_files:
+                n_bad = out.write_counted(parsed.unparsed(bad_files), quarantine)
+            else:
+                n_bad = out.write_empty(quarantine, QUARANTINE_SCHEMA)
             if n_in == 0:
                 raise InputError(f"{path}: input is empty (0 rows)")
             _quality_gate(spark, src, path, n_in, n_bad, out.staged(quarantine))
