@@ -10,89 +10,43 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from reference_clean import RULES
+
 NY = "America/New_York"
 
 
-def _required(*columns: str) -> list[tuple[str, str]]:
-    return [(f"required:{c}", f"{c} IS NULL") for c in columns]
-
-
-def _between(column: str, lo: float | None, hi: float | None) -> tuple[str, str]:
-    parts = [f"isnan({column}::DOUBLE)"]
-    parts += [f"{column} < {lo}"] if lo is not None else []
-    parts += [f"{column} > {hi}"] if hi is not None else []
-    return f"range:{column}", " OR ".join(parts)
-
-
 # DuckDB's %z does not take "Z"; its ISO 8601 cast does (and is a little more lenient).
-_TIME_HOUR = "TRY_CAST(time_hour AS TIMESTAMPTZ)"
-_SCHED = (
-    "timezone('" + NY + "', try(make_timestamp(year, month, day, "
-    "(sched_dep_time // 100)::BIGINT, (sched_dep_time % 100)::BIGINT, 0)))"
-)
-TABLES: dict[str, dict] = {
-    "flights": {
-        "timestamps": {"sched_dep_utc": _SCHED, "time_hour": _TIME_HOUR},
-        "rules": [
-            *_required(
-                "year",
-                "month",
-                "day",
-                "sched_dep_time",
-                "carrier",
-                "flight",
-                "origin",
-                "dest",
-                "time_hour",
-            ),
-            ("timestamp:sched_dep_utc", "_ts_sched_dep_utc IS NULL"),
-            ("timestamp:time_hour", "_ts_time_hour IS NULL"),
-            _between("month", 1, 12),
-            _between("day", 1, 31),
-            _between("sched_dep_time", 0, 2359),
-            _between("dep_time", 0, 2400),
-            _between("dep_delay", -180, 1800),
-            _between("distance", 0, None),
-        ],  # fmt: skip
-        "key": ["carrier", "flight", "origin", "_ts_time_hour"],
-        "hashed": ["tailnum"],
-    },
-    "weather": {
-        "timestamps": {"time_hour": _TIME_HOUR},
-        "rules": [
-            *_required("origin", "time_hour"),
-            ("timestamp:time_hour", "_ts_time_hour IS NULL"),
-            _between("temp", -40, 130),
-            _between("humid", 0, 100),
-            _between("wind_speed", 0, 200),
-            _between("wind_gust", 0, 250),
-            _between("precip", 0, 10),
-            _between("pressure", 900, 1100),
-            _between("visib", 0, 10),
-        ],  # fmt: skip
-        "key": ["origin", "_ts_time_hour"],
-        "hashed": [],
-    },
-    "airports": {"timestamps": {}, "rules": _required("faa"), "key": ["faa"], "hashed": []},
-    "planes": {
-        "timestamps": {},
-        "rules": _required("tailnum"),
-        "key": ["tailnum"],
-        "hashed": ["tailnum"],
-    },
-    "airlines": {"timestamps": {}, "rules": _required("carrier"), "key": ["carrier"], "hashed": []},
+TIMESTAMPS = {
+    "time_hour": "TRY_CAST(time_hour AS TIMESTAMPTZ)",
+    "sched_dep_utc": (
+        "timezone('" + NY + "', try(make_timestamp(year, month, day, "
+        "(sched_dep_time // 100)::BIGINT, (sched_dep_time % 100)::BIGINT, 0)))"
+    ),
 }
+
+
+def _rules(spec: dict) -> list[tuple[str, str]]:
+    """(rule, SQL condition) in the stage's order, from reference_clean.RULES."""
+    out = [(f"required:{c}", f"{c} IS NULL") for c in spec["required"]]
+    out += [(f"timestamp:{n}", f"_ts_{n} IS NULL") for n in spec.get("timestamps", ())]
+    for column, (lo, hi) in spec.get("ranges", {}).items():
+        parts = [f"isnan({column}::DOUBLE)"]
+        parts += [f"{column} < {lo}"] if lo is not None else []
+        parts += [f"{column} > {hi}"] if hi is not None else []
+        out.append((f"range:{column}", " OR ".join(parts)))
+    return out
 
 
 def _marked_sql(path: str, columns: list[str], spec: dict, pads: tuple[bytes, bytes]) -> str:
     ipad, opad = (f"unhex('{p.hex()}')" for p in pads)
+    hashed, stamps = spec.get("hashed", ()), spec.get("timestamps", ())
     select = [
-        f"sha256({opad} || unhex(sha256({ipad} || {c}::BLOB))) AS {c}" if c in spec["hashed"] else c
+        f"sha256({opad} || unhex(sha256({ipad} || {c}::BLOB))) AS {c}" if c in hashed else c
         for c in columns
     ]
-    select += [f"{expr} AS _ts_{name}" for name, expr in spec["timestamps"].items()]
-    first = " ".join(f"WHEN {cond} THEN '{name}'" for name, cond in spec["rules"])
-    every = [*columns, *(f"_ts_{n}" for n in spec["timestamps"])]
+    select += [f"{TIMESTAMPS[name]} AS _ts_{name}" for name in stamps]
+    first = " ".join(f"WHEN {cond} THEN '{name}'" for name, cond in _rules(spec))
+    every = [*columns, *(f"_ts_{n}" for n in stamps)]
     others = [c for c in every if c not in spec["key"]]
     window = f"PARTITION BY rule IS NULL, {', '.join(spec['key'])} ORDER BY {', '.join(others)}"
     return f"""
@@ -115,7 +69,7 @@ def run_duckdb(bronze: dict[str, str], scratch: str, key: bytes, threads: int = 
     con.execute(f"SET threads = {threads}")
     con.execute("SET enable_progress_bar = false")
     out: dict[str, dict] = {}
-    for name, spec in TABLES.items():
+    for name, spec in RULES.items():
         target = Path(scratch) / name
         target.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
@@ -127,8 +81,9 @@ def run_duckdb(bronze: dict[str, str], scratch: str, key: bytes, threads: int = 
         ]
         marked = _marked_sql(bronze[name], columns, spec, pads)
         con.execute(f"CREATE OR REPLACE TEMP TABLE marked AS {marked}")
-        timestamps = [f"_ts_{n} AS {n}" for n in spec["timestamps"]]
-        kept = [c for c in columns if c not in spec["timestamps"]]
+        stamps = spec.get("timestamps", ())
+        timestamps = [f"_ts_{n} AS {n}" for n in stamps]
+        kept = [c for c in columns if c not in stamps]
         con.execute(
             f"COPY (SELECT {', '.join([*kept, *timestamps])} FROM marked WHERE rule IS NULL) "
             f"TO '{target}/clean.parquet' (FORMAT parquet)"

@@ -10,7 +10,6 @@ dedupe, one persist and two writes. Its counts are checked against the stage's i
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession, Window
@@ -20,103 +19,58 @@ NY = "America/New_York"
 ISO = "yyyy-MM-dd'T'HH:mm:ssX"
 
 
-@dataclass(frozen=True)
-class Table:
-    """One table's hand-written clean: parsed timestamps, (rule, broken, reason), the key."""
+# conf/flights.yaml's clean rules as plain data, for this file and duckdb_clean.py. Per table:
+# required columns, parsed timestamps (in rule order), ranges, the dedupe key, hashed identifiers.
+RULES: dict[str, dict] = {
+    "flights": {
+        "required": ("year", "month", "day", "sched_dep_time", "carrier", "flight", "origin",
+                     "dest", "time_hour"),
+        "timestamps": ("sched_dep_utc", "time_hour"),
+        "ranges": {"month": (1, 12), "day": (1, 31), "sched_dep_time": (0, 2359),
+                   "dep_time": (0, 2400), "dep_delay": (-180, 1800), "distance": (0, None)},
+        "key": ("carrier", "flight", "origin", "_ts_time_hour"),
+        "hashed": ("tailnum",),
+    },
+    "weather": {
+        "required": ("origin", "time_hour"),
+        "timestamps": ("time_hour",),
+        "ranges": {"temp": (-40, 130), "humid": (0, 100), "wind_speed": (0, 200),
+                   "wind_gust": (0, 250), "precip": (0, 10), "pressure": (900, 1100),
+                   "visib": (0, 10)},
+        "key": ("origin", "_ts_time_hour"),
+    },
+    "airports": {"required": ("faa",), "key": ("faa",)},
+    "planes": {"required": ("tailnum",), "key": ("tailnum",), "hashed": ("tailnum",)},
+    "airlines": {"required": ("carrier",), "key": ("carrier",)},
+}  # fmt: skip
+NAMES = tuple(RULES)
 
-    timestamps: dict[str, Column] = field(default_factory=dict)
-    rules: list[tuple[str, Column, Column]] = field(default_factory=list)
-    key: list[str] = field(default_factory=list)
-    hashed: list[str] = field(default_factory=list)
 
-
-def required(*columns: str) -> list[tuple[str, Column, Column]]:
-    return [(f"required:{c}", F.col(c).isNull(), F.lit(f"{c} is null")) for c in columns]
-
-
-def between(column: str, lo: float | None, hi: float | None) -> tuple[str, Column, Column]:
-    c = F.col(column)
-    # NaN compares above every number, so a min-only range needs it spelled out.
-    broken = F.isnan(c) | (c < lo if lo is not None else F.lit(False))
-    broken = broken | (c > hi if hi is not None else F.lit(False))
-    reason = F.concat(F.lit(f"{column}="), c.cast("string"), F.lit(f" outside [{lo}, {hi}]"))
-    return f"range:{column}", broken, reason
-
-
-def parsed(column: str) -> tuple[str, Column, Column]:
-    broken = F.col(column).isNotNull() & F.col(f"_ts_{column}").isNull()
-    return f"timestamp:{column}", broken, F.concat(F.col(column), F.lit(" is not " + ISO))
-
-
-def _sched_dep_utc() -> Column:
+def _timestamps() -> dict[str, Column]:
     hhmm = F.col("sched_dep_time")
-    ts = F.try_make_timestamp(
-        "year", "month", "day", F.floor(hhmm / 100).cast("int"), (hhmm % 100).cast("int"),
-        F.lit(0), F.lit(NY),
-    )  # fmt: skip
-    return ts
-
-
-NAMES = ("flights", "weather", "airports", "planes", "airlines")
-
-
-def tables() -> dict[str, Table]:
-    """The five tables' rules (Columns need a live session, so they are built on call)."""
-    flights = Table(
-        timestamps={
-            "sched_dep_utc": _sched_dep_utc(),
-            "time_hour": F.try_to_timestamp(F.col("time_hour"), F.lit(ISO)),
-        },
-        rules=[
-            *required(
-                "year",
-                "month",
-                "day",
-                "sched_dep_time",
-                "carrier",
-                "flight",
-                "origin",
-                "dest",
-                "time_hour",
-            ),
-            (
-                "timestamp:sched_dep_utc",
-                F.col("_ts_sched_dep_utc").isNull(),
-                F.lit("bad local time"),
-            ),
-            parsed("time_hour"),
-            between("month", 1, 12),
-            between("day", 1, 31),
-            between("sched_dep_time", 0, 2359),
-            between("dep_time", 0, 2400),
-            between("dep_delay", -180, 1800),
-            between("distance", 0, None),
-        ],  # fmt: skip
-        key=["carrier", "flight", "origin", "_ts_time_hour"],
-        hashed=["tailnum"],
-    )
-    weather = Table(
-        timestamps={"time_hour": F.try_to_timestamp(F.col("time_hour"), F.lit(ISO))},
-        rules=[
-            *required("origin", "time_hour"),
-            parsed("time_hour"),
-            between("temp", -40, 130),
-            between("humid", 0, 100),
-            between("wind_speed", 0, 200),
-            between("wind_gust", 0, 250),
-            between("precip", 0, 10),
-            between("pressure", 900, 1100),
-            between("visib", 0, 10),
-        ],
-        key=["origin", "_ts_time_hour"],
-    )
     return {
-        "flights": flights,
-        "weather": weather,
-        "airports": Table(rules=required("faa"), key=["faa"]),
-        "planes": Table(rules=required("tailnum"), key=["tailnum"], hashed=["tailnum"]),
-        "airlines": Table(rules=required("carrier"), key=["carrier"]),
-    }
+        "sched_dep_utc": F.try_make_timestamp(
+            "year", "month", "day", F.floor(hhmm / 100).cast("int"), (hhmm % 100).cast("int"),
+            F.lit(0), F.lit(NY),
+        ),
+        "time_hour": F.try_to_timestamp(F.col("time_hour"), F.lit(ISO)),
+    }  # fmt: skip
+
+
+def rules(spec: dict) -> list[tuple[str, Column, Column]]:
+    """(rule, broken, reason) in the stage's order: required, timestamps, ranges."""
+    out = [(f"required:{c}", F.col(c).isNull(), F.lit(f"{c} is null")) for c in spec["required"]]
+    for name in spec.get("timestamps", ()):
+        # The raw fields are required above, so a null parse is a bad value.
+        out.append((f"timestamp:{name}", F.col(f"_ts_{name}").isNull(), F.lit("does not parse")))
+    for column, (lo, hi) in spec.get("ranges", {}).items():
+        c = F.col(column)
+        # NaN compares above every number, so a min-only range needs it spelled out.
+        broken = F.isnan(c) | (c < lo if lo is not None else F.lit(False))
+        broken = broken | (c > hi if hi is not None else F.lit(False))
+        reason = F.concat(F.lit(f"{column}="), c.cast("string"), F.lit(f" outside [{lo}, {hi}]"))
+        out.append((f"range:{column}", broken, reason))
+    return out
 
 
 def hmac(column: str, ipad: bytes, opad: bytes) -> Column:
@@ -125,17 +79,19 @@ def hmac(column: str, ipad: bytes, opad: bytes) -> Column:
     return F.sha2(F.concat(F.lit(opad), inner), 256)
 
 
-def clean(df: DataFrame, t: Table, pads: tuple[bytes, bytes]) -> DataFrame:
+def clean(df: DataFrame, spec: dict, pads: tuple[bytes, bytes]) -> DataFrame:
     """Every row with ``rule``/``reason`` of its first broken rule (null when clean)."""
-    df = df.withColumns({c: hmac(c, *pads) for c in t.hashed})
-    df = df.withColumns({f"_ts_{k}": v for k, v in t.timestamps.items()})
+    df = df.withColumns({c: hmac(c, *pads) for c in spec.get("hashed", ())})
+    parse = _timestamps()
+    df = df.withColumns({f"_ts_{k}": parse[k] for k in spec.get("timestamps", ())})
     rule, reason = F.lit(None).cast("string"), F.lit(None).cast("string")
-    for r, broken, why in reversed(t.rules):
+    for r, broken, why in reversed(rules(spec)):
         rule = F.when(broken, F.lit(r)).otherwise(rule)
         reason = F.when(broken, why).otherwise(reason)
     df = df.withColumns({"rule": rule, "reason": reason})
-    others = sorted(c for c in df.columns if c not in t.key and c not in ("rule", "reason"))
-    window = Window.partitionBy(F.col("rule").isNull(), *t.key).orderBy(*others)
+    key = spec["key"]
+    others = sorted(c for c in df.columns if c not in key and c not in ("rule", "reason"))
+    window = Window.partitionBy(F.col("rule").isNull(), *key).orderBy(*others)
     dup = F.col("rule").isNull() & (F.row_number().over(window) > 1)
     df = df.withColumns(
         {
@@ -152,14 +108,16 @@ def run_reference(spark: SparkSession, bronze: dict[str, str], scratch: str, key
 
     pads = key_pads(key)
     out: dict[str, dict] = {}
-    for name, t in tables().items():
+    for name, spec in RULES.items():
         started = time.perf_counter()
         df = spark.read.parquet(bronze[name])
         # DISK_ONLY: a memory level ran the 2g driver out of heap on 10M rows (see the stage).
-        marked = clean(df, t, pads).persist(StorageLevel.DISK_ONLY)
-        parsed_ts = {k: F.col(f"_ts_{k}") for k in t.timestamps}
-        good = marked.filter(F.col("rule").isNull()).withColumns(parsed_ts)
-        good = good.select(*df.columns, *(k for k in t.timestamps if k not in df.columns))
+        marked = clean(df, spec, pads).persist(StorageLevel.DISK_ONLY)
+        stamps = spec.get("timestamps", ())
+        good = marked.filter(F.col("rule").isNull()).withColumns(
+            {k: F.col(f"_ts_{k}") for k in stamps}
+        )
+        good = good.select(*df.columns, *(k for k in stamps if k not in df.columns))
         good.write.mode("overwrite").parquet(f"{scratch}/{name}/clean")
         bad = marked.filter(F.col("rule").isNotNull()).select(
             F.lit(name).alias("source"),
