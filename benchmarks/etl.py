@@ -5,7 +5,9 @@
 Per size: generate the data (or reuse it when its manifest matches), then run every stage and its
 floor in ONE fresh Spark process built from conf/flights.yaml's base profile (local[2], 2g driver),
 repeating each measurement; clean is also measured against the hand-written reference
-(reference_clean.py) in the same process, run by run. The peak resident memory of that process
+(reference_clean.py) in the same process, run by run. Before measuring, the worker runs every
+stage, floor and the reference once, unmeasured, on the 1M data (``--warmup``), so that a single
+run at a large size is not a cold JVM's. The peak resident memory of that process
 tree (Python + JVM) is sampled every 0.2 s, and the disk each stage's outputs take is measured.
 At the sizes given to ``--duckdb`` the same clean runs in DuckDB afterwards (context, not a
 target). Results go to benchmarks/results/etl-<date>.json and a Markdown table to stdout.
@@ -139,12 +141,8 @@ def code_hash() -> str:
     return h.hexdigest()[:12]
 
 
-def worker(data: Path, repeat: int, settings: list[str]) -> dict:
-    """Run in a fresh process: every stage and its floor, ``repeat`` times each."""
-    os.environ.setdefault("DEEPSPARK_PSEUDONYM_KEY", BENCH_KEY)
+def _config(data: Path, settings: list[str]):  # noqa: ANN202
     from deepspark.config import load_config
-    from deepspark.spark import build_session
-    from deepspark.stages.pipeline import stage_runner
 
     overrides = [
         f"pipeline.sources.flights.uri={data / 'flights'}",
@@ -153,7 +151,30 @@ def worker(data: Path, repeat: int, settings: list[str]) -> dict:
         "mlflow.enabled=false",
         *settings,
     ]
-    cfg = load_config(ROOT / "conf" / "flights.yaml", overrides)
+    return load_config(ROOT / "conf" / "flights.yaml", overrides)
+
+
+def _warm_up(data: Path, settings: list[str], spark) -> float:  # noqa: ANN001
+    """Every stage, its floor and the reference once on ``data``, unmeasured: the JIT compiles
+    the code paths first, so one measured run at a large size is not a cold run."""
+    from deepspark.stages.pipeline import stage_runner
+
+    cfg, started = _config(data, settings), time.perf_counter()
+    for stage in STAGES:
+        stage_runner(stage)(cfg, spark)
+        _floor(stage, cfg, spark, str(data / "floor" / stage))
+        if stage == "clean":
+            _reference(cfg, spark, str(data / "reference"))
+    return round(time.perf_counter() - started, 1)
+
+
+def worker(data: Path, repeat: int, settings: list[str], warmup: Path | None = None) -> dict:
+    """Run in a fresh process: every stage and its floor, ``repeat`` times each."""
+    os.environ.setdefault("DEEPSPARK_PSEUDONYM_KEY", BENCH_KEY)
+    from deepspark.spark import build_session
+    from deepspark.stages.pipeline import stage_runner
+
+    cfg = _config(data, settings)
     with PeakMemory() as mem:
         started = time.perf_counter()
         spark = build_session(cfg.spark, app_name="deepspark-bench-etl")
@@ -170,6 +191,8 @@ def worker(data: Path, repeat: int, settings: list[str]) -> dict:
             "code_sha": code_hash(),
             "stages": {},
         }
+        if warmup is not None:
+            out["warmup"] = {"data": str(warmup), "seconds": _warm_up(warmup, settings, spark)}
         mem.phase()
         for stage in STAGES:
             run = stage_runner(stage)
@@ -297,10 +320,8 @@ def machine() -> dict:
     }
 
 
-def bench_size(
-    label: str, root: Path, repeat: int, seed: int, settings: list[str], duckdb: bool = False
-) -> dict:
-    """Generate (or reuse) one size's data, then measure it in a fresh worker process."""
+def _data(label: str, root: Path, seed: int) -> tuple[Path, dict]:
+    """One size's data and manifest, generated unless a matching one is there."""
     rows, data = generate.parse_rows(label), root / label
     wanted = generate.params(rows, seed, ("EWR", "JFK", "LGA"), Defects())
     if generate.reusable(data, wanted) is None:
@@ -308,9 +329,23 @@ def bench_size(
         subprocess.run(
             [*cmd, "--rows", str(rows), "--out", str(data), "--seed", str(seed)], check=True
         )
-    manifest = generate.reusable(data, wanted)
+    return data, generate.reusable(data, wanted)
+
+
+def bench_size(
+    label: str,
+    root: Path,
+    repeat: int,
+    seed: int,
+    settings: list[str],
+    duckdb: bool = False,
+    warmup: str = "",
+) -> dict:
+    """Generate (or reuse) one size's data, then measure it in a fresh worker process."""
+    data, manifest = _data(label, root, seed)
+    warm = ["--warmup-data", str(_data(warmup, root, seed)[0])] if warmup else []
     with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
-        cmd = [sys.executable, __file__, "--worker", str(data), "--repeat", str(repeat)]
+        cmd = [sys.executable, __file__, "--worker", str(data), "--repeat", str(repeat), *warm]
         subprocess.run([*cmd, "--json", tmp.name, *(f"--set={s}" for s in settings)], check=True)
         raw = json.loads(Path(tmp.name).read_text())
     if duckdb:
@@ -357,15 +392,22 @@ def main(argv: list[str] | None = None) -> int:
         help="a config override for the measured session (e.g. spark.settings.X=Y)",
     )
     p.add_argument("--duckdb", default="10m", help="sizes that also run the clean in DuckDB")
+    p.add_argument(
+        "--warmup",
+        default="1m",
+        help="size whose data every worker runs once, unmeasured, before measuring ('' for none)",
+    )
     p.add_argument("--tag", default="", help="name of this variant in the results (with --set)")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--warmup-data", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--json", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if args.worker:
-        args.json.write_text(json.dumps(worker(args.worker, int(args.repeat or 1), args.set)))
+        raw = worker(args.worker, int(args.repeat or 1), args.set, args.warmup_data)
+        args.json.write_text(json.dumps(raw))
         return 0
     repeat = {**DEFAULT_REPEAT, **dict(kv.split("=") for kv in args.repeat.split(",") if kv)}
     today = dt.date.today().isoformat()
@@ -375,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     for label in args.sizes.split(","):
         duck = label in args.duckdb.split(",")
         result = bench_size(
-            label, args.root, int(repeat.get(label, 1)), args.seed, args.set, duckdb=duck
+            label, args.root, int(repeat.get(label, 1)), args.seed, args.set, duck, args.warmup
         )
         report["sizes"][f"{label}@{args.tag}" if args.tag else label] = result
         for c in result["checks"]:
