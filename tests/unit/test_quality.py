@@ -243,3 +243,13 @@ def test_nan_is_outside_every_range(spark, lo, hi):
     marked = mark_violations(df, [range_rule("v", lo, hi)])
     got = marked.select(F.col("_violation.rule").alias("rule")).collect()
     assert [r["rule"] for r in got] == ["range:v", None, None]
+
+
+def test_mark_duplicates_ranks_only_rows_that_broke_no_rule(spark):
+    # v=-1 breaks the range and is the smallest row of key 1: it keeps its own violation and
+    # is not "the kept one", so v=5 is kept and only v=7 is a duplicate.
+    df = spark.createDataFrame([(1, -1), (1, 7), (1, 5), (2, -3)], "k int, v int")
+    marked = mark_duplicates(mark_violations(df, [range_rule("v", 0, None)]), ["k"])
+    got = marked.select("k", "v", F.col(f"{VIOLATION}.rule").alias("rule"))
+    expected = [(1, -1, "range:v"), (1, 5, None), (1, 7, "duplicate"), (2, -3, "range:v")]
+    assertDataFrameEqual(got, spark.createDataFrame(expected, "k int, v int, rule string"))
