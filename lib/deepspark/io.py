@@ -12,7 +12,7 @@ import importlib.util
 import os
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -88,12 +88,7 @@ class FileSystem:
 
     def write_text(self, path: str, text: str) -> None:
         """Write a small UTF-8 text file, replacing any file there."""
-        fs, p = self._fs(path)
-        stream = fs.create(p, True)
-        try:
-            stream.write(bytearray(text.encode("utf-8")))
-        finally:
-            stream.close()
+        self.write_bytes(path, text.encode("utf-8"))
 
     def write_bytes(self, path: str, data: bytes) -> None:
         """Write a small binary file, replacing any file there."""
@@ -187,8 +182,7 @@ class StagedOutputs:
         partition_by: tuple[str, ...] = (),
     ) -> str:
         """Write ``df`` as Parquet to a staging path for ``path``; returns the staging path."""
-        parent, name = path.rsplit("/", 1)
-        staging = f"{parent}/{name}.staging-{uuid.uuid4().hex[:8]}"
+        staging = _staging(path)
         writer = df.write.mode("overwrite")
         if row_group_bytes:
             writer = writer.option("parquet.block.size", row_group_bytes)
@@ -204,9 +198,9 @@ class StagedOutputs:
         An ``Observation`` counts the rows as they flow into the writer, in the same job: no
         second scan, no footer-reading job per output.
         """
-        seen = Observation()
-        self.write(df.observe(seen, F.count(F.lit(1)).alias("rows")), path, **options)
-        return int(seen.get["rows"])
+        counted, rows = counting(df)
+        self.write(counted, path, **options)
+        return rows()
 
     def write_empty(self, path: str, schema: T.StructType) -> int:
         """Stage an empty Parquet output of ``schema`` (a schema-only file); returns 0.
@@ -218,8 +212,7 @@ class StagedOutputs:
         import pyarrow.parquet as pq
         from pyspark.sql.pandas.types import to_arrow_schema
 
-        parent, name = path.rsplit("/", 1)
-        staging = f"{parent}/{name}.staging-{uuid.uuid4().hex[:8]}"
+        staging = _staging(path)
         buffer = pa.BufferOutputStream()
         pq.write_table(to_arrow_schema(schema).empty_table(), buffer)
         self.fs.write_bytes(f"{staging}/part-00000-empty.parquet", buffer.getvalue().to_pybytes())
@@ -229,8 +222,7 @@ class StagedOutputs:
 
     def write_text(self, path: str, text: str) -> None:
         """Stage a small text file (a manifest) to move into place with the other outputs."""
-        parent, name = path.rsplit("/", 1)
-        staging = f"{parent}/{name}.staging-{uuid.uuid4().hex[:8]}"
+        staging = _staging(path)
         self.fs.write_text(staging, text)
         self._pending.append((staging, path))
 
@@ -258,6 +250,22 @@ class StagedOutputs:
         for staging, _ in self._pending:
             self.fs.delete(staging)
         self._pending.clear()
+
+
+def _staging(path: str) -> str:
+    """A fresh staging path beside final ``path``."""
+    parent, name = path.rsplit("/", 1)
+    return f"{parent}/{name}.staging-{uuid.uuid4().hex[:8]}"
+
+
+def counting(df: DataFrame) -> tuple[DataFrame, Callable[[], int]]:
+    """``df`` counting its rows, and the count: valid once an action has read them all.
+
+    An ``Observation`` counts inside whatever job first reads every row (a write, an
+    aggregation), so the count costs no scan of its own.
+    """
+    seen = Observation()
+    return df.observe(seen, F.count(F.lit(1)).alias("rows")), lambda: int(seen.get["rows"])
 
 
 @contextmanager

@@ -152,16 +152,15 @@ def mark_rules(df: DataFrame, spec: CleanConfig, *, key: bytes | None) -> DataFr
     return mark_violations(df, rules)
 
 
-def dedupe_columns(spec: CleanConfig) -> list[str]:
-    """The columns holding the dedupe key: a normalized timestamp is its parsed UTC instant."""
-    return [_TS_PREFIX + k if k in spec.timestamps else k for k in spec.dedupe]
-
-
 def mark_table_duplicates(marked: DataFrame, spec: CleanConfig) -> DataFrame:
-    """Among rows that broke no rule, mark all but one per dedupe key as duplicates."""
+    """Among rows that broke no rule, mark all but one per dedupe key as duplicates.
+
+    A key that is a normalized timestamp is compared as the parsed UTC instant.
+    """
     if not spec.dedupe:
         return marked
-    return mark_duplicates(marked, spec.dedupe, columns=dedupe_columns(spec))
+    columns = [_TS_PREFIX + k if k in spec.timestamps else k for k in spec.dedupe]
+    return mark_duplicates(marked, spec.dedupe, columns=columns)
 
 
 def split_marked(

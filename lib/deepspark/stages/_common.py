@@ -16,11 +16,6 @@ from deepspark.errors import ConfigError, ReconciliationError, SetupError
 log = logging.getLogger("deepspark")
 
 
-def count_rows(spark: SparkSession, path: str) -> int:
-    """Rows in a written Parquet table (answered from footers, no data scan)."""
-    return spark.read.parquet(path).count()
-
-
 def reconcile(table: str, rows_in: int, rows_out: int, rows_quarantined: int) -> None:
     """Fail unless every input row was written clean or quarantined, exactly once."""
     if rows_in != rows_out + rows_quarantined:

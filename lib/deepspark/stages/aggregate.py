@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pyspark.sql import Observation, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from deepspark import tracking
 from deepspark.config import Config, to_plain
 from deepspark.etl.aggregate import build_aggregate
-from deepspark.io import Layout, read_parquet, staged_outputs
+from deepspark.io import Layout, counting, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages._common import log_input
@@ -29,10 +28,9 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         tables = {t: read_parquet(spark, layout.path("silver", t)) for t in sorted(needed)}
         # Each source's rows are counted as they flow into its first aggregate's write, not by
         # a scan of their own.
-        seen = {t: Observation() for t in {s.source for s in specs.values()}}
-        sources = {
-            t: tables[t].observe(obs, F.count(F.lit(1)).alias("rows")) for t, obs in seen.items()
-        }
+        sources, seen = {}, {}
+        for t in {s.source for s in specs.values()}:
+            sources[t], seen[t] = counting(tables[t])
         for name, spec in specs.items():
             src = sources[spec.source]
             where = f"{layout.path('silver', spec.source)} (aggregate {name})"
@@ -52,9 +50,9 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             metrics[f"{name}.rows_out"] = out.write_counted(
                 build_aggregate(src, spec, tables), gold
             )
-            metrics[f"{name}.rows_in"] = int(seen[spec.source].get["rows"])
+            metrics[f"{name}.rows_in"] = seen[spec.source]()
             outputs[name] = gold
-        counts = {t: int(obs.get["rows"]) for t, obs in seen.items()}
+        counts = {t: rows() for t, rows in seen.items()}
         for t, df in tables.items():
             path = layout.path("silver", t)
             log_input(spark, f"{cfg.pipeline.name}/silver/{t}", path, df, counts.get(t))

@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 
 from pyspark import StorageLevel
-from pyspark.sql import Observation, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from deepspark import tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.model import CleanConfig
 from deepspark.errors import InputError
 from deepspark.etl.clean import mark_rules, mark_table_duplicates, split_marked
-from deepspark.io import FileSystem, Layout, read_parquet, staged_outputs
+from deepspark.io import FileSystem, Layout, counting, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages._common import (
@@ -48,7 +47,6 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             df = read_parquet(spark, bronze, allow_empty=True)
             require_columns(df.columns, dict.fromkeys(_mentioned(spec)), f"{bronze} (clean rules)")
             silver, quarantine = layout.path("silver", table), layout.quarantine(STAGE, table)
-            counted = Observation()
             final = mark_table_duplicates(mark_rules(df, spec, key=key), spec)
             # A large table is persisted after the rules and the dedupe window, so both outputs
             # come from one pass; a small one is cheaper to recompute for each output than to
@@ -60,14 +58,14 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                 final = final.persist(StorageLevel.DISK_ONLY)
             try:
                 # Above the cache, so the count is of every marked row, taken by the first write.
-                observed = final.observe(counted, F.count(F.lit(1)).alias("rows"))
+                observed, rows_in = counting(final)
                 clean, bad = split_marked(observed, spec, source=table)
                 n_out = out.write_counted(clean, silver)
                 n_bad = out.write_counted(bad, quarantine)
             finally:
                 if large:
                     final.unpersist()
-            n_in = int(counted.get["rows"])  # every row of the marked table, seen once
+            n_in = rows_in()  # every row of the marked table, seen once
             if n_in == 0:
                 raise InputError(f"{bronze}: input is empty (0 rows)")
             reconcile(f"clean {table}", n_in, n_out, n_bad)

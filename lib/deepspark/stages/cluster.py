@@ -35,7 +35,6 @@ from deepspark.etl import cluster as clu
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import count_rows
 
 STAGE = "cluster"
 log = logging.getLogger("deepspark")
@@ -61,10 +60,9 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         _check_input(df, spec, source)
         result = clu.cluster_table(df, spec, where=source)
         try:
-            out.write(result.table, target)
+            rows_out = out.write_counted(result.table, target)
         finally:
             result.unpersist()
-        rows_out = count_rows(spark, out.staged(target))
         if rows_out != result.rows_in:
             raise ReconciliationError(
                 f"{target}: rows_in={result.rows_in} != rows_out={rows_out} "

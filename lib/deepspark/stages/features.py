@@ -14,7 +14,7 @@ import logging
 
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from deepspark import tracking
@@ -23,7 +23,7 @@ from deepspark.config.model import FeaturesConfig, ImageFeatures, SequenceFeatur
 from deepspark.errors import ConfigError, DeepsparkError, InputError
 from deepspark.etl import features as feat
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
-from deepspark.io import Layout, local_path, read_parquet, staged_outputs
+from deepspark.io import Layout, counting, local_path, read_parquet, staged_outputs
 from deepspark.layout import MANIFEST
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
@@ -46,8 +46,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     with tracking.stage_run(cfg, STAGE, to_plain(fcfg)), staged_outputs(spark) as out:
         df = read_parquet(spark, source)
         # Counted as the rows flow into the first job that reads them all, not by a scan.
-        seen = Observation()
-        observed = df.observe(seen, F.count(F.lit(1)).alias("rows"))
+        observed, rows_in = counting(df)
         if isinstance(spec, SequenceFeatures):
             data, info, cached = _sequence(observed, spec, source)
         else:
@@ -58,7 +57,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             )
             data, info = _image(clean_rows(marked), spec, source)
             cached = []
-        metrics["rows_in"] = int(seen.get["rows"])
+        metrics["rows_in"] = rows_in()
         log_input(
             spark, f"{cfg.pipeline.name}/{layer}/{spec.source}", source, df, metrics["rows_in"]
         )
@@ -93,8 +92,8 @@ def _sequence(
     )
     grid = feat.regular_grid(df, spec).persist(StorageLevel.MEMORY_AND_DISK)
     # The statistics job fills the cache and counts the grid on the way (above the cache).
-    gridded = Observation()
-    row = feat.scaling_stats(grid.observe(gridded, F.count(F.lit(1)).alias("rows")), spec).first()
+    counted_grid, grid_rows = counting(grid)
+    row = feat.scaling_stats(counted_grid, spec).first()
     if row is None or row[f"{spec.inputs[0]}__mean"] is None:
         raise InputError(
             f"{source}: no rows before split.validation_start={spec.split.validation_start}; "
@@ -113,7 +112,7 @@ def _sequence(
         "frequency": spec.frequency,
         "x_shape": [spec.window, len(feat.step_features(spec))],
         "scaling": {c: {"mean": m, "std": s} for c, (m, s) in stats.items()},
-        "grid_rows": int(gridded.get["rows"]),
+        "grid_rows": grid_rows(),
     }
     return data, info, [grid]
 

@@ -34,6 +34,7 @@ from deepspark.io import (
     PACKAGE_SCHEME,
     FileSystem,
     Layout,
+    counting,
     read_parquet,
     resolve_package_uri,
     spark_errors_as_input_errors,
@@ -113,7 +114,7 @@ class ParsedSource:
 
     ``seen()`` is valid once ``good`` has been written: the records read and the files that held
     an unparseable one, observed during that write. ``unparsed(files)`` re-reads just those
-    files and keeps their unparseable records as quarantine rows (empty when ``files`` is).
+    files (never called with none) and keeps their unparseable records as quarantine rows.
     """
 
     good: DataFrame
@@ -135,11 +136,8 @@ def read_source(spark: SparkSession, src: SourceConfig, path: str, name: str) ->
 
     if src.format == "parquet":
         df = read_parquet(spark, path, expected=schema, allow_empty=True)
-        counted = Observation()
-        df = df.select(*schema.fieldNames()).observe(counted, F.count(F.lit(1)).alias("rows"))
-        return ParsedSource(
-            assemble_arrays(df, src.arrays), lambda: (int(counted.get["rows"]), []), empty
-        )
+        df, rows = counting(df.select(*schema.fieldNames()))
+        return ParsedSource(assemble_arrays(df, src.arrays), lambda: (rows(), []), empty)
     options = {k: spark_value(v) for k, v in src.options.items()}
     if src.format == "csv" and options.get("header") == "true":
         _check_header(fs, path, options, schema.fieldNames())
@@ -171,8 +169,6 @@ def read_source(spark: SparkSession, src: SourceConfig, path: str, name: str) ->
         return int(got["rows"]), [f for f in (got["bad_files"] or "").split("\n") if f]
 
     def unparsed(files: list[str]) -> DataFrame:
-        if not files:
-            return empty(files)
         return unparsed_rows(
             load(files),
             schema,

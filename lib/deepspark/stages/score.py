@@ -23,7 +23,7 @@ from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import count_rows, log_input, reconcile
+from deepspark.stages._common import log_input, reconcile
 
 STAGE = "score"
 log = logging.getLogger("deepspark")
@@ -53,19 +53,20 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         df = read_parquet(spark, source)
         require_columns(df.columns, [sc.X], f"{source} (score)")
         marked = mark_violations(df, [sc.scoreable_rule(length)])
-        out.write(quarantined_rows(marked, source=table, stage=STAGE),
-                  layout.quarantine(STAGE, table))  # fmt: skip
+        n_bad = out.write_counted(
+            quarantined_rows(marked, source=table, stage=STAGE), layout.quarantine(STAGE, table)
+        )
         udf = mlflow.pyfunc.spark_udf(
             spark, uri, result_type=sc.result_type(classes), env_manager="local"
         )
         scored = clean_rows(marked).withColumn(sc.RAW, udf(F.col(sc.X)))
-        out.write(sc.predictions(scored, classes=classes, name=name, version=version), target)
+        n_out = out.write_counted(
+            sc.predictions(scored, classes=classes, name=name, version=version), target
+        )
         metrics = {
             "rows_in": float(df.count()),
-            "rows_out": float(count_rows(spark, out.staged(target))),
-            "rows_quarantined": float(
-                count_rows(spark, out.staged(layout.quarantine(STAGE, table)))
-            ),
+            "rows_out": float(n_out),
+            "rows_quarantined": float(n_bad),
             "model_version": float(version),
         }
         log_input(spark, f"{cfg.pipeline.name}/{scfg.input}", source, df, int(metrics["rows_in"]))
