@@ -9,12 +9,12 @@ from deepspark.data import backend
 from deepspark.data.backend import choose_backend
 from deepspark.data.loader import (
     FeatureLoader,
-    Prefetcher,
     SplitInfo,
     inspect_split,
     read_split,
     to_url,
 )
+from deepspark.data.prefetch import Prefetcher
 
 __all__ = [
     "FeatureLoader",

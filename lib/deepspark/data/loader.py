@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
-import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
+from deepspark.data.assemble import assemble
 from deepspark.data.backend import BACKENDS, choose_backend
+from deepspark.data.chunk import Batch
 from deepspark.errors import InputError
 
-Batch = dict[str, np.ndarray]
 log = logging.getLogger(__name__)
 # Petastorm 0.12 calls pyarrow APIs that pyarrow 14 marks deprecated, once per reader: the pins
 # keep them working, so the warnings are noise in every training log.
@@ -133,6 +132,12 @@ class FeatureLoader:
         # ``auto`` is normally resolved by the job before launch; here for direct use.
         self.backend = choose_backend(backend, workers)
 
+    def _reader_options(self) -> dict:
+        if self.backend != "arrow":  # Petastorm's reader has its own read-ahead
+            return {}
+        rows = None if self.steps is None else self.steps * self.batch_size
+        return {"ahead": self.mix, "rows": rows}
+
     def epoch(self, epoch: int = 0) -> Iterator[Batch]:
         """The batches of one epoch (a generator; closing it stops the reader)."""
         if self.backend == "petastorm":  # imported only here: it needs Petastorm's pyarrow pin
@@ -142,13 +147,11 @@ class FeatureLoader:
         source = reader.chunks(
             self.url, self.columns, rank=self.rank, world=self.world, shuffle=self.shuffle,
             seed=_mix(self.seed, epoch, self.rank), cycle=self.steps is not None,
-            workers=self.workers,
+            workers=self.workers, **self._reader_options(),
         )  # fmt: skip
-        chunks: Iterator[Batch] = source
-        if self.shuffle:
-            chunks = _interleaved(chunks, self.mix, self.batch_size)
+        mix = self.mix if self.shuffle else 1  # unshuffled: groups in order, batches in order
         try:
-            yield from _batched(chunks, self.batch_size, self.steps)
+            yield from assemble(source, self.batch_size, mix, self.steps)
         finally:
             source.close()
 
@@ -158,129 +161,8 @@ def _mix(seed: int, epoch: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
 
 
-def _interleaved(chunks: Iterator[Batch], mix: int, batch: int) -> Iterator[Batch]:
-    """Batches drawn evenly from up to ``mix`` (already row-shuffled) row groups at a time."""
-    source = iter(chunks)
-    open_: list[list] = []  # [chunk, cursor]
-    while True:
-        while len(open_) < mix:
-            nxt = next(source, None)
-            if nxt is None:
-                break
-            open_.append([nxt, 0])
-        if not open_:
-            return
-        share = -(-batch // len(open_))  # ceil: a full batch when every group has enough rows
-        pieces = []
-        for slot in open_:
-            chunk, cursor = slot
-            end = min(cursor + share, _rows(chunk))
-            pieces.append({k: v[cursor:end] for k, v in chunk.items()})
-            slot[1] = end
-        open_ = [slot for slot in open_ if slot[1] < _rows(slot[0])]
-        yield _concat(pieces)
-
-
 def _rows(batch: Batch) -> int:
     return len(next(iter(batch.values())))
 
 
-def _batched(chunks: Iterator[Batch], size: int, steps: int | None) -> Iterator[Batch]:
-    """Cut row chunks into batches of ``size``; stop after ``steps`` when set."""
-    held: list[Batch] = []
-    n = done = 0
-    if steps == 0:
-        return
-    for chunk in chunks:
-        held.append(chunk)
-        n += _rows(chunk)
-        if n < size:
-            continue
-        rows = _concat(held)
-        start = 0
-        while n - start >= size:
-            yield {k: v[start : start + size] for k, v in rows.items()}
-            start += size
-            done += 1
-            if steps is not None and done >= steps:
-                return
-        held, n = [{k: v[start:] for k, v in rows.items()}], n - start
-    if steps is not None:
-        raise InputError(f"the shard ran dry after {done} of {steps} batches")
-    if n:
-        yield _concat(held)
-
-
-def _concat(chunks: list[Batch]) -> Batch:
-    if len(chunks) == 1:
-        return chunks[0]
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-
-
-class Prefetcher:
-    """Run a batch iterator in a background thread, ``depth`` batches ahead, applying ``convert``.
-
-    Decoding the next batches overlaps the training step; ``waited`` accumulates the seconds the
-    consumer spent blocked, which is the data-loading stall the loop reports.
-    """
-
-    _DONE = object()
-
-    def __init__(
-        self, batches: Iterator[Batch], depth: int, convert: Callable[[Batch], object] = lambda b: b
-    ) -> None:
-        self._batches, self._convert = batches, convert
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, name="deepspark-prefetch", daemon=True)
-        self._thread.start()
-        self.waited = 0.0
-
-    def _fill(self) -> None:
-        try:
-            for batch in self._batches:
-                item = self._convert(batch)
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    break
-        except BaseException as e:  # handed to the consumer, raised there
-            self._queue.put(e)
-            return
-        finally:
-            close = getattr(self._batches, "close", None)
-            if close is not None and self._stop.is_set():
-                close()
-        self._queue.put(self._DONE)
-
-    def __iter__(self) -> Iterator[object]:
-        import time
-
-        try:
-            while True:
-                start = time.perf_counter()
-                item = self._queue.get()
-                self.waited += time.perf_counter() - start
-                if item is self._DONE:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Stop the background thread and the reader under it."""
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get_nowait()
-            except queue.Empty:
-                self._thread.join(timeout=0.05)
-
-
-__all__ = ["BACKENDS", "FeatureLoader", "Prefetcher", "SplitInfo", "inspect_split", "to_url"]
+__all__ = ["BACKENDS", "FeatureLoader", "SplitInfo", "inspect_split", "to_url"]

@@ -29,9 +29,9 @@ import numpy as np
 import pyarrow.filesystem as legacyfs
 from pyarrow import fs as pafs
 
+from deepspark.data.chunk import Batch, Chunk
 from deepspark.errors import InputError
 
-Batch = dict[str, np.ndarray]
 _open_readers: set[Any] = set()  # started, not yet stopped and joined
 _lock = threading.Lock()
 
@@ -62,7 +62,7 @@ def chunks(
     seed: int,
     cycle: bool,
     workers: int,
-) -> Iterator[Batch]:
+) -> Iterator[Chunk]:
     """This rank's row groups through ``make_batch_reader``; the reader stops when this closes."""
     from petastorm import make_batch_reader
 
@@ -85,10 +85,9 @@ def chunks(
     try:
         for chunk in reader:
             rows = _columns(chunk, columns)
-            if shuffle:  # Petastorm decodes in its own threads; the row shuffle happens here
-                order = rng.permutation(len(next(iter(rows.values()))))
-                rows = {k: np.take(v, order, axis=0) for k, v in rows.items()}
-            yield rows
+            # Petastorm decodes in its own threads; the rows are permuted as batches are gathered
+            n = len(next(iter(rows.values())))
+            yield Chunk(rows, rng.permutation(n) if shuffle else None)
     finally:
         _stop(reader)
 
