@@ -3,11 +3,13 @@
     python benchmarks/loader.py [--kind sequence|image|both] [--rows N] [--epochs 10] [--repeat 3]
 
 Per kind: write (or reuse) a synthetic feature split with pyarrow (datagen_features.py), then in
-THIS process measure samples/s and MB/s (decoded float32 x + y) of: the floor (pyarrow reading the
-same row groups into the same (B, L) float32 arrays and torch tensors, 1 and 2 reader threads);
-FeatureLoader(shuffle=True, steps=one epoch) in a Prefetcher with to_tensors over ``--epochs``
-epochs (arrow, 1 thread; RSS sampled after each); the two backends side by side (arrow and
-petastorm, 1 and 2 threads, ``--repeat`` runs each, interleaved); and last, once Spark is up,
+THIS process measure samples/s and MB/s (decoded float32 x + y), at every reader thread count in
+``--threads`` (default 1..cores), ``--repeat`` runs each, interleaved run by run, of: the floor
+(pyarrow reading the same row groups, in a seeded order, into the same (B, L) float32 arrays and
+torch tensors, zero-copy); the floor plus one copy (its batches gathered once in a random order:
+the least a shuffling reader adds); FeatureLoader(shuffle=True, steps=one epoch) in a Prefetcher
+with to_tensors, as training runs it; and the Petastorm backend (1 and 2 threads). Then the
+loader's RSS after each of ``--epochs`` epochs (1 thread); and last, once Spark is up,
 Petastorm's ``make_spark_converter(df).make_torch_dataloader(batch_size)`` with its defaults,
 capped at ``--converter-rows`` rows per pass. Results go to
 benchmarks/results/loader-<date>.json and a Markdown table to stdout.
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import psutil
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 import datagen_features as datagen
@@ -41,14 +44,10 @@ warnings.filterwarnings("ignore", message="The given NumPy array is not writable
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ROWS = {"sequence": 500_000, "image": 160_000}  # ~530 / ~500 MB of decoded floats
-TARGET_FLOOR, TARGET_CONVERTER = 0.8, 3.0
-BACKEND_PATHS = {  # result key -> (loader.backend, loader.workers)
-    "loader_w1": ("arrow", 1),
-    "loader_petastorm_w1": ("petastorm", 1),
-    "loader_w2": ("arrow", 2),
-    "loader_petastorm_w2": ("petastorm", 2),
-}
-BACKEND_KEYS = {1: ("loader_w1", "loader_petastorm_w1"), 2: ("loader_w2", "loader_petastorm_w2")}
+# Targets (issue 17): the loader >= 0.9x the floor at the same thread count (1 and 2), >= the
+# Petastorm backend thread for thread, RSS trend within +-1 MiB/epoch; >= 3x the converter.
+TARGET_FLOOR, TARGET_CONVERTER, TARGET_RSS_SLOPE = 0.9, 3.0, 1.0
+TARGET_THREADS = (1, 2)  # the thread counts the floor and Petastorm targets are checked at
 AUTO_MARGIN = 0.9  # auto may pick Petastorm only at >= 0.9x arrow's samples/s (backend.py)
 MB = 1e6
 
@@ -102,6 +101,19 @@ def floor_batches(files: list[Path], length: int, batch: int, threads: int, seed
             held = (x[s:], y[s:]) if s < len(y) else None
 
 
+def copied_once(batches: Iterator, seed: int) -> Iterator:
+    """The floor's batches, each gathered once in a random row order into a fresh buffer.
+
+    Not a loader: the least work any shuffling reader adds to the floor (one copy of every value;
+    the floor's batches are zero-copy views of the decoded groups). The loader is held to the
+    floor itself; this shows how much of the gap one copy already is.
+    """
+    rng = np.random.default_rng(seed)
+    for b in batches:
+        order = rng.permutation(len(b["y"]))
+        yield {k: np.take(v, order, axis=0) for k, v in b.items()}
+
+
 def consume(batches: object, seen: dict | None = None) -> int:
     """Take every batch and do nothing with it; returns the rows seen, notes the first batch."""
     n = 0
@@ -118,9 +130,14 @@ def _describe(v: object) -> str:
 
 
 def timed(fn: object) -> dict:
-    started = time.perf_counter()
+    """Rows, wall seconds and this process's CPU seconds (all threads, Arrow's pool included)."""
+    started, cpu = time.perf_counter(), time.process_time()
     rows = fn()
-    return {"rows": rows, "seconds": round(time.perf_counter() - started, 4)}
+    return {
+        "rows": rows,
+        "seconds": round(time.perf_counter() - started, 4),
+        "cpu_seconds": round(time.process_time() - cpu, 4),
+    }
 
 
 def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
@@ -128,6 +145,7 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
     import torch
 
     from deepspark.data import FeatureLoader, Prefetcher, to_url
+    from deepspark.data.arrow import retain_freed_memory
     from deepspark.train.loop import to_tensors
 
     task = "classification" if manifest["kind"] == "image" else "regression"
@@ -135,13 +153,8 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
     files, length, b = sorted(split.glob("*.parquet")), manifest["x_len"], args.batch_size
     steps = manifest["rows"] // b
     out: dict = {"first_batch": {}}
+    retain_freed_memory()  # the loader's allocator setting, for the floor too (arrow.py)
     consume(map(convert, floor_batches(files, length, b, 2, seed=99)))  # warm-up, not measured
-    for threads in (1, 2):
-        runs, seen = [], out["first_batch"].setdefault(f"floor_t{threads}", {})
-        for r in range(args.repeat):
-            batches = floor_batches(files, length, b, threads, seed=r)
-            runs.append(timed(lambda bs=batches, seen=seen: consume(map(convert, bs), seen)))
-        out[f"floor_t{threads}"] = runs
 
     def loader(workers: int, backend: str = "arrow") -> FeatureLoader:
         return FeatureLoader(
@@ -152,12 +165,43 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
     def epoch(fl: FeatureLoader, e: int, seen: dict) -> dict:
         return timed(lambda: consume(Prefetcher(fl.epoch(e), args.prefetch, convert), seen))
 
-    fl, rss = loader(1), []
+    # Every path at every thread count, interleaved run by run so that drift on a shared machine
+    # hits all alike: the floor, the floor plus one copy, the loader (backend: arrow), and the
+    # Petastorm backend at the target thread counts.
+    paths: dict[str, object] = {}
+    for t in args.threads:
+        paths[f"floor_t{t}"] = lambda r, t=t: timed(
+            lambda: consume(map(convert, floor_batches(files, length, b, t, seed=r)))
+        )
+        paths[f"floor_copy_t{t}"] = lambda r, t=t: timed(
+            lambda: consume(map(convert, copied_once(floor_batches(files, length, b, t, r), r)))
+        )
+        paths[f"loader_w{t}"] = lambda r, t=t, key=f"loader_w{t}": epoch(
+            loader(t), r, out["first_batch"].setdefault(key, {})
+        )
+        if t in TARGET_THREADS:
+            key = f"loader_petastorm_w{t}"
+            paths[key] = lambda r, t=t, key=key: epoch(
+                loader(t, "petastorm"), r, out["first_batch"].setdefault(key, {})
+            )
+    for key in paths:
+        out[key] = []
+    for r in range(args.repeat):
+        for key, run in paths.items():
+            out[key].append(run(r))
+            print(f"  {key} run {r}: {out[key][-1]['seconds']:.2f}s", file=sys.stderr)
+
+    fl, rss, held = loader(1), [], []
     mem = RssSampler()
     mem.start()
     before = mem.now()
     for e in range(max(1, args.epochs)):  # memory over many epochs: arrow, 1 thread
         seconds = epoch(fl, e, {})["seconds"]
+        # Arrow keeps freed pages for DECAY_MS (arrow.py), so the RSS right after an epoch
+        # swings by a row group or two with timing. Handing them back first leaves what the
+        # process really holds, whose trend is the leak test; the raw figure is kept beside it.
+        held.append(mem.now() / 2**20)
+        pa.default_memory_pool().release_unused()
         rss.append(mem.now() / 2**20)
         print(f"  loader w1 epoch {e}: {seconds:.2f}s", file=sys.stderr)
     mem.done.set()
@@ -165,20 +209,12 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
     out["memory_mib"] = {  # this process, after each epoch; max = sampled every 0.05 s
         "before": round(before / 2**20, 1),
         "after_epoch": [round(r, 1) for r in rss],
+        "after_epoch_with_freed_pages": [round(r, 1) for r in held],
         **{k: round(v, 1) for k, v in [("first", rss[0]), ("last", rss[-1])]},
         "max": round(mem.peak / 2**20, 1),
         "growth": round(rss[-1] - rss[0], 1),
         "slope_per_epoch": round(slope, 2),
     }
-    # The backends side by side (backend: arrow | petastorm), 1 and 2 threads, interleaved run
-    # by run so that drift on a shared machine hits both alike.
-    for key in BACKEND_PATHS:
-        out[key] = []
-    for r in range(args.repeat):
-        for key, (backend, workers) in BACKEND_PATHS.items():
-            seen = out["first_batch"].setdefault(key, {})
-            out[key].append(epoch(loader(workers, backend), r, seen))
-            print(f"  {key} run {r}: {out[key][-1]['seconds']:.2f}s", file=sys.stderr)
     return out
 
 
@@ -209,9 +245,15 @@ def bench_converter(spark: object, split: Path, args: argparse.Namespace) -> dic
 
 
 def rate(runs: list[dict], row_bytes: int) -> dict:
-    """Median samples/s and MB/s of the runs."""
+    """Median samples/s, MB/s, cores busy and CPU microseconds per row of the runs."""
     per_s = statistics.median(r["rows"] / r["seconds"] for r in runs)
-    return {"samples_per_s": round(per_s), "mb_per_s": round(per_s * row_bytes / MB, 1)}
+    out = {"samples_per_s": round(per_s), "mb_per_s": round(per_s * row_bytes / MB, 1)}
+    if all("cpu_seconds" in r for r in runs):
+        out["cores"] = round(statistics.median(r["cpu_seconds"] / r["seconds"] for r in runs), 2)
+        out["cpu_us_per_row"] = round(
+            statistics.median(1e6 * r["cpu_seconds"] / r["rows"] for r in runs), 3
+        )
+    return out
 
 
 def summarize(raw: dict, row_bytes: int) -> dict:
@@ -220,65 +262,83 @@ def summarize(raw: dict, row_bytes: int) -> dict:
     if "converter" in raw:
         paths["converter"] = rate(raw["converter"]["runs"], row_bytes)
     s = {k: v["samples_per_s"] for k, v in paths.items()}
-    best_loader, best_floor = max(s["loader_w1"], s["loader_w2"]), max(s["floor_t1"], s["floor_t2"])
-    ratios = {
-        "loader_w1/floor_t1": round(s["loader_w1"] / s["floor_t1"], 2),
-        "loader_w2/floor_t2": round(s["loader_w2"] / s["floor_t2"], 2),
-        "best_loader/best_floor": round(best_loader / best_floor, 2),
-        "loader_petastorm_w1/floor_t1": round(s["loader_petastorm_w1"] / s["floor_t1"], 2),
-        "petastorm_w1/arrow_w1": round(s["loader_petastorm_w1"] / s["loader_w1"], 2),
-        "petastorm_w2/arrow_w2": round(s["loader_petastorm_w2"] / s["loader_w2"], 2),
-    }
+    threads = sorted(int(k.removeprefix("floor_t")) for k in s if k.startswith("floor_t"))
+    best_floor = max(s[f"floor_t{t}"] for t in threads)
+    ratios = {}
+    for t in threads:
+        ratios[f"loader_w{t}/floor_t{t}"] = round(s[f"loader_w{t}"] / s[f"floor_t{t}"], 2)
+        ratios[f"loader_w{t}/floor_copy_t{t}"] = round(s[f"loader_w{t}"] / s[f"floor_copy_t{t}"], 2)
+        if f"loader_petastorm_w{t}" in s:
+            ratios[f"loader_w{t}/petastorm_w{t}"] = round(
+                s[f"loader_w{t}"] / s[f"loader_petastorm_w{t}"], 2
+            )
     if "converter" in s:
         ratios["loader_w1/converter"] = round(s["loader_w1"] / s["converter"], 2)
     for k, v in paths.items():
         v["x_best_floor"] = round(s[k] / best_floor, 2)
+    slope = raw["memory_mib"]["slope_per_epoch"]
+    at = [t for t in TARGET_THREADS if t in threads]
     return {
         "paths": paths,
         "ratios": ratios,
-        "meets_floor_target": ratios["best_loader/best_floor"] >= TARGET_FLOOR,
-        "meets_converter_target": ratios.get("loader_w1/converter", 0) >= TARGET_CONVERTER,
-        "petastorm_within_10_percent_w1": ratios["petastorm_w1/arrow_w1"] >= AUTO_MARGIN,
+        "meets_floor_target": all(ratios[f"loader_w{t}/floor_t{t}"] >= TARGET_FLOOR for t in at),
+        "meets_petastorm_target": all(
+            ratios.get(f"loader_w{t}/petastorm_w{t}", 1) >= 1 for t in at
+        ),
+        "meets_rss_target": abs(slope) <= TARGET_RSS_SLOPE,
+        "meets_converter_target": (
+            ratios["loader_w1/converter"] >= TARGET_CONVERTER if "converter" in s else None
+        ),
+        "petastorm_within_10_percent_w1": s.get("loader_petastorm_w1", 0) / s["loader_w1"]
+        >= AUTO_MARGIN,
     }
 
 
 def markdown(kind: str, manifest: dict, summary: dict, raw: dict) -> str:
-    """One kind's results as a Markdown table."""
+    """One kind's results as a Markdown table: one row per thread count."""
     gib = manifest["bytes_on_disk"] / 2**30
+    p = summary["paths"]
     lines = [
         f"**{kind}** ({manifest['rows']:,} rows, x {manifest['x_len']} float32, "
         f"{manifest['files']} files / {manifest['row_groups']} row groups, {gib:.2f} GiB on disk)",
         "",
-        "| path | samples/s | MB/s | x best floor | runs |",
-        "|---|---:|---:|---:|---:|",
+        "| threads | floor | floor + one copy | loader | ÷ floor | ÷ floor + copy "
+        "| Petastorm backend | loader ÷ Petastorm | CPU µs/row: floor, + copy, loader "
+        "| cores busy: floor, loader |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
-    for name, p in summary["paths"].items():
-        runs = raw["converter"]["runs"] if name == "converter" else raw[name]
-        lines.append(
-            f"| {name} | {p['samples_per_s']:,} | {p['mb_per_s']:,} | {p['x_best_floor']} "
-            f"| {len(runs)} |"
+    threads = sorted(int(k.removeprefix("floor_t")) for k in p if k.startswith("floor_t"))
+    for t in threads:
+        floor, copy, ours = (
+            p[f"{k}{t}"]["samples_per_s"] for k in ("floor_t", "floor_copy_t", "loader_w")
         )
-    lines += [
-        "",
-        "| backend side by side | arrow | petastorm | petastorm / arrow |",
-        "|---|---:|---:|---:|",
-    ]
-    for t in (1, 2):
-        arrow, peta = (summary["paths"][k]["samples_per_s"] for k in BACKEND_KEYS[t])
-        lines.append(f"| {t} thread(s) | {arrow:,} | {peta:,} | {peta / arrow:.2f} |")
+        peta = p.get(f"loader_petastorm_w{t}", {}).get("samples_per_s")
+        peta_cells = f"{peta:,} | {ours / peta:.2f}" if peta else "– | –"
+        cpu = ", ".join(
+            str(p[f"{k}{t}"].get("cpu_us_per_row", "–"))
+            for k in ("floor_t", "floor_copy_t", "loader_w")
+        )
+        cores = ", ".join(str(p[f"{k}{t}"].get("cores", "–")) for k in ("floor_t", "loader_w"))
+        lines.append(
+            f"| {t} | {floor:,} | {copy:,} | {ours:,} | **{ours / floor:.2f}** "
+            f"| {ours / copy:.2f} | {peta_cells} | {cpu} | {cores} |"
+        )
     if "converter" in raw:
-        c = raw["converter"]
+        c, rate_ = raw["converter"], p["converter"]["samples_per_s"]
         cap = f"capped at {c['rows']:,} rows, " if c["capped"] else ""
-        lines.append(f"\nconverter: {cap}materialization {c['materialize_s']} s (not in its rate)")
-    r, m = summary["ratios"], raw["memory_mib"]
-    lines.append(
-        "ratios: " + ", ".join(f"{k} {v}" for k, v in r.items())
-        + f" (targets: loader/floor >= {TARGET_FLOOR}, loader/converter >= {TARGET_CONVERTER})"
-    )  # fmt: skip
+        lines.append(
+            f"\nconverter: {rate_:,} samples/s ({cap}materialization {c['materialize_s']} s, "
+            f"not in its rate); loader, 1 thread ÷ converter: "
+            f"{summary['ratios']['loader_w1/converter']}"
+        )
+    m = raw["memory_mib"]
     lines.append(
         f"RSS over {len(m['after_epoch'])} loader epochs (MiB): first {m['first']}, last "
         f"{m['last']}, max {m['max']}, growth {m['growth']}, trend {m['slope_per_epoch']}/epoch"
     )
+    met = {k: v for k, v in summary.items() if k.startswith("meets_")}
+    marks = {True: "✓", False: "✗", None: "not measured"}
+    lines.append("targets: " + ", ".join(f"{k[6:]} {marks[v]}" for k, v in met.items()))
     return "\n".join(lines)
 
 
@@ -306,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefetch", type=int, default=4, help="Prefetcher depth (train.loader)")
     p.add_argument("--converter-rows", type=int, default=100_000, help="cap; 0 = all rows")
     p.add_argument("--no-converter", action="store_true", help="skip Petastorm's converter")
+    p.add_argument(
+        "--threads", type=lambda v: [int(t) for t in v.split(",")],
+        default=list(range(1, min(os.cpu_count() or 1, 16) + 1)),
+        help="reader thread counts, comma-separated (default 1..cores, at most 16)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--root", type=Path, default=Path("/tmp/deepspark-bench/features"))
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")

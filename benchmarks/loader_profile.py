@@ -4,10 +4,10 @@
 
 Runs the floor (``loader.floor_batches``) or ``FeatureLoader`` in its ``Prefetcher`` with
 ``to_tensors`` (as training does) over ``--epochs`` epochs of the data ``benchmarks/loader.py``
-generates, under ``py-spy record --threads`` (on-CPU samples only, every thread), then buckets
-each sample by the step of the path it was in (decode, shuffle gather, batch assembly, the copy
-into torch, the hand-off between threads) and prints one Markdown table row per thread and in
-all. Needs ``py-spy`` (``pip install py-spy``; not in the locks: a benchmark tool).
+generates, under ``py-spy record --threads`` (every thread, wall-clock samples), then buckets each
+sample by the step it was in (decode, permutation, gather, batch assembly, the copy into torch,
+the hand-off between threads, waiting) and prints one Markdown row per thread: where that
+thread's time went. Needs ``py-spy`` (``pip install py-spy``; not in the locks: a benchmark tool).
 """
 
 from __future__ import annotations
@@ -23,15 +23,23 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-# First match wins, innermost frame first: a sample in np.take called from the assembler counts
-# as the gather, not as assembly. Patterns are function names as py-spy prints them.
+# A sample's step: the innermost frame that matches, patterns as py-spy prints function names
+# (a sample in ndarray.take called from the assembler is the gather, not assembly). Waiting comes
+# first: py-spy cannot tell a thread blocked in a lock from one that runs, so the blocked frames
+# are named here, and a thread's "waiting" share is its idle time.
 BUCKETS = [
-    ("decode", ("read_row_group", "_to_numpy", "read(", "_read_group", "make_batch_reader")),
-    ("shuffle gather", ("take (", "permutation", "_gather")),
-    ("batch assembly", ("_concat", "concatenate", "_interleaved", "_batched", "_assemble")),
-    ("copy into torch", ("convert (", "from_numpy", "ascontiguousarray", "to_tensors")),
-    ("hand-off", ("put (", "get (", "result (", "_fill", "wait (", "__iter__")),
+    ("waiting", ("Condition.wait", "_wait_for_tstate_lock", "Event.wait", "Semaphore.acquire")),
+    ("decode", ("read_row_group", "_to_numpy", "ParquetFile.__init__", "open_input_file")),
+    ("permutation", ("permutation",)),
+    ("gather / shuffle copy", ("take",)),
+    (
+        "batch assembly",
+        ("_concat", "concatenate", "_interleaved", "_batched", "assemble", "copy_into", "Buffers"),
+    ),
+    ("copy into torch", ("convert", "from_numpy", "ascontiguousarray", "to_tensors")),
+    ("hand-off", ("Queue.put", "Queue.get", "Future.result", "_fill", "__iter__", "_worker")),
 ]
+STARTUP = ("_find_and_load", "generate", "datagen")  # imports and data checks: not the path
 
 
 def run_path(args: argparse.Namespace) -> None:
@@ -62,47 +70,50 @@ def run_path(args: argparse.Namespace) -> None:
     print(f"{args.path} w{args.workers}: {n / (time.perf_counter() - started):,.0f} samples/s")
 
 
-def bucket(stack: list[str]) -> str:
-    """The step a sample belongs to (``stack`` outermost first)."""
-    for frame in reversed(stack):
-        for name, patterns in BUCKETS:
-            if any(p in frame for p in patterns):
-                return name
+def bucket(frames: list[str]) -> str:
+    """The step a sample belongs to (``frames`` outermost first)."""
+    for frame in reversed(frames):
+        name = frame.split(" (")[0]
+        for step, patterns in BUCKETS:
+            if any(p in name for p in patterns):
+                return step
     return "other"
 
 
-def summarize(raw: Path) -> tuple[dict, collections.Counter]:
-    """Samples per (thread, step) from py-spy's collapsed output, and per thread."""
+def thread_of(frames: list[str]) -> str:
+    """A thread's role from its entry frames (py-spy's thread names go stale as ids are reused)."""
+    names = " ".join(frames[:6])
+    if "_worker" in names:
+        return "reader"
+    if "_fill" in names:
+        return "prefetch"
+    if "<module>" in names or "main" in names:
+        return "main (consumer)"
+    return "other"
+
+
+def summarize(raw: Path) -> dict[str, collections.Counter]:
+    """Samples per thread role and step from py-spy's raw (collapsed) output."""
     per: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        thread = frames[0].split(" ")[0] if frames else "?"
-        thread = next((t for t in THREADS if any(t in f for f in frames)), thread)
-        per[thread][bucket(frames[1:])] += int(count)
-    totals = collections.Counter({t: sum(c.values()) for t, c in per.items()})
-    return per, totals
+        if any(s in f for f in frames for s in STARTUP):
+            continue
+        per[thread_of(frames[1:])][bucket(frames[1:])] += int(count)
+    return per
 
 
-# Threads named by what runs in them (py-spy names threads by id; the entry frame says which).
-THREADS = ("run_path", "_fill", "_worker")
-LABELS = {"run_path": "main (consumer)", "_fill": "prefetch", "_worker": "reader pool"}
-
-
-def table(per: dict, totals: collections.Counter) -> str:
-    """Share of all on-CPU samples per thread and step, as a Markdown table."""
+def table(per: dict[str, collections.Counter]) -> str:
+    """Each thread's samples by step, in % of that thread's samples, as a Markdown table."""
     steps = [name for name, _ in BUCKETS] + ["other"]
-    everything = sum(totals.values())
-    lines = [
-        "| thread | " + " | ".join(steps) + " | all |",
-        "|---" + "|---:" * (len(steps) + 1) + "|",
-    ]
-    rows = [*per.items(), ("all", sum(per.values(), collections.Counter()))]
-    for thread, counts in rows:
-        cells = [f"{100 * counts[s] / everything:.0f} %" for s in steps]
+    lines = ["| thread | " + " | ".join(steps) + " |", "|---" + "|---:" * len(steps) + "|"]
+    for thread, counts in sorted(per.items()):
         total = sum(counts.values())
-        label = LABELS.get(thread, thread)
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {100 * total / everything:.0f} % |")
+        if total < 20:  # a thread that barely ran (e.g. Petastorm's or torch's helpers)
+            continue
+        cells = [f"{100 * counts[s] / total:.0f} %" for s in steps]
+        lines.append(f"| {thread} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -125,11 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "profile.txt"
         child = [sys.executable, __file__, "--child", *(argv or sys.argv[1:])]
-        cmd = [str(spy), "record", "--threads", "-r", str(args.rate), "-f", "raw", "-o", str(raw)]
+        cmd = [str(spy), "record", "--threads", "--idle", "-r", str(args.rate), "-f", "raw"]
+        cmd += ["-o", str(raw)]
         subprocess.run([*cmd, "--", *child], check=True)
-        per, totals = summarize(raw)
-    print(f"\n{args.path}, {args.kind}, {args.workers} thread(s): share of on-CPU samples")
-    print(table(per, totals))
+        per = summarize(raw)
+    print(f"\n{args.path}, {args.kind}, {args.workers} thread(s): each thread's time by step")
+    print(table(per))
     return 0
 
 
