@@ -53,16 +53,26 @@ MB = 1e6
 
 
 class RssSampler(threading.Thread):
-    """This process's resident memory: the peak sampled every 0.05 s, and a sample on demand."""
+    """This process's resident memory, sampled every 0.05 s: the peak, and the samples since
+    the last :meth:`take` (an epoch's median is steadier than one sample at its end, which
+    swings by tens of MiB with the timing of the allocator's page purges)."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak, self.done, self._me = 0, threading.Event(), psutil.Process()
+        self.samples: list[int] = []
 
     def now(self) -> int:
         rss = self._me.memory_info().rss
         self.peak = max(self.peak, rss)
+        self.samples.append(rss)
         return rss
+
+    def take(self) -> list[int]:
+        """The samples since the last call (at least one: now)."""
+        self.now()
+        out, self.samples = self.samples, []
+        return out
 
     def run(self) -> None:
         while not self.done.wait(0.05):
@@ -191,25 +201,25 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
             out[key].append(run(r))
             print(f"  {key} run {r}: {out[key][-1]['seconds']:.2f}s", file=sys.stderr)
 
-    fl, rss, held = loader(1), [], []
+    fl, rss, ends, arrow_bytes = loader(1), [], [], []
     mem = RssSampler()
     mem.start()
     before = mem.now()
+    mem.take()
     for e in range(max(1, args.epochs)):  # memory over many epochs: arrow, 1 thread
         seconds = epoch(fl, e, {})["seconds"]
-        # Arrow keeps freed pages for DECAY_MS (arrow.py), so the RSS right after an epoch
-        # swings by a row group or two with timing. Handing them back first leaves what the
-        # process really holds, whose trend is the leak test; the raw figure is kept beside it.
-        held.append(mem.now() / 2**20)
-        pa.default_memory_pool().release_unused()
-        rss.append(mem.now() / 2**20)
+        samples = mem.take()
+        rss.append(statistics.median(samples) / 2**20)
+        ends.append(samples[-1] / 2**20)
+        arrow_bytes.append(pa.total_allocated_bytes())  # what Arrow still holds: 0 = no leak
         print(f"  loader w1 epoch {e}: {seconds:.2f}s", file=sys.stderr)
     mem.done.set()
     slope = float(np.polyfit(np.arange(len(rss)), rss, 1)[0]) if len(rss) > 1 else 0.0
-    out["memory_mib"] = {  # this process, after each epoch; max = sampled every 0.05 s
+    out["memory_mib"] = {  # this process: each epoch's median RSS; max = sampled every 0.05 s
         "before": round(before / 2**20, 1),
-        "after_epoch": [round(r, 1) for r in rss],
-        "after_epoch_with_freed_pages": [round(r, 1) for r in held],
+        "per_epoch": [round(r, 1) for r in rss],
+        "after_epoch": [round(r, 1) for r in ends],
+        "arrow_allocated_bytes_after_epoch": arrow_bytes,
         **{k: round(v, 1) for k, v in [("first", rss[0]), ("last", rss[-1])]},
         "max": round(mem.peak / 2**20, 1),
         "growth": round(rss[-1] - rss[0], 1),
@@ -332,9 +342,12 @@ def markdown(kind: str, manifest: dict, summary: dict, raw: dict) -> str:
             f"{summary['ratios']['loader_w1/converter']}"
         )
     m = raw["memory_mib"]
+    held = m["arrow_allocated_bytes_after_epoch"]
     lines.append(
-        f"RSS over {len(m['after_epoch'])} loader epochs (MiB): first {m['first']}, last "
-        f"{m['last']}, max {m['max']}, growth {m['growth']}, trend {m['slope_per_epoch']}/epoch"
+        f"RSS over {len(m['per_epoch'])} loader epochs (median per epoch, MiB): first "
+        f"{m['first']}, last {m['last']}, max {m['max']}, growth {m['growth']}, trend "
+        f"{m['slope_per_epoch']}/epoch; Arrow bytes held after each epoch (MB): "
+        f"{min(held) / MB:.1f}..{max(held) / MB:.1f}"
     )
     met = {k: v for k, v in summary.items() if k.startswith("meets_")}
     marks = {True: "✓", False: "✗", None: "not measured"}

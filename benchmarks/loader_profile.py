@@ -28,7 +28,8 @@ sys.path.insert(0, str(HERE))
 # first: py-spy cannot tell a thread blocked in a lock from one that runs, so the blocked frames
 # are named here, and a thread's "waiting" share is its idle time.
 BUCKETS = [
-    ("waiting", ("Condition.wait", "_wait_for_tstate_lock", "Event.wait", "Semaphore.acquire")),
+    # an idle pool thread's innermost Python frame is _worker itself (blocked in the C queue)
+    ("waiting", ("Condition.wait", "_wait_for_tstate_lock", "Event.wait", "_worker")),
     ("decode", ("read_row_group", "_to_numpy", "ParquetFile.__init__", "open_input_file")),
     ("permutation", ("permutation",)),
     ("gather / shuffle copy", ("take",)),
@@ -37,7 +38,7 @@ BUCKETS = [
         ("_concat", "concatenate", "_interleaved", "_batched", "assemble", "copy_into", "Buffers"),
     ),
     ("copy into torch", ("convert", "from_numpy", "ascontiguousarray", "to_tensors")),
-    ("hand-off", ("Queue.put", "Queue.get", "Future.result", "_fill", "__iter__", "_worker")),
+    ("hand-off", ("Queue.put", "Queue.get", "Future.result", "_fill", "__iter__")),
 ]
 STARTUP = ("_find_and_load", "generate", "datagen")  # imports and data checks: not the path
 

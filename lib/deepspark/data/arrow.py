@@ -87,10 +87,10 @@ def chunks(
 ) -> Iterator[Chunk]:
     """This rank's row groups, decoded by ``workers`` threads, order preserved.
 
-    Up to ``workers + ahead`` groups are decoded or decoding beyond the one last handed out: the
-    assembler opens ``mix`` groups at once and, drawing from them evenly, drains them at about
-    the same moment, so their successors must already be decoded (``ahead = mix``) or the
-    consumer waits for several decodes in a row.
+    Up to ``workers + ahead`` groups are decoded or decoding beyond the one last handed out. The
+    loader asks for one (``ahead=1``): reading ``mix`` ahead, so that all the groups a batch
+    draws from could be replaced at once, measured no faster (0.88-0.95 of the floor against
+    0.93-1.00 with 1, BENCHMARKS.md) and kept 4 more decoded groups (~64 MB) alive.
 
     With ``shuffle`` the groups come in a seeded order and each carries a row permutation drawn
     by the thread that decoded it (seeded by its position, so the result does not depend on which

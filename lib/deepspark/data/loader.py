@@ -105,9 +105,10 @@ class FeatureLoader:
     ``steps`` set: an epoch is exactly that many full batches, cycling the shard as needed (for
     training). ``steps`` unset: one pass over the shard, the last batch possibly short (for
     evaluation). Shuffling, all seeded from ``(seed, epoch, rank)``: the order of the row groups,
-    the rows within each group (permuted by the thread that decoded it), and the batches, each
-    drawn evenly from ``mix`` row groups at a time. Assembling a batch is then one contiguous
-    copy per group, so the training process's own thread does little more than a memcpy.
+    the rows within each group (a permutation drawn by the thread that decoded it), and the
+    batches, each drawn evenly from ``mix`` row groups at a time. Assembling a batch is one
+    gather per open group into a reused buffer (:mod:`deepspark.data.assemble`), the only copy
+    of the values after decoding.
     """
 
     def __init__(
@@ -136,7 +137,7 @@ class FeatureLoader:
         if self.backend != "arrow":  # Petastorm's reader has its own read-ahead
             return {}
         rows = None if self.steps is None else self.steps * self.batch_size
-        return {"ahead": self.mix, "rows": rows}
+        return {"ahead": 1, "rows": rows}
 
     def epoch(self, epoch: int = 0) -> Iterator[Batch]:
         """The batches of one epoch (a generator; closing it stops the reader)."""
