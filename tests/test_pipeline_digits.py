@@ -90,8 +90,7 @@ def test_cnn_reaches_98_percent_and_beats_the_svc_baseline(run):
 def test_a_plain_dataloader_trains_a_small_model_on_the_digits_features(run):
     # The README's bring-your-own-loop example: FeatureDataset under torch's own DataLoader.
     torch.manual_seed(0)
-    features = run["layout"].path("features")
-    train = FeatureDataset(f"{features}/train", batch_size=32, shuffle=True, seed=0)
+    train = FeatureDataset(run["layout"].path("features", "train"), batch_size=32, shuffle=True)
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     for epoch in range(10):
@@ -101,7 +100,8 @@ def test_a_plain_dataloader_trains_a_small_model_on_the_digits_features(run):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-    test = DataLoader(FeatureDataset(f"{features}/test", batch_size=64), batch_size=None)
+    test = FeatureDataset(run["layout"].path("features", "test"), batch_size=64)
+    test = DataLoader(test, batch_size=None)
     with torch.no_grad():
         hits = [(model(b["x"]).argmax(1) == b["y"]).sum().item() for b in test]
     assert sum(hits) / 274 >= 0.93  # all 274 test images; a linear model alone reaches ~0.95
