@@ -98,7 +98,7 @@ def test_forecaster_against_baselines_on_the_same_rows(store):
     # y = 10 + 5a - 3t + noise(0.1): the linear baseline nails it, a constant forecast does not.
     assert m["eval.baseline.linear.mae"] < 0.2 < m["eval.baseline.persistence.mae"]
     assert m["eval.mape_rows"] == float((np.abs(y[common]) >= 1.0).sum())
-    for name in ("a", "t"):  # both inputs drive the target
+    for name in ("a", "b"):  # both inputs drive the target
         assert m[f"eval.importance.{name}"] > 0.5
     assert artifacts(store, result) == {
         "attribution.csv", "attribution.png", "forecast_A.png", "forecast_B.png",

@@ -7,7 +7,7 @@ features (new split, new scaling) cannot make an old metric look better or worse
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -33,6 +33,36 @@ class GateResult:
     champion_value: float | None = None
 
 
+@dataclass(frozen=True)
+class BaselineCheck:
+    """A new version against the pipeline's baselines, all scored on the same test rows."""
+
+    metric: str  # "mae" for a forecaster, "accuracy" for a classifier
+    value: float  # the new version's metric on those rows
+    rows: int
+    baselines: Mapping[str, float]  # baseline name -> its metric on the same rows
+
+    def lost_to(self) -> dict[str, float]:
+        """The baselines the version does not beat.
+
+        A forecaster must have a strictly lower error (a tie loses: the baseline is free). A
+        classifier loses only with a lower accuracy: on ~270 test images ties are common.
+        """
+        if HIGHER_IS_BETTER[self.metric]:
+            return {n: v for n, v in self.baselines.items() if self.value < v}
+        return {n: v for n, v in self.baselines.items() if self.value >= v}
+
+    def verdict(self) -> str:
+        """One line: what the version scored against which baselines."""
+        lost = self.lost_to()
+        shown = lost or self.baselines
+        against = ", ".join(f"{n} {v:.6g}" for n, v in shown.items())
+        verb = "does not beat baseline" if lost else "beats every baseline"
+        return (
+            f"{self.metric} {self.value:.6g} {verb} ({against}) on the same {self.rows} test rows"
+        )
+
+
 def register_and_gate(
     mlflow: Any,
     *,
@@ -41,12 +71,14 @@ def register_and_gate(
     metric: str,
     value: float,
     score: Callable[[str], float],
+    baselines: BaselineCheck | None = None,
 ) -> GateResult:
     """Register ``model_uri`` under ``name``; give it ``champion`` or ``challenger``.
 
     ``value`` is the new version's ``metric`` on the test rows; ``score(uri)`` computes the same
     metric for another model on the same rows. Ties keep the current champion: a new version has
-    to be better, not just as good, to take over production.
+    to be better, not just as good, to take over production. With ``baselines``, a version that
+    loses to any of them is ``challenger`` whatever else holds, the first version included.
     """
     from mlflow.exceptions import MlflowException
 
@@ -57,8 +89,15 @@ def register_and_gate(
     except MlflowException:
         current = None
     champion_version = champion_value = None
-    if current is None:
+    if baselines is not None and baselines.lost_to():
+        alias = CHALLENGER
+        reason = f"{baselines.verdict()}: challenger, never champion while it loses to a baseline"
+        if current is not None:
+            champion_version = int(current.version)
+    elif current is None:
         alias, reason = CHAMPION, "first version of the model: champion by default"
+        if baselines is not None:
+            alias, reason = CHAMPION, f"first version of the model; {baselines.verdict()}"
     else:
         champion_version = int(current.version)
         champion_value = float(score(f"models:/{name}/{champion_version}"))
@@ -103,11 +142,30 @@ def registered_model(cfg: Config, ref: str | int, purpose: str) -> tuple[Any, st
         uri, version = resolve(mlflow, name, str(ref))
         mlflow.MlflowClient().get_model_version(name, str(version))  # a number may not exist
     except MlflowException as e:
+        last = _last_gate(mlflow, name) if str(ref) == CHAMPION else None
+        if last is not None:
+            raise InputError(
+                f"registered model {name!r} has no champion: the gate's last decision, on "
+                f"v{last[0]}: {last[1]}"
+            ) from e
         raise InputError(
             f"registered model {name!r} has no version or alias {ref}; train it first "
             f"(./spark-submit.sh jobs/train.py --conf {where})"
         ) from e
     return mlflow, name, uri, version
+
+
+def _last_gate(mlflow: Any, name: str) -> tuple[int, str] | None:
+    """(version, reason) of the newest version the gate tagged, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    tagged = [(int(v.version), v.tags.get("deepspark.gate")) for v in versions]
+    tagged = [(n, r) for n, r in tagged if r]
+    return max(tagged) if tagged else None
 
 
 class ModelIO(NamedTuple):

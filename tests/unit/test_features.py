@@ -342,3 +342,68 @@ def test_calendar_features_extend_each_window_step(spark):
     first = windows(scaled, spec).orderBy("hour").first()
     assert len(first["x"]) == 3 * 4  # 3 steps x (2 inputs + sin + cos)
     assert first["x"][:4] == pytest.approx([0.0, 0.0, 0.0, 1.0])  # hour 0: n 0, temp 0, sin, cos
+
+
+def test_one_series_without_a_key_monthly_with_a_yearly_seasonal_baseline(spark):
+    # No series_key: the whole table is one series. Monthly grid with a missing month (2012-04),
+    # the seasonal baseline one year (12 steps) before the target, month-of-year calendar.
+    months = [date(2012 + (m // 12), m % 12 + 1, 1) for m in range(16)]
+    rows = [(months[m], 100.0 + m) for m in range(16) if m != 3]
+    df = spark.createDataFrame(rows, "month date, n double")
+    spec = _seq(
+        series_key=None, time="month", frequency="month", inputs=("n",), window=2,
+        calendar=("month_of_year",), fill={},
+        split=TimeSplit(validation_start="2013-02-01", test_start="2013-04-01"),
+    )  # fmt: skip
+    grid = regular_grid(df, spec)
+    assert grid.columns == ["month", "n"]
+    assert [r["month"] for r in grid.orderBy("month").collect()] == months  # the gap is a row
+    scaled = add_calendar(grid.withColumn("_s_n", F.coalesce(F.col("n"), F.lit(0.0))), spec)
+    got = windows(scaled, spec).orderBy("month").collect()
+    assert got[0].asDict().keys() >= {"month", "target_time", "x", "y"} and "origin" not in got[0]
+    by_target = {r["target_time"]: r for r in got}
+    # Target 2013-01 (step 12): seasonal = 2012-01 (step 0) = 100; persistence = 2012-12 = 111.
+    jan = by_target[date(2013, 1, 1)]
+    assert (jan["y"], jan["baseline_persistence"], jan["baseline_seasonal"]) == (112, 111, 100)
+    # Its window is November and December 2012, each step (n, month_of_year sin, cos).
+    cycle = [f(2 * math.pi * m / 12) for m in (10, 11) for f in (math.sin, math.cos)]
+    expected = [110.0, *cycle[:2], 111.0, *cycle[2:]]
+    assert jan["x"] == pytest.approx(expected, abs=1e-6)
+    assert [r["split"] for r in got][-3:] == ["validation", "validation", "test"]
+
+
+@pytest.mark.parametrize(
+    ("frequency", "start", "step", "season"),
+    [
+        ("minute", datetime(2013, 1, 1, tzinfo=UTC), {"minutes": 1}, 1440),
+        ("week", datetime(2013, 1, 7, tzinfo=UTC), {"days": 7}, 52),
+    ],
+)
+def test_every_frequency_builds_its_grid_and_default_season(spark, frequency, start, step, season):
+    from datetime import timedelta
+
+    times = [start + timedelta(**step) * i for i in (0, 1, 3)]  # step 2 missing
+    df = spark.createDataFrame(
+        [(t, float(i)) for i, t in enumerate(times)], "t timestamp, n double"
+    )
+    spec = _seq(series_key=None, time="t", frequency=frequency, inputs=("n",), fill={})
+    grid = regular_grid(df, spec).orderBy("t").collect()
+    naive = start.replace(tzinfo=None)  # Spark hands timestamps back in the session zone, UTC
+    assert [r["t"] for r in grid] == [naive + timedelta(**step) * i for i in range(4)]
+    assert spec.period == season and _seq(frequency=frequency, season=3).period == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"frequency": "month", "calendar": ("day_of_week",)},
+            "calendar: day_of_week does not vary on a month grid; expected some of month_of_year",
+        ),
+        ({"season": 0}, "season: expected >= 1 steps, found 0"),
+    ],
+)
+def test_sequence_settings_that_cannot_work_are_refused(overrides, message):
+    with pytest.raises(ValueError) as e:
+        _seq(**overrides)
+    assert str(e.value) == message

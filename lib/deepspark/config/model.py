@@ -226,22 +226,47 @@ class TimeSplit:
     test_start: str
 
 
+Frequency = Literal["minute", "hour", "day", "week", "month"]
+CalendarFeature = Literal[
+    "minute_of_hour", "hour_of_day", "day_of_week", "day_of_month", "day_of_year",
+    "week_of_year", "month_of_year",
+]  # fmt: skip
+# The calendar features that vary from step to step at each frequency (hour_of_day is constant
+# on a daily grid, so asking for it there is a mistake, not a feature).
+CALENDAR_BY_FREQUENCY: Mapping[str, tuple[str, ...]] = {
+    "minute": ("minute_of_hour", "hour_of_day", "day_of_week", "day_of_year"),
+    "hour": ("hour_of_day", "day_of_week", "day_of_month", "day_of_year"),
+    "day": ("day_of_week", "day_of_month", "day_of_year", "month_of_year"),
+    "week": ("week_of_year", "month_of_year", "day_of_year"),
+    "month": ("month_of_year",),
+}
+# The seasonal baseline's period in steps when ``season`` is not set: the same minute or hour
+# yesterday, the same weekday last week, the same week or month last year.
+SEASON_BY_FREQUENCY: Mapping[str, int] = {
+    "minute": 1440, "hour": 24, "day": 7, "week": 52, "month": 12,
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SequenceFeatures:
-    """Sliding windows over a regular time grid per series: ``window`` steps -> target ahead."""
+    """Sliding windows over a regular time grid per series: ``window`` steps -> target ahead.
+
+    ``series_key`` names the column that tells series apart; without it the table is one series.
+    """
 
     source: str
-    series_key: str
     time: str
-    frequency: Literal["hour", "day"]
+    frequency: Frequency
     inputs: tuple[str, ...]
     target: str
     window: int
     split: TimeSplit
+    series_key: str | None = None
     horizon: int = 1
+    season: int | None = None  # steps; default: SEASON_BY_FREQUENCY[frequency]
     fill: Mapping[str, float] = field(default_factory=_empty)
     # Cyclical time features added to every step as sin/cos pairs, read in ``timezone``.
-    calendar: tuple[Literal["hour_of_day", "day_of_week", "day_of_year"], ...] = ()
+    calendar: tuple[CalendarFeature, ...] = ()
     timezone: str = "UTC"
 
     def __post_init__(self) -> None:
@@ -249,6 +274,20 @@ class SequenceFeatures:
             raise ValueError("window and horizon must be at least 1")
         if not self.inputs:
             raise ValueError("inputs: at least one column is required")
+        if self.season is not None and self.season < 1:
+            raise ValueError(f"season: expected >= 1 steps, found {self.season}")
+        fits = CALENDAR_BY_FREQUENCY[self.frequency]
+        wrong = [c for c in self.calendar if c not in fits]
+        if wrong:
+            raise ValueError(
+                f"calendar: {', '.join(wrong)} does not vary on a {self.frequency} grid; "
+                f"expected some of {', '.join(fits)}"
+            )
+
+    @property
+    def period(self) -> int:
+        """The seasonal baseline's period in steps."""
+        return self.season or SEASON_BY_FREQUENCY[self.frequency]
 
 
 @dataclass(frozen=True)

@@ -48,12 +48,18 @@ class RegistryConfig:
     """Registering the trained model, and the gate that decides which version is ``champion``.
 
     A new version takes the ``champion`` alias only if it beats the current champion on ``metric``
-    over the same test rows (the champion is re-scored on them); otherwise it is ``challenger``.
+    over the same test rows (the champion is re-scored on them) and, with ``beat_baselines``,
+    every baseline training computed on those rows (a forecaster's MAE strictly below each of
+    persistence, seasonal and linear; a classifier's accuracy not below the SVC's), the first
+    version included; otherwise it is ``challenger``, with the reason tagged on version and run.
     """
 
     enabled: bool = True
     name: str | None = None  # registered model name; default: the pipeline's name
     metric: Literal["auto", "accuracy", "mae", "rmse"] = "auto"  # auto: accuracy or mae
+    beat_baselines: bool = True  # false: a version may be champion though a baseline beats it
+    # The baselines the gate holds a version to; empty: all of them.
+    baselines: tuple[Literal["persistence", "seasonal", "linear", "svc"], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,12 @@ class TrainConfig:
     use_gpu: bool = False
     local_mode: bool = True  # TorchDistributor: processes on the driver (True) or on executors
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPU only
+    # A forecaster learns the residual over persistence (its target's last observed value) when
+    # the target is one of its inputs; "none" makes it predict the target itself.
+    residual: Literal["auto", "persistence", "none"] = "auto"
+    # Weights validated, kept and logged: an exponential moving average of the trained ones,
+    # updated every step with this decay. None: 0.995 for forecasters, off for classifiers.
+    ema: float | None = None
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     resume: bool = True
     log_every_s: float = 10.0
@@ -90,6 +102,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "processes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, found {getattr(self, name)}")
+        if self.ema is not None and not 0 <= self.ema < 1:
+            raise ValueError(f"ema: expected a decay in [0, 1), found {self.ema}")
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("lr: expected > 0; weight_decay and grad_clip: >= 0")
         if self.patience < 0 or not 0 <= self.warmup_epochs < self.epochs:

@@ -18,8 +18,15 @@ from deepspark.layout import SPLITS as SPLITS  # re-exported: the stage writes t
 
 SPLIT = "split"
 X, Y = "x", "y"
-_INTERVAL = {"hour": "INTERVAL 1 HOUR", "day": "INTERVAL 1 DAY"}
-_SEASON = {"hour": 24, "day": 7}
+_INTERVAL = {
+    "minute": "INTERVAL 1 MINUTE", "hour": "INTERVAL 1 HOUR", "day": "INTERVAL 1 DAY",
+    "week": "INTERVAL 7 DAYS", "month": "INTERVAL 1 MONTH",
+}  # fmt: skip
+
+
+def series_keys(spec: SequenceFeatures) -> list[str]:
+    """The columns that tell series apart: the key, or none (the table is one series)."""
+    return [spec.series_key] if spec.series_key else []
 
 
 def regular_grid(df: DataFrame, spec: SequenceFeatures) -> DataFrame:
@@ -27,13 +34,13 @@ def regular_grid(df: DataFrame, spec: SequenceFeatures) -> DataFrame:
 
     Windows are then a fixed number of rows, so a window always spans the same length of time.
     """
-    key, t = spec.series_key, spec.time
-    bounds = df.groupBy(key).agg(F.min(t).alias("_lo"), F.max(t).alias("_hi"))
+    keys, t = series_keys(spec), spec.time
+    bounds = df.groupBy(*keys).agg(F.min(t).alias("_lo"), F.max(t).alias("_hi"))
     grid = bounds.select(
-        F.col(key), F.explode(F.sequence("_lo", "_hi", F.expr(_INTERVAL[spec.frequency]))).alias(t)
+        *keys, F.explode(F.sequence("_lo", "_hi", F.expr(_INTERVAL[spec.frequency]))).alias(t)
     )
     types = {f.name: f.dataType for f in df.schema.fields}
-    return grid.join(df, on=[key, t], how="left").withColumns(
+    return grid.join(df, on=[*keys, t], how="left").withColumns(
         # Cast the fill to the column's type: a 0.0 fill must not turn a count into a double.
         {c: F.coalesce(F.col(c), F.lit(v).cast(types[c])) for c, v in spec.fill.items()}
     )
@@ -64,7 +71,10 @@ def standardize(grid: DataFrame, stats: Mapping[str, tuple[float, float]]) -> Da
     return grid.withColumns(scaled)
 
 
-_PERIOD = {"hour_of_day": 24.0, "day_of_week": 7.0, "day_of_year": 365.25}
+_PERIOD = {
+    "minute_of_hour": 60.0, "hour_of_day": 24.0, "day_of_week": 7.0, "day_of_month": 31.0,
+    "day_of_year": 365.25, "week_of_year": 52.18, "month_of_year": 12.0,
+}  # fmt: skip
 
 
 def step_features(spec: SequenceFeatures) -> list[str]:
@@ -80,9 +90,13 @@ def add_calendar(scaled: DataFrame, spec: SequenceFeatures) -> DataFrame:
     """
     local = F.from_utc_timestamp(F.col(spec.time), spec.timezone)
     position = {
+        "minute_of_hour": F.minute(local),
         "hour_of_day": F.hour(local) + F.minute(local) / 60.0,
         "day_of_week": F.dayofweek(local) - 1,  # Sunday = 0
+        "day_of_month": F.dayofmonth(local) - 1,
         "day_of_year": F.dayofyear(local) - 1,
+        "week_of_year": F.weekofyear(local) - 1,
+        "month_of_year": F.month(local) - 1,
     }
     columns = {}
     for name in spec.calendar:
@@ -98,19 +112,20 @@ def windows(scaled: DataFrame, spec: SequenceFeatures) -> DataFrame:
     Columns: series key, ``time`` (window end), ``target_time``, ``x`` (window x inputs, flat,
     time-major), ``y`` (target, unscaled), ``split`` (by target time), and the two naive
     baselines issue-3 training compares against: the last observed target (persistence) and the
-    target one season before the target time (same hour yesterday for hourly data).
+    target one season (``spec.period`` steps) before the target time: the same hour yesterday
+    for hourly data, the same month last year for monthly data.
     """
-    key, t = spec.series_key, spec.time
-    ordered = Window.partitionBy(key).orderBy(t)
+    keys, t = series_keys(spec), spec.time
+    ordered = (Window.partitionBy(*keys) if keys else Window).orderBy(t)
     frame = ordered.rowsBetween(-(spec.window - 1), 0)
     step = F.array(*[F.col(f"_s_{c}").cast("float") for c in step_features(spec)])
     # collect_list's order over a frame is not guaranteed: collect (time, values) and sort.
     history = F.array_sort(
         F.collect_list(F.struct(F.col(t).alias("t"), step.alias("v"))).over(frame)
     )
-    season = _SEASON[spec.frequency]
+    season = spec.period
     out = scaled.select(
-        F.col(key),
+        *keys,
         F.col(t),
         F.lead(t, spec.horizon).over(ordered).alias("target_time"),
         F.flatten(F.transform(history, lambda s: s["v"])).alias(X),

@@ -25,13 +25,15 @@ def build_model(
     n_out: int,
     *,
     y_scale: tuple[float, float] | None = None,
+    persistence: int | None = None,
 ) -> FeatureNet:
     """The configured model for rows of ``x_shape``, with ``n_out`` outputs.
 
     ``y_scale`` (mean, std) makes a regressor answer in the target's units while it learns on
-    standardized targets.
+    standardized targets; ``persistence`` (the target's index among a step's features) makes it
+    learn the residual over the last observed target.
     """
     from deepspark.models.net import FeatureNet, make_core
 
     core = make_core(cfg, tuple(x_shape), n_out)
-    return FeatureNet(core, tuple(x_shape), n_out=n_out, y_scale=y_scale)
+    return FeatureNet(core, tuple(x_shape), n_out=n_out, y_scale=y_scale, persistence=persistence)

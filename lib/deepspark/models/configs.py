@@ -38,7 +38,7 @@ class RNNConfig:
 
     cell: Literal["lstm", "gru", "rnn"] = "lstm"
     hidden: tuple[int, ...] = (64, 32)
-    dropout: float = 0.0
+    dropout: float = 0.1  # between layers and before the head (forecasts overfit easily)
 
     def __post_init__(self) -> None:
         if not self.hidden or min(self.hidden) < 1:

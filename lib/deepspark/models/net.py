@@ -101,6 +101,12 @@ class FeatureNet(nn.Module):
 
     A regressor (``n_out == 1``) learns standardized targets; ``y_mean``/``y_std`` buffers turn its
     output back into the target's units, so they travel with every checkpoint and logged model.
+
+    With ``persistence`` (the target's index among each step's features, which the features stage
+    scales with the target's own statistics) a regressor learns the residual over the last
+    observed target: the core's output is added to it. Next-step forecasts are mostly "what it
+    was, plus a change"; learning the change measured 1.3-2.7 % -> 1.9-6.4 % below the linear
+    baseline's MAE on flights (MODELS.md).
     """
 
     def __init__(
@@ -110,6 +116,7 @@ class FeatureNet(nn.Module):
         *,
         n_out: int,
         y_scale: tuple[float, float] | None = None,
+        persistence: int | None = None,
     ) -> None:
         super().__init__()
         self.core = core
@@ -119,9 +126,16 @@ class FeatureNet(nn.Module):
         self.register_buffer("y_mean", torch.tensor(float(mean)))
         self.register_buffer("y_std", torch.tensor(float(std)))
         self.n_out = n_out
+        self.persistence = persistence if self.regression else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        out = self.core(x.reshape(x.shape[0], *self.x_shape))
-        if self.regression:
-            return out.squeeze(-1) * self.y_std + self.y_mean
-        return out
+        shaped = x.reshape(x.shape[0], *self.x_shape)
+        out = self.core(shaped)
+        if not self.regression:
+            return out
+        out = out.squeeze(-1)
+        # getattr: modules pickled before the residual existed have no such attribute
+        p = getattr(self, "persistence", None)
+        if p is not None:
+            out = out + shaped[:, -1, p]
+        return out * self.y_std + self.y_mean

@@ -88,7 +88,9 @@ def _sequence(
     df: DataFrame, spec: SequenceFeatures, source: str
 ) -> tuple[DataFrame, dict, list[DataFrame]]:
     require_columns(
-        df.columns, [spec.series_key, spec.time, spec.target, *spec.inputs], f"{source} (features)"
+        df.columns,
+        [*feat.series_keys(spec), spec.time, spec.target, *spec.inputs],
+        f"{source} (features)",
     )
     grid = feat.regular_grid(df, spec).persist(StorageLevel.MEMORY_AND_DISK)
     # The statistics job fills the cache and counts the grid on the way (above the cache).
@@ -110,6 +112,7 @@ def _sequence(
         "window": spec.window,
         "horizon": spec.horizon,
         "frequency": spec.frequency,
+        "season": spec.period,
         "x_shape": [spec.window, len(feat.step_features(spec))],
         "scaling": {c: {"mean": m, "std": s} for c, (m, s) in stats.items()},
         "grid_rows": grid_rows(),
@@ -133,7 +136,7 @@ def _write_splits(
     spark: SparkSession, out, layout: Layout, data: DataFrame, fcfg: FeaturesConfig, spec
 ) -> dict[str, dict]:
     lay = fcfg.layout
-    order = [spec.series_key, spec.time] if isinstance(spec, SequenceFeatures) else ["id"]
+    order = [*feat.series_keys(spec), spec.time] if isinstance(spec, SequenceFeatures) else ["id"]
     splits: dict[str, dict] = {}
     for name in feat.SPLITS:
         part = data.filter(F.col(feat.SPLIT) == name).drop(feat.SPLIT)

@@ -46,6 +46,7 @@ class TrainJob:
     manifest: dict[str, Any]
     checkpoint_dir: str
     parent_run_id: str | None = None
+    persistence: int | None = None  # the target's index among a step's inputs (residual model)
 
     @property
     def train(self) -> TrainConfig:
@@ -106,6 +107,7 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     else:
         scale = manifest["scaling"][manifest["target"]]
         task, n_out, y_scale = "regression", 1, (float(scale["mean"]), float(scale["std"]) or 1.0)
+    persistence = _persistence(tcfg.residual, manifest, where) if kind == "sequence" else None
     plain = to_plain(cfg)
     plain["pipeline"]["train"]["loader"]["backend"] = backend
     # Workers may start in another directory: hand them absolute locations.
@@ -123,7 +125,21 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
         manifest=manifest,
         checkpoint_dir=checkpoint_dir(cfg, manifest, backend=backend),
         parent_run_id=parent_run_id,
+        persistence=persistence,
     )
+
+
+def _persistence(residual: str, manifest: dict[str, Any], where: str) -> int | None:
+    """The target's index among a step's inputs when the model learns the residual over it."""
+    inputs, target = list(manifest.get("inputs", [])), manifest.get("target")
+    if residual == "none" or (residual == "auto" and target not in inputs):
+        return None
+    if target not in inputs:
+        raise ConfigError(
+            f"{where}: train.residual=persistence needs the target {target!r} among the "
+            f"sequence inputs; found {', '.join(inputs)}"
+        )
+    return inputs.index(target)
 
 
 def read_manifest(path: str) -> dict[str, Any]:

@@ -70,8 +70,12 @@ def train_epoch(
     step: Step,
     progress: Progress,
     prefetch: int,
+    after_step: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """Exactly ``loader.steps`` optimizer steps; returns loss, samples, seconds, data wait."""
+    """Exactly ``loader.steps`` optimizer steps; returns loss, samples, seconds, data wait.
+
+    ``after_step`` runs after every optimizer step (the weight average's update).
+    """
     model.train()
     started = time.perf_counter()
     batches = Prefetcher(loader.epoch(epoch), prefetch, to_tensors(step.device, step.task))
@@ -94,6 +98,8 @@ def train_epoch(
             nn.utils.clip_grad_norm_(model.parameters(), step.grad_clip)
         optimizer.step()
         scheduler.step()
+        if after_step is not None:
+            after_step()
         total += loss.detach()
         samples += len(y)
         n += 1

@@ -16,11 +16,14 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepspark.train.job import TrainJob
+
+if TYPE_CHECKING:
+    from deepspark.registry import BaselineCheck
 
 log = logging.getLogger("deepspark.train")
 
@@ -77,6 +80,7 @@ def _register(
     gate = registry.register_and_gate(
         mlflow, name=name, model_uri=model_uri, metric=metric,
         value=summary[f"test.{metric}"], score=score,
+        baselines=baseline_check(job.task, reg, summary),
     )  # fmt: skip
     mlflow.set_tags(
         {
@@ -91,6 +95,32 @@ def _register(
         "registered_model": name,
         "registry_alias": gate.alias,
     }
+
+
+def baseline_check(task: str, reg: dict, summary: dict) -> BaselineCheck | None:
+    """The new version against the baselines training computed, on the rows they share.
+
+    None when ``register.beat_baselines`` is off. Forecasters compare MAE on the test rows where
+    every naive baseline exists (``test.mae_common``); classifiers compare accuracy with the SVC.
+    ``register.baselines`` names a subset; empty means every baseline the run computed.
+    """
+    if not reg["beat_baselines"]:
+        return None
+    wanted = set(reg["baselines"])
+    if task == "classification":
+        metric, value, rows = "accuracy", summary["test.accuracy"], summary["test.rows"]
+    else:
+        metric, value, rows = "mae", summary["test.mae_common"], summary["test.rows_common"]
+    prefix, suffix = "baseline.", f".{metric}"
+    found = {
+        k[len(prefix) : -len(suffix)]: float(v)
+        for k, v in summary.items()
+        if k.startswith(prefix) and k.endswith(suffix)
+    }
+    chosen = {n: v for n, v in found.items() if not wanted or n in wanted}
+    from deepspark.registry import BaselineCheck
+
+    return BaselineCheck(metric, float(value), int(rows), chosen)
 
 
 def _log_model(mlflow: Any, net: Any, example: np.ndarray, classes: int | None) -> str:

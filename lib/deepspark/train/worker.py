@@ -48,15 +48,22 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     seed = cfg.seed
     _reseed(seed, -1, 0)  # same initial weights on every rank (DDP also broadcasts them)
 
-    net = build_model(cfg, job.x_shape, job.n_out, y_scale=job.y_scale).to(device)
+    net = build_model(
+        cfg, job.x_shape, job.n_out, y_scale=job.y_scale, persistence=job.persistence
+    ).to(device)
     train_info = job.splits["train"]
     steps = train_info.rows // (world * cfg.batch_size)
     optimizer, scheduler = _optimizer(net, cfg, steps)
+    averaged = _averaged(net, _ema_decay(cfg.ema, job.task))
     if state is not None:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if averaged is not None:
+            averaged.load_state_dict(state["averaged"])
     model = DDP(net, device_ids=[local_rank] if gpu else None) if world > 1 else net
+    # What is validated, kept as best and tested: the averaged weights when there are any.
+    judged = averaged.module if averaged is not None else net
 
     task = job.task
     metric = (
@@ -114,15 +121,18 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
                 epoch, cfg.epochs, steps, enabled=rank == 0, every_s=cfg.log_every_s
             )
             stats = loop.train_epoch(
-                model, train_loader, epoch, optimizer, scheduler, step, progress, lcfg.prefetch
-            )
-            val = loop.evaluate(net, val_loader, step, world=world)
+                model, train_loader, epoch, optimizer, scheduler, step, progress, lcfg.prefetch,
+                after_step=None if averaged is None else lambda: averaged.update_parameters(net),
+            )  # fmt: skip
+            val = loop.evaluate(judged, val_loader, step, world=world)
             value = val[metric]
             if loop.improved(metric, value, best, cfg.min_delta):
                 best, bad_epochs = value, 0
                 if rank == 0:
                     ckpt.save(
-                        job.checkpoint_dir, ckpt.BEST, {"model": net.state_dict(), "epoch": epoch}
+                        job.checkpoint_dir,
+                        ckpt.BEST,
+                        {"model": judged.state_dict(), "epoch": epoch},
                     )
             else:
                 bad_epochs += 1
@@ -145,6 +155,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
                     "bad_epochs": bad_epochs, "stopped": stopped, "history": history,
                     "config": job.config, "seed": seed, "run_id": reporter.run_id,
                     "finished": False, "mlflow": reporter.progress(),
+                    **({"averaged": averaged.state_dict()} if averaged is not None else {}),
                 })  # fmt: skip
                 ckpt.write_state(job.checkpoint_dir, {
                     "epoch": epoch + 1, "epochs": cfg.epochs, "stopped": stopped,
@@ -176,6 +187,33 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
         # and torchrun ends them once this process exits with its real traceback.
         reporter.fail()
         raise
+
+
+def _ema_decay(ema: float | None, task: str) -> float:
+    """The configured decay; unset: 0.995 for forecasters, off for classifiers.
+
+    Averaging the weights of the last few hundred steps smooths the noise the last mini-batches
+    leave in them; on flights it moved the worst of 5 seeds from 1.9 % to 4.8 % below the linear
+    baseline's MAE (MODELS.md). Digits' CNN, already at 99 %, was not measured with it.
+    """
+    if ema is not None:
+        return ema
+    return 0.995 if task == "regression" else 0.0
+
+
+def _averaged(net: Any, decay: float) -> Any:
+    """An exponential moving average of ``net``'s weights (updated per step), or None."""
+    if decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel
+
+    def ema(averaged: Any, current: Any, n: Any) -> Any:
+        # Warm-up: the first updates weigh the new weights more (decay (1+n)/(10+n) until it
+        # reaches ``decay``), or a short run's average would still be mostly its initial weights.
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return averaged * d + current * (1.0 - d)
+
+    return AveragedModel(net, avg_fn=ema, use_buffers=True)
 
 
 def _leave_together(world: int, summary: dict[str, Any] | None) -> dict[str, Any] | None:
