@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from deepspark.data.chunk import Batch, Chunk
+from deepspark.data.chunk import Batch, Chunk, row_count
 from deepspark.errors import InputError
 
 
@@ -37,14 +37,14 @@ def assemble(chunks: Iterator[Chunk], size: int, mix: int, steps: int | None) ->
                 nxt = next(source, None)
                 if nxt is None:
                     ended = True
-                elif _rows(nxt.columns):
+                elif row_count(nxt.columns):
                     open_.append(_Slot(nxt))
             if not open_:
                 break
             if out is None and len(open_) == 1 and (view := open_[0].view_of(size)) is not None:
                 out, filled = view, size
             else:
-                out = out if out is not None else buffers.take(open_[0].chunk.columns, size)
+                out = out if out is not None else buffers.take(open_[0].columns, size)
                 share = -(-(size - filled) // len(open_))  # ceil: spread over the open groups
                 for slot in open_:
                     filled += slot.copy_into(out, filled, min(share, size - filled))
@@ -63,11 +63,11 @@ def assemble(chunks: Iterator[Chunk], size: int, mix: int, steps: int | None) ->
 class _Slot:
     """One open row group and how many of its rows the batches have taken."""
 
-    __slots__ = ("columns", "cursor", "n", "order", "chunk")
+    __slots__ = ("columns", "cursor", "n", "order")
 
     def __init__(self, chunk: Chunk) -> None:
-        self.chunk, self.columns, self.order = chunk, list(chunk.columns.items()), chunk.order
-        self.cursor, self.n = 0, _rows(chunk.columns)
+        self.columns, self.order = list(chunk.columns.items()), chunk.order
+        self.cursor, self.n = 0, row_count(chunk.columns)
 
     def view_of(self, size: int) -> Batch | None:
         """The next ``size`` rows without a copy, when they are contiguous in the group."""
@@ -109,19 +109,15 @@ class _Buffers:
         self._keep = keep
         self._layout: tuple | None = None
 
-    def take(self, like: Batch, size: int) -> Batch:
-        """A batch dict of ``size`` rows shaped like ``like``'s columns (contents undefined)."""
-        layout = tuple((k, (size, *v.shape[1:]), v.dtype) for k, v in like.items())
+    def take(self, like: list[tuple[str, np.ndarray]], size: int) -> Batch:
+        """A batch dict of ``size`` rows shaped like the ``(name, array)`` columns ``like``."""
+        layout = tuple((k, (size, *v.shape[1:]), v.dtype) for k, v in like)
         if layout != self._layout:  # a new shape: the old buffers cannot serve it
             self._pool, self._layout = [], layout
         for arrays in self._pool:
             if all(sys.getrefcount(a) <= self._UNUSED for a in arrays):
-                return dict(zip(like, arrays, strict=True))
+                return {k: a for (k, _, _), a in zip(layout, arrays, strict=True)}
         arrays = tuple(np.empty(shape, dtype=dtype) for _, shape, dtype in layout)
         if len(self._pool) < self._keep:
             self._pool.append(arrays)
-        return dict(zip(like, arrays, strict=True))
-
-
-def _rows(batch: Batch) -> int:
-    return len(next(iter(batch.values())))
+        return {k: a for (k, _, _), a in zip(layout, arrays, strict=True)}

@@ -18,3 +18,8 @@ class Chunk(NamedTuple):
 
     columns: Batch
     order: np.ndarray | None = None
+
+
+def row_count(batch: Batch) -> int:
+    """How many rows a batch (or a chunk's columns) holds."""
+    return len(next(iter(batch.values())))

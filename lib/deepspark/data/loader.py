@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from deepspark.data.assemble import assemble
 from deepspark.data.backend import BACKENDS, choose_backend
-from deepspark.data.chunk import Batch
+from deepspark.data.chunk import Batch, row_count
 from deepspark.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def read_split(
     for batch in loader.epoch(0):
         for k, v in batch.items():
             parts[k].append(v)
-        n += _rows(batch)
+        n += row_count(batch)
         if limit is not None and n >= limit:
             break
     return {k: np.concatenate(v)[:limit] for k, v in parts.items()}
@@ -160,10 +160,6 @@ class FeatureLoader:
 def _mix(seed: int, epoch: int, rank: int) -> int:
     # One independent 32-bit seed per (seed, epoch, rank): Petastorm takes an int seed.
     return int(np.random.SeedSequence([seed, epoch, rank]).generate_state(1)[0])
-
-
-def _rows(batch: Batch) -> int:
-    return len(next(iter(batch.values())))
 
 
 __all__ = ["BACKENDS", "FeatureLoader", "SplitInfo", "inspect_split", "to_url"]

@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow.filesystem as legacyfs
 from pyarrow import fs as pafs
 
-from deepspark.data.chunk import Batch, Chunk
+from deepspark.data.chunk import Batch, Chunk, row_count
 from deepspark.errors import InputError
 
 _open_readers: set[Any] = set()  # started, not yet stopped and joined
@@ -84,10 +84,9 @@ def chunks(
     rng = np.random.default_rng(seed)
     try:
         for chunk in reader:
-            rows = _columns(chunk, columns)
+            cols = _columns(chunk, columns)
             # Petastorm decodes in its own threads; the rows are permuted as batches are gathered
-            n = len(next(iter(rows.values())))
-            yield Chunk(rows, rng.permutation(n) if shuffle else None)
+            yield Chunk(cols, rng.permutation(row_count(cols)) if shuffle else None)
     finally:
         _stop(reader)
 

@@ -25,8 +25,8 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     from deepspark.models import build_model
+    from deepspark.train import average, loop
     from deepspark.train import checkpoint as ckpt
-    from deepspark.train import loop
     from deepspark.train.augment import random_affine
     from deepspark.train.progress import Progress
     from deepspark.train.report import Reporter, unreported
@@ -54,7 +54,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     train_info = job.splits["train"]
     steps = train_info.rows // (world * cfg.batch_size)
     optimizer, scheduler = _optimizer(net, cfg, steps)
-    averaged = _averaged(net, _ema_decay(cfg.ema, job.task))
+    averaged = average.averaged(net, average.ema_decay(cfg.ema, job.task))
     if state is not None:
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -187,33 +187,6 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
         # and torchrun ends them once this process exits with its real traceback.
         reporter.fail()
         raise
-
-
-def _ema_decay(ema: float | None, task: str) -> float:
-    """The configured decay; unset: 0.995 for forecasters, off for classifiers.
-
-    Averaging the weights of the last few hundred steps smooths the noise the last mini-batches
-    leave in them; on flights it moved the worst of 5 seeds from 1.9 % to 4.8 % below the linear
-    baseline's MAE (MODELS.md). Digits' CNN, already at 99 %, was not measured with it.
-    """
-    if ema is not None:
-        return ema
-    return 0.995 if task == "regression" else 0.0
-
-
-def _averaged(net: Any, decay: float) -> Any:
-    """An exponential moving average of ``net``'s weights (updated per step), or None."""
-    if decay <= 0:
-        return None
-    from torch.optim.swa_utils import AveragedModel
-
-    def ema(averaged: Any, current: Any, n: Any) -> Any:
-        # Warm-up: the first updates weigh the new weights more (decay (1+n)/(10+n) until it
-        # reaches ``decay``), or a short run's average would still be mostly its initial weights.
-        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
-        return averaged * d + current * (1.0 - d)
-
-    return AveragedModel(net, avg_fn=ema, use_buffers=True)
 
 
 def _leave_together(world: int, summary: dict[str, Any] | None) -> dict[str, Any] | None:
