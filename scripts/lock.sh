@@ -33,6 +33,9 @@ for stack in "${stacks[@]}"; do
     IFS=, read -ra names <<<"$extras"
     for e in "${names[@]}"; do args+=(--extra "$e"); done
     echo "locking $stack (python $python, extras $extras)..." >&2
+    # uv keeps the pins of an existing output file where they still fit: a new dependency adds
+    # its own packages without moving the rest. Delete locks/<stack>.txt to take the newest of all.
+    [[ -f "locks/$stack.txt" ]] && grep -v '^#' "locks/$stack.txt" >"locks/$stack.txt.new"
     UV_PYTHON_DOWNLOADS=never "$tool/bin/uv" pip compile --no-config --quiet --universal \
         --python-version "$lowest" --no-header --no-annotate "${args[@]}" -c "$spec" \
         pyproject.toml -o "locks/$stack.txt.new"

@@ -11,8 +11,11 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 
+from deepspark.errors import ConfigError
 from deepspark.stages import train as train_stage
 from deepspark.train import checkpoint as ckpt
 from deepspark.train import collective
@@ -50,6 +53,27 @@ def test_one_process_learns_beats_the_naive_baselines_and_checkpoints(tmp_path):
     saved = ckpt.load(result.outputs["checkpoints"])
     assert saved["config"]["pipeline"]["train"]["epochs"] == 6 and saved["seed"] == 0
     assert {"model", "optimizer", "scheduler", "epoch", "history"} <= set(saved)
+
+
+def test_the_residual_over_the_linear_baseline_is_that_baseline_and_starts_there(tmp_path):
+    write_features(tmp_path / "data", "flights", "sequence", SPLITS)
+    cfg = train_config(tmp_path, "sequence", "pipeline.train.residual=linear")
+    job = prepare(cfg)
+    assert job.linear is not None and job.persistence is None
+    # The fit reads the target off the last step (y = 10 + 5a - 3b, standardized by 10 and 5).
+    assert np.allclose(job.linear.weight[-2:], [1.0, -0.6], atol=0.05)
+    m = train_stage.run(cfg, None).metrics
+    # The network starts at the linear forecast and is kept only where validation says it helps:
+    # the model is within noise of the baseline it learned the residual over, not worse.
+    assert m["test.mae_common"] < 1.1 * m["baseline.linear.mae"] < 0.2
+    assert m["test.mae_common"] < 0.05 * m["baseline.persistence.mae"]
+
+
+def test_residual_auto_is_persistence_only_where_the_target_is_an_input(tmp_path):
+    write_features(tmp_path / "data", "flights", "sequence", SPLITS)
+    assert prepare(train_config(tmp_path, "sequence")).persistence is None  # target t: no input
+    with pytest.raises(ConfigError, match="residual=persistence needs the target 't' among"):
+        prepare(train_config(tmp_path, "sequence", "pipeline.train.residual=persistence"))
 
 
 def test_two_ranks_on_deliberately_uneven_shards_finish(tmp_path):

@@ -40,6 +40,32 @@ def test_rnn_cells_forecast_one_value_in_target_units(cell):
     assert out.shape == (3,) and torch.allclose(out, torch.full((3,), 14.0))  # 0 * std + mean
 
 
+def test_the_residual_is_added_to_the_core_in_standardized_units_and_never_trains():
+    cfg = TrainConfig(model="rnn", rnn=RNNConfig(hidden=(8,)))
+    # 2 steps x 2 inputs; the persistence target is input 1, the linear part reads x[0] and x[3].
+    weight, bias = [0.5, 0.0, 0.0, -1.0], 0.25
+    x = torch.tensor([[2.0, 3.0, 5.0, 7.0], [0.0, 0.0, 0.0, 1.0]])
+    for kwargs, standardized in (
+        ({}, [0.0, 0.0]),
+        ({"persistence": 1}, [7.0, 1.0]),  # the last step's input 1
+        ({"linear": (weight, bias)}, [0.5 * 2 - 7 + 0.25, -1 + 0.25]),
+    ):
+        net = build_model(cfg, (2, 2), 1, y_scale=(10.0, 2.0), **kwargs)
+        torch.nn.init.zeros_(net.core.head.weight)
+        torch.nn.init.zeros_(net.core.head.bias)  # the core adds nothing
+        expected = torch.tensor(standardized) * 2.0 + 10.0
+        assert torch.allclose(net(x), expected), kwargs
+        assert all("linear" not in name for name, _ in net.named_parameters())
+    assert set(net.state_dict()) >= {"linear_weight", "linear_bias"}  # saved with the model
+    fresh = build_model(cfg, (2, 2), 1, y_scale=(10.0, 2.0), linear=(weight, bias))
+    assert torch.allclose(fresh(x), expected)  # untrained, it is the linear forecast exactly
+
+
+def test_a_linear_residual_must_fit_the_row():
+    with pytest.raises(ValueError, match="linear: 3 weights for rows of 4"):
+        build_model(TrainConfig(model="rnn"), (2, 2), 1, y_scale=(0.0, 1.0), linear=([1] * 3, 0))
+
+
 def test_mlp_without_hidden_layers_is_linear():
     net = build_model(TrainConfig(model="mlp", mlp=MLPConfig()), (24, 11), 1, y_scale=(0.0, 1.0))
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]

@@ -87,9 +87,11 @@ class TrainConfig:
     use_gpu: bool = False
     local_mode: bool = True  # TorchDistributor: processes on the driver (True) or on executors
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPU only
-    # A forecaster learns the residual over persistence (its target's last observed value) when
-    # the target is one of its inputs; "none" makes it predict the target itself.
-    residual: Literal["auto", "persistence", "none"] = "auto"
+    # What a forecaster learns the residual over: "linear", the linear baseline fitted on the
+    # training split first (kept fixed); "persistence", its target's last observed value (the
+    # target must be an input); "none": it predicts the target itself. auto: persistence where
+    # the target is an input, else none (MODELS.md compares the three on three real series).
+    residual: Literal["auto", "linear", "persistence", "none"] = "auto"
     # Weights validated, kept and logged: an exponential moving average of the trained ones,
     # updated every step with this decay. None: 0.995 for forecasters, off for classifiers.
     ema: float | None = None

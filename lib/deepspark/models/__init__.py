@@ -8,6 +8,7 @@ config never pays for it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from deepspark.models.configs import CNNConfig, MLPConfig, RNNConfig
@@ -26,14 +27,23 @@ def build_model(
     *,
     y_scale: tuple[float, float] | None = None,
     persistence: int | None = None,
+    linear: tuple[Sequence[float], float] | None = None,
 ) -> FeatureNet:
     """The configured model for rows of ``x_shape``, with ``n_out`` outputs.
 
     ``y_scale`` (mean, std) makes a regressor answer in the target's units while it learns on
     standardized targets; ``persistence`` (the target's index among a step's features) makes it
-    learn the residual over the last observed target.
+    learn the residual over the last observed target, ``linear`` (weights per value of a flat
+    row, and a bias) the residual over that fixed linear forecast.
     """
     from deepspark.models.net import FeatureNet, make_core
 
     core = make_core(cfg, tuple(x_shape), n_out)
-    return FeatureNet(core, tuple(x_shape), n_out=n_out, y_scale=y_scale, persistence=persistence)
+    return FeatureNet(
+        core,
+        tuple(x_shape),
+        n_out=n_out,
+        y_scale=y_scale,
+        persistence=persistence,
+        linear=linear,
+    )

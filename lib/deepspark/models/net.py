@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -107,6 +109,11 @@ class FeatureNet(nn.Module):
     observed target: the core's output is added to it. Next-step forecasts are mostly "what it
     was, plus a change"; learning the change measured 1.3-2.7 % -> 1.9-6.4 % below the linear
     baseline's MAE on flights (MODELS.md).
+
+    With ``linear`` (a flat weight per value of an ``x`` row and a bias, fitted beforehand on the
+    training split in standardized target units) it learns the residual over that fixed linear
+    forecast instead: the network starts where the linear baseline ends and only has to learn
+    what a linear model cannot. Both are buffers: they travel with the weights and never train.
     """
 
     def __init__(
@@ -117,6 +124,7 @@ class FeatureNet(nn.Module):
         n_out: int,
         y_scale: tuple[float, float] | None = None,
         persistence: int | None = None,
+        linear: tuple[Sequence[float], float] | None = None,
     ) -> None:
         super().__init__()
         self.core = core
@@ -127,6 +135,19 @@ class FeatureNet(nn.Module):
         self.register_buffer("y_std", torch.tensor(float(std)))
         self.n_out = n_out
         self.persistence = persistence if self.regression else None
+        self.linear = linear is not None and self.regression
+        if self.linear:
+            weight, bias = linear  # type: ignore[misc]
+            w = torch.as_tensor(np.asarray(weight, dtype=np.float32).reshape(-1))
+            if w.numel() != math.prod(x_shape):
+                raise ValueError(f"linear: {w.numel()} weights for rows of {math.prod(x_shape)}")
+            self.register_buffer("linear_weight", w)
+            self.register_buffer("linear_bias", torch.tensor(float(bias)))
+            # The core's last layer starts at zero, so the untrained model is the linear forecast
+            # exactly, not that plus a random head's noise; training moves it from there.
+            last = [m for m in core.modules() if isinstance(m, nn.Linear)][-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         shaped = x.reshape(x.shape[0], *self.x_shape)
@@ -138,4 +159,7 @@ class FeatureNet(nn.Module):
         p = getattr(self, "persistence", None)
         if p is not None:
             out = out + shaped[:, -1, p]
+        if getattr(self, "linear", False):
+            # A product and a sum, not a matmul: autocast leaves them in fp32 on GPU.
+            out = out + (x.float() * self.linear_weight).sum(-1) + self.linear_bias
         return out * self.y_std + self.y_mean

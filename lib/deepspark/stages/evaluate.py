@@ -120,9 +120,8 @@ def _forecast(
     # The linear baseline is fitted with the loss the model was trained with, as in training.
     loss = tcfg.loss if tcfg is not None and tcfg.loss not in ("auto", "cross_entropy") else "l1"
     y_scale = (float(scale["mean"]), float(scale["std"]) or 1.0)
-    linear = baselines.linear_forecast(
-        train["x"], train["y"], test["x"], y_scale=y_scale, loss=loss, seed=ecfg.seed
-    )
+    fit = baselines.fit_linear(train["x"], train["y"], y_scale=y_scale, loss=loss, seed=ecfg.seed)
+    linear = fit.predict(test["x"], y_scale)
     return evaluate_forecaster(
         model, test, linear, x_shape=manifest["x_shape"], inputs=list(manifest.get("inputs", [])),
         cfg=ecfg, out=out, title=title, target=target,

@@ -20,12 +20,13 @@ from pyarrow import fs as pafs
 
 from deepspark.config import Config, to_plain
 from deepspark.config.train import TrainConfig
-from deepspark.data import SplitInfo, inspect_split, to_url
+from deepspark.data import SplitInfo, inspect_split, read_split, to_url
 from deepspark.data.arrow import split_files
 from deepspark.data.backend import choose_backend
 from deepspark.errors import ConfigError, InputError
 from deepspark.layout import MANIFEST, SPLITS, Layout
 from deepspark.tracking import tracking_uri
+from deepspark.train.baselines import LinearFit, fit_linear
 
 X, Y = "x", "y"
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class TrainJob:
     checkpoint_dir: str
     parent_run_id: str | None = None
     persistence: int | None = None  # the target's index among a step's inputs (residual model)
+    linear: LinearFit | None = None  # the linear baseline the model learns the residual over
 
     @property
     def train(self) -> TrainConfig:
@@ -107,7 +109,15 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     else:
         scale = manifest["scaling"][manifest["target"]]
         task, n_out, y_scale = "regression", 1, (float(scale["mean"]), float(scale["std"]) or 1.0)
-    persistence = _persistence(tcfg.residual, manifest, where) if kind == "sequence" else None
+    persistence, linear = None, None
+    if kind == "sequence":
+        residual = tcfg.residual
+        if residual == "auto":  # persistence where the target is an input (MODELS.md: why)
+            residual = "persistence" if manifest.get("target") in manifest["inputs"] else "none"
+        if residual == "persistence":
+            persistence = _persistence(manifest, where)
+        elif residual == "linear":
+            linear = _linear(splits["train"], tcfg, y_scale, backend)  # type: ignore[arg-type]
     plain = to_plain(cfg)
     plain["pipeline"]["train"]["loader"]["backend"] = backend
     # Workers may start in another directory: hand them absolute locations.
@@ -126,14 +136,28 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
         checkpoint_dir=checkpoint_dir(cfg, manifest, backend=backend),
         parent_run_id=parent_run_id,
         persistence=persistence,
+        linear=linear,
     )
 
 
-def _persistence(residual: str, manifest: dict[str, Any], where: str) -> int | None:
+def _linear(
+    train: SplitInfo, tcfg: TrainConfig, y_scale: tuple[float, float], backend: str
+) -> LinearFit:
+    """The linear baseline on the training split, fitted once here for every rank and the report.
+
+    The same fit, with the model's loss, is the baseline the run is scored against: the network
+    starts at it and is measured by what it adds.
+    """
+    data = read_split(train.url, [X, Y], workers=tcfg.loader.workers, backend=backend)
+    loss = tcfg.loss if tcfg.loss not in ("auto", "cross_entropy") else "l1"
+    fit = fit_linear(data[X], data[Y], y_scale=y_scale, loss=loss)
+    log.info("residual over the linear baseline, fitted on %d training rows", len(data[Y]))
+    return fit
+
+
+def _persistence(manifest: dict[str, Any], where: str) -> int:
     """The target's index among a step's inputs when the model learns the residual over it."""
     inputs, target = list(manifest.get("inputs", [])), manifest.get("target")
-    if residual == "none" or (residual == "auto" and target not in inputs):
-        return None
     if target not in inputs:
         raise ConfigError(
             f"{where}: train.residual=persistence needs the target {target!r} among the "

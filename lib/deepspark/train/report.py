@@ -239,10 +239,11 @@ class Reporter:
         # The naive forecasts need history the grid may lack (no departures in that hour):
         # compare everything on the rows where every baseline exists.
         common = ~np.isnan(test["baseline_persistence"]) & ~np.isnan(test["baseline_seasonal"])
-        linear = baselines.linear_forecast(
-            train["x"], train["y"], test["x"],
-            y_scale=job.y_scale, loss=step.loss if step.loss != "cross_entropy" else "l1",
-        )  # fmt: skip
+        # The model's own linear part when it has one: the very baseline it was trained over.
+        fit = job.linear or baselines.fit_linear(
+            train["x"], train["y"], y_scale=job.y_scale, loss=step.loss
+        )
+        linear = fit.predict(test["x"], job.y_scale)
         out["test.rows_common"] = float(common.sum())
         out["test.mae_common"] = baselines.mae(pred[common], y[common])
         for name, forecast in (

@@ -48,8 +48,14 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     seed = cfg.seed
     _reseed(seed, -1, 0)  # same initial weights on every rank (DDP also broadcasts them)
 
+    linear = (job.linear.weight, job.linear.bias) if job.linear is not None else None
     net = build_model(
-        cfg, job.x_shape, job.n_out, y_scale=job.y_scale, persistence=job.persistence
+        cfg,
+        job.x_shape,
+        job.n_out,
+        y_scale=job.y_scale,
+        persistence=job.persistence,
+        linear=linear,
     ).to(device)
     train_info = job.splits["train"]
     steps = train_info.rows // (world * cfg.batch_size)
