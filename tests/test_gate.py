@@ -10,6 +10,7 @@ import mlflow
 import pytest
 
 from deepspark import registry
+from deepspark.config.train import RegistryConfig
 from deepspark.errors import InputError
 from deepspark.registry import BaselineCheck
 from deepspark.train.publish import baseline_check
@@ -108,4 +109,4 @@ SUMMARY = {
     ],
 )
 def test_the_check_reads_the_common_rows_and_the_configured_baselines(register, expected):
-    assert baseline_check("regression", register, SUMMARY) == expected
+    assert baseline_check("regression", RegistryConfig(**register), SUMMARY) == expected

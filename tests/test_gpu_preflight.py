@@ -12,9 +12,11 @@ import pytest
 
 from deepspark.config.train import TrainConfig
 from deepspark.errors import ConfigError, SetupError
+from deepspark.manifest import FeatureManifest
 from deepspark.train import launch
 from deepspark.train.job import TrainJob
 from deepspark.train.resources import GPU_HINT, check_local_gpus, check_spark_gpus
+from tests.synthetic import train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "conf" / "gpu" / "discover-gpus.sh"
@@ -137,18 +139,10 @@ def test_a_launch_without_spark_needs_a_cuda_device_per_local_process():
 
 
 def _gpu_job(local_mode: bool) -> TrainJob:
-    train = {"model": "mlp", "use_gpu": True, "local_mode": local_mode, "processes": 1}
-    return TrainJob(
-        config={"pipeline": {"train": train}},
-        config_file="t.yaml",
-        task="regression",
-        x_shape=(4,),
-        n_out=1,
-        y_scale=None,
-        splits={},
-        manifest={},
-        checkpoint_dir="unused",
-    )
+    flags = ["pipeline.train.use_gpu=true", f"pipeline.train.local_mode={str(local_mode).lower()}"]
+    config = train_config(Path("unused"), "sequence", *flags)
+    manifest = FeatureManifest(pipeline="t", kind="sequence", x_shape=(4,), splits={})
+    return TrainJob(config=config, manifest=manifest, splits={}, checkpoint_dir="unused")
 
 
 def test_the_distributor_launch_checks_the_session_first(spark):

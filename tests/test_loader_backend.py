@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from deepspark.cli import main
+from deepspark.config import to_plain
 from deepspark.data import backend
 from deepspark.stages import train as train_stage
 from deepspark.tracking import flatten
@@ -46,9 +47,9 @@ def test_auto_is_resolved_once_and_recorded_in_the_job(tmp_path, monkeypatch):
     write_features(tmp_path / "data", "flights", "sequence", GOOD)
     monkeypatch.setattr(backend, "petastorm_installed", lambda: False)
     auto = prepare(train_config(tmp_path, "sequence"))  # conf/*.yaml leave the default: auto
-    assert auto.config["pipeline"]["train"]["loader"]["backend"] == "arrow"
+    assert auto.config.pipeline.train.loader.backend == "arrow"
     assert auto.train.loader.backend == "arrow"  # what every rank rebuilds
-    params = flatten(auto.config["pipeline"]["train"], prefix="train")
+    params = flatten(to_plain(auto.train), prefix="train")
     assert params["train.loader.backend"] == "arrow"  # what MLflow records
     arrow = prepare(train_config(tmp_path, "sequence", "pipeline.train.loader.backend=arrow"))
     assert arrow.checkpoint_dir == auto.checkpoint_dir  # same reader, same folder
@@ -56,7 +57,7 @@ def test_auto_is_resolved_once_and_recorded_in_the_job(tmp_path, monkeypatch):
     monkeypatch.setattr(backend, "petastorm_installed", lambda: True)
     monkeypatch.setattr(backend, "PETASTORM_WITHIN_10_PERCENT", True)
     one = prepare(train_config(tmp_path, "sequence", "pipeline.train.loader.workers=1"))
-    assert one.config["pipeline"]["train"]["loader"]["backend"] == "petastorm"
+    assert one.config.pipeline.train.loader.backend == "petastorm"
     assert one.checkpoint_dir != arrow.checkpoint_dir  # another reader shuffles differently
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deepspark.config import Config, load_config
+from deepspark.config.loader import non_overrides
 from deepspark.errors import ConfigError, DeepsparkError
 
 RunFn = Callable[[Config, Any], Any]
@@ -34,7 +35,7 @@ def parse_args(argv: Sequence[str], prog: str, default_confs: Sequence[str]) -> 
     parser.add_argument("--conf", action="append", metavar="FILE", help="pipeline config YAML")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(list(argv))
-    bad = [o for o in args.overrides if "=" not in o]
+    bad = non_overrides(args.overrides)
     if bad:
         raise ConfigError(f"expected key=value overrides, found {' '.join(bad)}")
     return [resolve_conf_path(c) for c in (args.conf or default_confs)], args.overrides

@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 from deepspark import tracking
 from deepspark.config import Config
 from deepspark.errors import ConfigError, InputError
+from deepspark.objectives import HIGHER_IS_BETTER, better
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-HIGHER_IS_BETTER = {"accuracy": True, "mae": False, "rmse": False}
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,9 @@ def register_and_gate(
     else:
         champion_version = int(current.version)
         champion_value = float(score(f"models:/{name}/{champion_version}"))
-        better = value > champion_value if HIGHER_IS_BETTER[metric] else value < champion_value
-        verdict = "beats" if better else "does not beat"
-        alias = CHAMPION if better else CHALLENGER
+        wins = better(metric, value, champion_value)
+        verdict = "beats" if wins else "does not beat"
+        alias = CHAMPION if wins else CHALLENGER
         reason = (
             f"{metric} {value:.6g} {verdict} champion v{champion_version} ({champion_value:.6g}) "
             f"on the same test rows"
@@ -128,7 +128,7 @@ def registered_model(cfg: Config, ref: str | int, purpose: str) -> tuple[Any, st
 
     ``purpose`` names the job in the error ("scoring", "evaluation").
     """
-    where = cfg.files[-1] if cfg.files else "config"
+    where = cfg.where
     if not cfg.mlflow.enabled:
         raise ConfigError(
             f"{where}: {purpose} loads the model from the MLflow registry; mlflow.enabled is false"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from deepspark.config import Config, load_config, spark_value
 from deepspark.config.cluster import PROFILE_DIR, ClusterProfile, load_profile
+from deepspark.config.loader import non_overrides
 from deepspark.envpack import ARCHIVE_ALIAS, archive_path, packed_env
 from deepspark.errors import ConfigError, DeepsparkError, SetupError
 
@@ -233,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
     try:
-        bad = [o for o in args.overrides if "=" not in o]
+        bad = non_overrides(args.overrides)
         if bad:
             raise ConfigError(f"expected key=value overrides, found {' '.join(bad)}")
         profile = load_profile(args.cluster) if args.cluster else None

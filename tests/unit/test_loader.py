@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -79,14 +81,15 @@ def test_shuffle_is_seeded_per_epoch(uneven, backend):
 
 
 def test_prefetcher_counts_the_wait_and_passes_errors_through():
-    def broken():
+    def slow_then_broken():
+        time.sleep(0.3)  # the consumer blocks on the first batch for about this long
         yield {"y": np.zeros(2)}
         raise InputError("boom")
 
-    it = Prefetcher(broken(), depth=2)
+    it = Prefetcher(slow_then_broken(), depth=2)
     with pytest.raises(InputError, match="boom"):
         list(it)
-    assert it.waited >= 0.0
+    assert 0.2 <= it.waited < 5.0
 
 
 def test_missing_split_is_an_input_error(tmp_path):

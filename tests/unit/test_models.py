@@ -85,12 +85,19 @@ def test_augmentation_is_identity_when_off_and_seeded_when_on():
     assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
 
 
-def test_a_whole_pixel_shift_moves_the_image():
+def test_a_shift_moves_the_image_by_the_drawn_number_of_pixels():
     x = torch.zeros(1, 1, 8, 8)
     x[0, 0, 4, 4] = 1.0
-    gen = torch.Generator().manual_seed(0)
-    out = random_affine(x, shift=1, rotate=0, generator=gen)
+    out = random_affine(x, shift=1, rotate=0, generator=torch.Generator().manual_seed(0))
+    # The same draws as the transform: the angle (0 here), then the x and y shifts in pixels.
+    draws = torch.Generator().manual_seed(0)
+    _, tx, ty = ((torch.rand(1, generator=draws) * 2 - 1).item() for _ in range(3))
+    assert min(abs(tx), abs(ty)) > 0.1  # this seed moves the pixel in both directions
     assert torch.isclose(out.sum(), torch.tensor(1.0), atol=1e-5)  # moved, not lost
+    # Output pixel p samples input p + t, so the bright pixel's centre of mass moves by -t.
+    rows, cols = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
+    centre = ((out[0, 0] * cols).sum().item(), (out[0, 0] * rows).sum().item())
+    assert centre == pytest.approx((4 - tx, 4 - ty), abs=1e-4)
 
 
 @pytest.mark.parametrize(

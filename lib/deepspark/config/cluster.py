@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from deepspark.config.loader import build, deep_merge, read_yaml
+from deepspark.config.loader import build, deep_merge, non_overrides, read_yaml
 from deepspark.config.model import Scalar, _empty
 from deepspark.errors import ConfigError
 
@@ -66,7 +66,7 @@ class ClusterProfile:
                 "python_env: image needs settings.spark.pyspark.python (the interpreter inside "
                 "the image)"
             )
-        bad = [o for o in self.overrides if "=" not in o]
+        bad = non_overrides(self.overrides)
         if bad:
             raise ValueError(f"overrides: expected key=value, found {', '.join(bad)}")
 

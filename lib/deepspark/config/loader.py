@@ -10,12 +10,13 @@ import dataclasses
 import datetime
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from deepspark.config.frozen import FrozenMap
 from deepspark.errors import ConfigError
 
 T = TypeVar("T")
@@ -55,6 +56,11 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
         else:
             out[k] = v
     return out
+
+
+def non_overrides(items: Iterable[str]) -> list[str]:
+    """The items that are not ``key=value`` assignments (command lines and cluster profiles)."""
+    return [o for o in items if "=" not in o]
 
 
 def apply_override(cls: type, data: dict[str, Any], assignment: str) -> None:
@@ -158,7 +164,7 @@ def _build(tp: Any, value: Any, *, file: str, key: str, partial: bool) -> Any:
             )
             for k, v in value.items()
         }
-        return types.MappingProxyType(built)
+        return FrozenMap(built)
     return _build_scalar(tp, value, at)
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 
 from deepspark.config.evaluate import EvaluateConfig
+from deepspark.config.frozen import FrozenMap
 from deepspark.config.score import ScoreConfig
 from deepspark.config.train import TrainConfig
 
@@ -22,7 +22,7 @@ Scalar = str | int | float | bool
 
 
 def _empty() -> Mapping:
-    return MappingProxyType({})
+    return FrozenMap()
 
 
 STAGES = (
@@ -475,3 +475,8 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     base: str | None = None
     files: tuple[str, ...] = field(default=(), metadata={"yaml": False})
+
+    @property
+    def where(self) -> str:
+        """The file errors about this config name: the pipeline file (the last one loaded)."""
+        return self.files[-1] if self.files else "config"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from deepspark.models.configs import CNNConfig, MLPConfig, RNNConfig
+
+Task = Literal["classification", "regression"]
 
 
 @dataclass(frozen=True)
@@ -110,3 +112,30 @@ class TrainConfig:
             raise ValueError("lr: expected > 0; weight_decay and grad_clip: >= 0")
         if self.patience < 0 or not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError("patience: expected >= 0; warmup_epochs: in [0, epochs)")
+
+    def resolved(
+        self,
+        task: Task,
+        *,
+        residual: Literal["linear", "persistence", "none"] | None = None,
+        backend: Literal["arrow", "petastorm"] | None = None,
+    ) -> TrainConfig:
+        """This config with every "auto" replaced by what it means for ``task``: one place.
+
+        Training preflight calls it once (with the residual and the loader backend it chose from
+        the features), and every rank, the report, the gate and evaluation read the result.
+        ``precision: auto`` stays: it depends on the GPU the rank finds.
+        """
+        classify = task == "classification"
+        register = self.register
+        if register.metric == "auto":
+            register = replace(register, metric="accuracy" if classify else "mae")
+        return replace(
+            self,
+            loss=self.loss if self.loss != "auto" else ("cross_entropy" if classify else "l1"),
+            monitor=self.monitor if self.monitor != "auto" else ("loss" if classify else "mae"),
+            ema=self.ema if self.ema is not None else (0.0 if classify else 0.995),
+            residual=residual or self.residual,
+            loader=replace(self.loader, backend=backend) if backend else self.loader,
+            register=register,
+        )

@@ -64,7 +64,7 @@ def pseudonym_key(cfg: Config, columns: list[str]) -> bytes | None:
     from_env = os.environ.get(env, "").encode()
     from_file = read_key_file(path) if path else None
     if from_file is not None and from_env and not hmac.compare_digest(from_env, from_file):
-        where = cfg.files[-1] if cfg.files else "config"
+        where = cfg.where
         raise ConfigError(
             f"{where}: privacy.key_file {path} and ${env} hold different keys; set only one of them"
         )

@@ -51,7 +51,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     """
     spec = cfg.pipeline.cluster
     if spec is None:
-        raise ConfigError(f"{cfg.files[-1] if cfg.files else 'config'}: no 'pipeline.cluster'")
+        raise ConfigError(f"{cfg.where}: no 'pipeline.cluster'")
     layout = Layout(cfg.paths, cfg.pipeline.name)
     source = layout.qualified(spec.table)
     target = layout.path("gold", spec.output)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from deepspark import manifest as features
 from deepspark import registry, tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.evaluate import EvaluateConfig
@@ -30,9 +31,9 @@ from deepspark.errors import InputError
 from deepspark.evaluate.classify import evaluate_classifier
 from deepspark.evaluate.forecast import NAIVE, evaluate_forecaster
 from deepspark.layout import MANIFEST, Layout
+from deepspark.manifest import FeatureManifest
 from deepspark.stages import StageResult
 from deepspark.train import baselines
-from deepspark.train.job import check_split, read_manifest
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -51,14 +52,14 @@ def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
     ecfg = cfg.pipeline.evaluate or EvaluateConfig()
     mlflow, name, uri, version = registry.registered_model(cfg, ecfg.model, "evaluation")
     layout = Layout(cfg.paths, cfg.pipeline.name)
-    manifest = read_manifest(layout.path("features", MANIFEST))
-    kind, x_shape = manifest.get("kind"), tuple(int(d) for d in manifest["x_shape"])
+    manifest = features.read(layout.path("features", MANIFEST))
+    kind, x_shape = manifest.kind, manifest.x_shape
     test_info = inspect_split(layout.path("features", "test"))
-    check_split("test", test_info, kind, math.prod(x_shape))
+    manifest.check_split("test", test_info)
 
     from deepspark import serving  # attributions need the module, not the pyfunc's answers
 
-    classes = len(manifest["classes"]) if kind == "image" else None
+    classes = manifest.n_out if kind == "image" else None
     _check_model(mlflow, uri, x_shape, classes, layout.path("features", "test"))
     model = serving.module(uri)
     title = f"{name} v{version}"
@@ -68,7 +69,7 @@ def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
         if kind == "image":
             test = _read(test_info, ["x", "y"])
             found = evaluate_classifier(
-                model, test["x"], test["y"], x_shape=x_shape, classes=list(manifest["classes"]),
+                model, test["x"], test["y"], x_shape=x_shape, classes=list(manifest.classes),
                 cfg=ecfg, out=out, title=title,
             )  # fmt: skip
         else:
@@ -96,7 +97,7 @@ def _forecast(
     cfg: Config,
     ecfg: EvaluateConfig,
     model: Any,
-    manifest: dict[str, Any],
+    manifest: FeatureManifest,
     layout: Layout,
     test_info: SplitInfo,
     out: Path,
@@ -108,22 +109,21 @@ def _forecast(
             f"{test_info.url}: the test split has no {', '.join(missing)} (the naive baselines); "
             "rebuild the features (./spark-submit.sh jobs/features.py)"
         )
-    key = manifest.get("series_key")
-    time = "target_time" if "target_time" in test_info.columns else manifest.get("time")
+    key = manifest.series_key
+    time = "target_time" if "target_time" in test_info.columns else manifest.time
     extra = [c for c in (key, time) if c and c in test_info.columns]
     test = _read(test_info, ["x", "y", *NAIVE.values(), *extra])
     train_info = inspect_split(layout.path("features", "train"))
     train = _read(train_info, ["x", "y"])
-    target = manifest.get("target", "y")
-    scale = manifest["scaling"][target]
+    target = manifest.target or "y"
     tcfg = cfg.pipeline.train
     # The linear baseline is fitted with the loss the model was trained with, as in training.
-    loss = tcfg.loss if tcfg is not None and tcfg.loss not in ("auto", "cross_entropy") else "l1"
-    y_scale = (float(scale["mean"]), float(scale["std"]) or 1.0)
+    loss = tcfg.resolved(manifest.task).loss if tcfg is not None else "l1"
+    y_scale = manifest.y_scale or (0.0, 1.0)
     fit = baselines.fit_linear(train["x"], train["y"], y_scale=y_scale, loss=loss, seed=ecfg.seed)
     linear = fit.predict(test["x"], y_scale)
     return evaluate_forecaster(
-        model, test, linear, x_shape=manifest["x_shape"], inputs=list(manifest.get("inputs", [])),
+        model, test, linear, x_shape=manifest.x_shape, inputs=list(manifest.inputs),
         cfg=ecfg, out=out, title=title, target=target,
         key=key if key in extra else None, time=time if time in extra else None,
     )  # fmt: skip

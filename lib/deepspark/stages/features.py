@@ -19,12 +19,14 @@ from pyspark.sql import functions as F
 
 from deepspark import tracking
 from deepspark.config import Config, config_hash, to_plain
+from deepspark.config.frozen import FrozenMap
 from deepspark.config.model import FeaturesConfig, ImageFeatures, SequenceFeatures
 from deepspark.errors import ConfigError, DeepsparkError, InputError
 from deepspark.etl import features as feat
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.io import Layout, counting, local_path, read_parquet, staged_outputs
 from deepspark.layout import MANIFEST
+from deepspark.manifest import FeatureManifest, SplitSummary
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
 from deepspark.stages._common import log_input
@@ -37,7 +39,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     """Build the feature splits of the pipeline and move them into place together."""
     fcfg = cfg.pipeline.features
     if fcfg is None:
-        raise ConfigError(f"{cfg.files[-1] if cfg.files else 'config'}: no 'pipeline.features'")
+        raise ConfigError(f"{cfg.where}: no 'pipeline.features'")
     spec = fcfg.sequence or fcfg.image
     layout = Layout(cfg.paths, cfg.pipeline.name)
     layer = "gold" if spec.source in cfg.pipeline.aggregates else "silver"
@@ -67,14 +69,15 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         finally:
             for frame in (data, *cached):  # the session outlives the stage: free what it cached
                 frame.unpersist()
-        manifest = {
-            "pipeline": cfg.pipeline.name,
-            "source": source,
-            "config_hash": config_hash(cfg),
+        manifest = FeatureManifest(
+            pipeline=cfg.pipeline.name,
+            source=source,
+            config_hash=config_hash(cfg),
+            splits=FrozenMap({n: SplitSummary(**v) for n, v in splits.items()}),
             **info,
-            "splits": splits,
-        }
-        out.write_text(layout.path("features", MANIFEST), json.dumps(manifest, indent=2))
+        )
+        text = json.dumps(manifest.to_json(), indent=2)
+        out.write_text(layout.path("features", MANIFEST), text)
         out.commit()
         metrics.update({f"{s}.rows": v["rows"] for s, v in splits.items()})
         metrics["rows_out"] = sum(v["rows"] for v in splits.values())
@@ -107,14 +110,14 @@ def _sequence(
         "kind": "sequence",
         "series_key": spec.series_key,
         "time": spec.time,
-        "inputs": feat.step_features(spec),
+        "inputs": tuple(feat.step_features(spec)),
         "target": spec.target,
         "window": spec.window,
         "horizon": spec.horizon,
         "frequency": spec.frequency,
         "season": spec.period,
-        "x_shape": [spec.window, len(feat.step_features(spec))],
-        "scaling": {c: {"mean": m, "std": s} for c, (m, s) in stats.items()},
+        "x_shape": (spec.window, len(feat.step_features(spec))),
+        "scaling": FrozenMap(stats),
         "grid_rows": grid_rows(),
     }
     return data, info, [grid]
@@ -125,9 +128,9 @@ def _image(df: DataFrame, spec: ImageFeatures, source: str) -> tuple[DataFrame, 
     labels = sorted(r[0] for r in df.select(spec.label).distinct().collect())
     info = {
         "kind": "image",
-        "x_shape": list(spec.shape),
+        "x_shape": tuple(spec.shape),
         "max_value": spec.max_value,
-        "classes": labels,
+        "classes": tuple(labels),
     }
     return feat.image_features(df, spec), info
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from deepspark.objectives import regression_loss
+
 log = logging.getLogger("deepspark.train")
 
 
@@ -73,7 +75,6 @@ def fit_linear(
     same objective the neural model minimizes, so the comparison is between models, not losses.
     """
     import torch
-    import torch.nn.functional as F
 
     torch.manual_seed(seed)
     mean, std = y_scale
@@ -84,7 +85,7 @@ def fit_linear(
     torch.nn.init.zeros_(layer.bias)
     opt = torch.optim.Adam(layer.parameters(), lr=0.01)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    fn = {"l1": F.l1_loss, "mse": F.mse_loss, "huber": F.smooth_l1_loss}[loss]
+    fn = regression_loss(loss)
     for _ in range(steps):
         opt.zero_grad()
         fn(layer(x).squeeze(-1), y).backward()

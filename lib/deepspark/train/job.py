@@ -9,22 +9,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-import pyarrow.parquet as pq
-from pyarrow import fs as pafs
-
+from deepspark import manifest as features
 from deepspark.config import Config, to_plain
+from deepspark.config.frozen import FrozenMap
 from deepspark.config.train import TrainConfig
-from deepspark.data import SplitInfo, inspect_split, read_split, to_url
-from deepspark.data.arrow import split_files
+from deepspark.data import SplitInfo, inspect_split, read_split
 from deepspark.data.backend import choose_backend
 from deepspark.errors import ConfigError, InputError
 from deepspark.layout import MANIFEST, SPLITS, Layout
+from deepspark.manifest import FeatureManifest
 from deepspark.tracking import tracking_uri
 from deepspark.train.baselines import LinearFit, fit_linear
 
@@ -35,16 +33,15 @@ _KIND_OF_MODEL = {"cnn": "image", "rnn": "sequence"}
 
 @dataclass(frozen=True)
 class TrainJob:
-    """What every rank needs, in plain picklable values (a Config holds read-only proxies)."""
+    """What every rank needs, picklable: the whole config, the manifest, the splits as found.
 
-    config: dict[str, Any]
-    config_file: str
-    task: str  # "classification" | "regression"
-    x_shape: tuple[int, ...]
-    n_out: int
-    y_scale: tuple[float, float] | None
-    splits: dict[str, SplitInfo]
-    manifest: dict[str, Any]
+    ``config.pipeline.train`` has every "auto" resolved; ``persistence`` and ``linear`` are what
+    preflight decided the model learns the residual over.
+    """
+
+    config: Config  # pipeline.train resolved (TrainConfig.resolved): read it, never re-derive it
+    manifest: FeatureManifest
+    splits: Mapping[str, SplitInfo]
     checkpoint_dir: str
     parent_run_id: str | None = None
     persistence: int | None = None  # the target's index among a step's inputs (residual model)
@@ -52,22 +49,30 @@ class TrainJob:
 
     @property
     def train(self) -> TrainConfig:
-        """The ``pipeline.train`` section, rebuilt as its frozen dataclass."""
-        from deepspark.config.loader import build
+        """The resolved ``pipeline.train`` section."""
+        return self.config.pipeline.train  # type: ignore[return-value]
 
-        return build(TrainConfig, self.config["pipeline"]["train"], file=self.config_file)
+    @property
+    def task(self) -> Literal["classification", "regression"]:  # noqa: D102
+        return self.manifest.task
 
-    def full_config(self) -> Config:
-        """The whole job config, rebuilt as its frozen dataclass."""
-        from deepspark.config.loader import build
+    @property
+    def x_shape(self) -> tuple[int, ...]:  # noqa: D102
+        return self.manifest.x_shape
 
-        return build(Config, self.config, file=self.config_file)
+    @property
+    def n_out(self) -> int:  # noqa: D102
+        return self.manifest.n_out
+
+    @property
+    def y_scale(self) -> tuple[float, float] | None:  # noqa: D102
+        return self.manifest.y_scale
 
 
 def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     """Read the feature manifest, check every split against the model, build the job."""
     tcfg = cfg.pipeline.train
-    where = cfg.files[-1] if cfg.files else "config"
+    where = cfg.where
     if tcfg is None:
         raise ConfigError(f"{where}: no 'pipeline.train' section")
     # Resolved here, once: every rank reads with the backend the job carries, and the run's
@@ -75,18 +80,16 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     backend = choose_backend(tcfg.loader.backend, tcfg.loader.workers)
     log.info("loader backend: %s (loader.backend: %s)", backend, tcfg.loader.backend)
     layout = Layout(cfg.paths, cfg.pipeline.name)
-    manifest = read_manifest(layout.path("features", MANIFEST))
-    kind = manifest.get("kind")
+    manifest = features.read(layout.path("features", MANIFEST))
     wanted = _KIND_OF_MODEL.get(tcfg.model)
-    if wanted and kind != wanted:
+    if wanted and manifest.kind != wanted:
         raise ConfigError(
             f"{where}: train.model={tcfg.model} needs {wanted} features, "
-            f"but pipeline {cfg.pipeline.name!r} has {kind} features"
+            f"but pipeline {cfg.pipeline.name!r} has {manifest.kind} features"
         )
-    x_shape = tuple(int(d) for d in manifest["x_shape"])
     splits = {s: inspect_split(layout.path("features", s)) for s in SPLITS}
     for name, info in splits.items():
-        check_split(name, info, kind, math.prod(x_shape))
+        manifest.check_split(name, info)
     for name in ("train", "validation"):  # both are read sharded, one shard per process
         groups = splits[name].row_groups
         if groups < tcfg.processes:
@@ -101,38 +104,29 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
             f"{layout.path('features', 'train')}: {splits['train'].rows} rows, fewer than one "
             f"batch per process ({tcfg.processes} x {tcfg.batch_size}); lower train.batch_size"
         )
-    if kind == "image":
-        classes = list(manifest["classes"])
-        if classes != list(range(len(classes))):
-            raise InputError(f"labels must be 0..K-1 for classification, found {classes}")
-        task, n_out, y_scale = "classification", len(classes), None
-    else:
-        scale = manifest["scaling"][manifest["target"]]
-        task, n_out, y_scale = "regression", 1, (float(scale["mean"]), float(scale["std"]) or 1.0)
-    persistence, linear = None, None
-    if kind == "sequence":
+    classes = list(manifest.classes)
+    if manifest.kind == "image" and classes != list(range(len(classes))):
+        raise InputError(f"labels must be 0..K-1 for classification, found {classes}")
+    residual = None
+    if manifest.kind == "sequence":
         residual = tcfg.residual
         if residual == "auto":  # persistence where the target is an input (MODELS.md: why)
-            residual = "persistence" if manifest.get("target") in manifest["inputs"] else "none"
-        if residual == "persistence":
-            persistence = _persistence(manifest, where)
-        elif residual == "linear":
-            linear = _linear(splits["train"], tcfg, y_scale, backend)  # type: ignore[arg-type]
-    plain = to_plain(cfg)
-    plain["pipeline"]["train"]["loader"]["backend"] = backend
+            residual = "persistence" if manifest.target in manifest.inputs else "none"
+    resolved = tcfg.resolved(manifest.task, residual=residual, backend=backend)  # type: ignore
+    persistence = _persistence(manifest, where) if residual == "persistence" else None
+    linear = _linear(splits["train"], resolved, manifest) if residual == "linear" else None
     # Workers may start in another directory: hand them absolute locations.
-    plain["mlflow"]["tracking_uri"] = tracking_uri(cfg.mlflow)
     root = cfg.mlflow.artifact_root
-    plain["mlflow"]["artifact_root"] = root if "://" in root else str(Path(root).resolve())
+    mlflow = replace(
+        cfg.mlflow,
+        tracking_uri=tracking_uri(cfg.mlflow),
+        artifact_root=root if "://" in root else str(Path(root).resolve()),
+    )
+    job_cfg = replace(cfg, mlflow=mlflow, pipeline=replace(cfg.pipeline, train=resolved))
     return TrainJob(
-        config=plain,
-        config_file=where,
-        task=task,
-        x_shape=x_shape,
-        n_out=n_out,
-        y_scale=y_scale,
-        splits=splits,
+        config=job_cfg,
         manifest=manifest,
+        splits=FrozenMap(splits),
         checkpoint_dir=checkpoint_dir(cfg, manifest, backend=backend),
         parent_run_id=parent_run_id,
         persistence=persistence,
@@ -140,78 +134,29 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     )
 
 
-def _linear(
-    train: SplitInfo, tcfg: TrainConfig, y_scale: tuple[float, float], backend: str
-) -> LinearFit:
+def _linear(train: SplitInfo, tcfg: TrainConfig, manifest: FeatureManifest) -> LinearFit:
     """The linear baseline on the training split, fitted once here for every rank and the report.
 
     The same fit, with the model's loss, is the baseline the run is scored against: the network
     starts at it and is measured by what it adds.
     """
-    data = read_split(train.url, [X, Y], workers=tcfg.loader.workers, backend=backend)
-    loss = tcfg.loss if tcfg.loss not in ("auto", "cross_entropy") else "l1"
-    fit = fit_linear(data[X], data[Y], y_scale=y_scale, loss=loss)
+    data = read_split(train.url, [X, Y], workers=tcfg.loader.workers, backend=tcfg.loader.backend)
+    fit = fit_linear(data[X], data[Y], y_scale=manifest.y_scale, loss=tcfg.loss)  # type: ignore
     log.info("residual over the linear baseline, fitted on %d training rows", len(data[Y]))
     return fit
 
 
-def _persistence(manifest: dict[str, Any], where: str) -> int:
+def _persistence(manifest: FeatureManifest, where: str) -> int:
     """The target's index among a step's inputs when the model learns the residual over it."""
-    inputs, target = list(manifest.get("inputs", [])), manifest.get("target")
-    if target not in inputs:
+    if manifest.target not in manifest.inputs:
         raise ConfigError(
-            f"{where}: train.residual=persistence needs the target {target!r} among the "
-            f"sequence inputs; found {', '.join(inputs)}"
+            f"{where}: train.residual=persistence needs the target {manifest.target!r} among the "
+            f"sequence inputs; found {', '.join(manifest.inputs)}"
         )
-    return inputs.index(target)
+    return manifest.inputs.index(manifest.target)
 
 
-def read_manifest(path: str) -> dict[str, Any]:
-    """The features stage's manifest (shapes, scaling, splits)."""
-    filesystem, local = pafs.FileSystem.from_uri(to_url(path))
-    try:
-        with filesystem.open_input_stream(local) as fh:
-            return json.loads(fh.read().decode("utf-8"))
-    except FileNotFoundError as e:
-        raise InputError(f"{path}: no feature manifest; run the features stage first") from e
-
-
-def check_split(name: str, info: SplitInfo, kind: str, x_len: int) -> None:
-    """Columns, types, row length and row count of one split, or an :class:`InputError`."""
-    missing = [c for c in (X, Y) if c not in info.columns]
-    if missing:
-        raise InputError(
-            f"{info.url}: the {name} split is missing column(s) {', '.join(missing)} "
-            f"(available: {', '.join(info.columns)})"
-        )
-    x_type, y_type = info.columns[X], info.columns[Y]
-    if not re.fullmatch(r"(large_)?list<\w+: (float|double)( not null)?>", x_type):
-        raise InputError(f"{info.url}: column x must be a list of floats, found {x_type}")
-    y_ok = r"u?int(8|16|32|64)" if kind == "image" else r"float|double"
-    if not re.fullmatch(y_ok, y_type):
-        expected = "an integer label" if kind == "image" else "a float target"
-        raise InputError(f"{info.url}: column y must be {expected}, found {y_type}")
-    if info.rows == 0:
-        raise InputError(f"{info.url}: the {name} split is empty; check the split settings")
-    found = _first_row_length(info.url)
-    if found is not None and found != x_len:
-        raise InputError(
-            f"{info.url}: x rows hold {found} values, the manifest's x_shape needs {x_len}"
-        )
-
-
-def _first_row_length(url: str) -> int | None:
-    filesystem, files = split_files(url)
-    for path in files:
-        with filesystem.open_input_file(path) as fh:
-            for batch in pq.ParquetFile(fh).iter_batches(batch_size=1, columns=[X]):
-                if batch.num_rows:
-                    cell = batch.column(0)[0]
-                    return None if not cell.is_valid else len(cell)
-    return None
-
-
-def checkpoint_dir(cfg: Config, manifest: dict[str, Any], *, backend: str | None = None) -> str:
+def checkpoint_dir(cfg: Config, manifest: FeatureManifest, *, backend: str | None = None) -> str:
     """``{checkpoints}/{pipeline}/{model}-{hash}``: same settings and features, same folder.
 
     Settings that do not change what is learned (resume, logging) stay out of the hash, so
@@ -227,7 +172,7 @@ def checkpoint_dir(cfg: Config, manifest: dict[str, Any], *, backend: str | None
         train.pop(key, None)
     # The manifest minus the hash of the config that built it: the data's identity (rows, schema,
     # scaling), not the settings of unrelated stages.
-    features = {k: v for k, v in manifest.items() if k != "config_hash"}
+    features = {k: v for k, v in manifest.to_json().items() if k != "config_hash"}
     blob = json.dumps({"train": train, "features": features}, sort_keys=True, default=str)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
     root = cfg.paths.checkpoints

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepspark.data import FeatureLoader, Prefetcher
+from deepspark.objectives import better, regression_loss
 from deepspark.train.progress import Progress
 
-MAXIMIZE = {"accuracy"}
 # A batch cut from a single row group is a view of Arrow's read-only buffer (pyarrow hands
 # those out as is). Torch warns once that it cannot guard such memory; nothing here writes to an
 # input batch in place (augmentation returns a new tensor), so the warning is noise.
@@ -45,7 +45,7 @@ def loss_fn(step: Step, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     # Learn in standard units: the loss scale (and with it clipping and weight decay) does not
     # depend on the target's units.
     pred, y = pred / step.y_std, y / step.y_std
-    return {"l1": F.l1_loss, "mse": F.mse_loss, "huber": F.smooth_l1_loss}[step.loss](pred, y)
+    return regression_loss(step.loss)(pred, y)
 
 
 def to_tensors(device: torch.device, task: str) -> Callable[[dict], tuple]:
@@ -164,8 +164,4 @@ def predict(model: nn.Module, x: np.ndarray, device: torch.device, batch: int = 
 
 def improved(metric: str, value: float, best: float | None, min_delta: float) -> bool:
     """Whether ``value`` beats ``best`` by more than ``min_delta`` in the metric's direction."""
-    if best is None:
-        return True
-    if metric in MAXIMIZE:
-        return value > best + min_delta
-    return value < best - min_delta
+    return better(metric, value, best, min_delta)

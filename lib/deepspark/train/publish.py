@@ -23,7 +23,9 @@ import numpy as np
 from deepspark.train.job import TrainJob
 
 if TYPE_CHECKING:
+    from deepspark.config.train import RegistryConfig
     from deepspark.registry import BaselineCheck
+    from deepspark.train.state import Logged
 
 log = logging.getLogger("deepspark.train")
 
@@ -32,7 +34,7 @@ def publish(
     call: Callable[..., tuple[bool, Any]],
     mlflow: Any,
     job: TrainJob,
-    done: dict[str, Any],
+    done: Logged,
     net: Any,
     summary: dict,
     test: dict,
@@ -48,27 +50,24 @@ def publish(
         summary: the test metrics; the registry's outcome is added to it.
         test: the test split's arrays ("x", "y").
     """
-    if not done["model"]:
+    if not done.model:
         example = test["x"][:5].astype(np.float32)
         classes = job.n_out if job.task == "classification" else None
-        done["model"] = call("model", _log_model, mlflow, net, example, classes)[1] or ""
-    if job.config["pipeline"]["train"]["register"]["enabled"]:
-        if not done["registry"]:
-            gate = call("registry gate", _register, mlflow, job, done["model"], summary, test)
-            done["registry"] = gate[1] or {}
-        summary.update(done["registry"])
+        done.model = call("model", _log_model, mlflow, net, example, classes)[1] or ""
+    if job.train.register.enabled:
+        if not done.registry:
+            gate = call("registry gate", _register, mlflow, job, done.model, summary, test)
+            done.registry = gate[1] or {}
+        summary.update(done.registry)
 
 
 def _register(
     mlflow: Any, job: TrainJob, model_uri: str, summary: dict, test: dict
 ) -> dict[str, Any]:
-    reg = job.config["pipeline"]["train"]["register"]
-    if not reg["enabled"]:
-        return {}
     from deepspark import registry, serving
 
-    auto = "accuracy" if job.task == "classification" else "mae"
-    metric = auto if reg["metric"] == "auto" else reg["metric"]
+    reg = job.train.register
+    metric = reg.metric  # resolved at preflight: accuracy or mae unless set
 
     def score(uri: str) -> float:
         model = mlflow.pyfunc.load_model(uri)
@@ -76,7 +75,7 @@ def _register(
             metric, serving.point(model.predict(test["x"].astype(np.float32))), test["y"]
         )
 
-    name = reg["name"] or job.config["pipeline"]["name"]
+    name = reg.name or job.config.pipeline.name
     gate = registry.register_and_gate(
         mlflow, name=name, model_uri=model_uri, metric=metric,
         value=summary[f"test.{metric}"], score=score,
@@ -97,16 +96,16 @@ def _register(
     }
 
 
-def baseline_check(task: str, reg: dict, summary: dict) -> BaselineCheck | None:
+def baseline_check(task: str, reg: RegistryConfig, summary: dict) -> BaselineCheck | None:
     """The new version against the baselines training computed, on the rows they share.
 
     None when ``register.beat_baselines`` is off. Forecasters compare MAE on the test rows where
     every naive baseline exists (``test.mae_common``); classifiers compare accuracy with the SVC.
     ``register.baselines`` names a subset; empty means every baseline the run computed.
     """
-    if not reg["beat_baselines"]:
+    if not reg.beat_baselines:
         return None
-    wanted = set(reg["baselines"])
+    wanted = set(reg.baselines)
     if task == "classification":
         metric, value, rows = "accuracy", summary["test.accuracy"], summary["test.rows"]
     else:

@@ -13,6 +13,7 @@ logs only what is missing, into the same run.
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -21,29 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from deepspark.config import to_plain
 from deepspark.data import read_split
 from deepspark.train import baselines
 from deepspark.train.job import TrainJob
 from deepspark.train.publish import publish
+from deepspark.train.state import Logged
 
 log = logging.getLogger("deepspark.train")
-
-
-def _nothing_logged() -> dict[str, Any]:
-    """What has reached a job's MLflow run, saved in every checkpoint as its "mlflow" entry.
-
-    The run's parameters, how many leading epochs' metrics, the test metrics, the curves, the
-    logged model's URI, the registry gate's outcome; and what failed, with the first error.
-    """
-    return {
-        "params": False, "epochs": 0, "test": False, "plots": False, "model": "", "registry": {},
-        "failed": [], "error": "",
-    }  # fmt: skip
-
-
-def unreported(checkpoint: Mapping[str, Any]) -> bool:
-    """Whether a checkpoint's results still have to reach MLflow (a rerun then logs only them)."""
-    return bool((checkpoint.get("mlflow") or {}).get("failed"))
 
 
 class Reporter:
@@ -61,33 +47,31 @@ class Reporter:
         world: int,
         run_id: str | None,
         history: Sequence[dict] = (),
-        logged: Mapping[str, Any] | None = None,
+        logged: Logged | None = None,
     ) -> None:
         self.job, self.rank, self.world = job, rank, world
         self.run_id = run_id
         self.mlflow = None
-        self.enabled = rank == 0 and bool(job.config["mlflow"]["enabled"])
-        # Checkpoints written before the "mlflow" entry existed had all of this logged.
-        default = {**_nothing_logged(), "params": True, "epochs": len(history)}
-        self.done: dict[str, Any] = {**default, **(logged or {})}
+        self.enabled = rank == 0 and job.config.mlflow.enabled
+        self.done = copy.deepcopy(logged) if logged is not None else Logged()
         self._failed: list[str | int] = []  # what did not reach MLflow here; ints are epochs
         self._down = False  # after the first failure no call goes to MLflow
         self._open = False  # whether this process holds the run active
         if not self.enabled:
             return  # what an earlier run could not log stays pending in the checkpoint
-        self.done["error"] = ""
+        self.done.error = ""
         ok, self.mlflow = self._call("run start", self._start)
         self._open = ok
-        if not self.done["params"]:
-            self.done["params"] = self._call("run parameters", self._log_params)[0]
-        for record in history[self.done["epochs"] :]:
+        if not self.done.params:
+            self.done.params = self._call("run parameters", self._log_params)[0]
+        for record in history[self.done.epochs :]:
             self._log_epoch(record)
 
-    def progress(self) -> dict[str, Any]:
-        """What has reached the MLflow run so far, for the checkpoint (plain values only)."""
+    def progress(self) -> Logged:
+        """What has reached the MLflow run so far, for the checkpoint (a copy)."""
         if self.enabled:
-            self.done["failed"] = _describe(self._failed)
-        return {**self.done, "failed": list(self.done["failed"])}
+            self.done.failed = _describe(self._failed)
+        return copy.deepcopy(self.done)
 
     def epoch(self, record: dict[str, float]) -> None:
         """Log one epoch's metrics (step = epoch number) and a summary line."""
@@ -120,17 +104,17 @@ class Reporter:
         if not self.enabled:
             return summary
         done, mlflow = self.done, self.mlflow
-        if not done["test"]:
+        if not done.test:
             metrics = {k: float(v) for k, v in summary.items() if _num(v)}
-            done["test"] = self._call("test metrics", lambda: mlflow.log_metrics(metrics))[0]
-        if not done["plots"]:
-            done["plots"] = self._call("learning-curve plots", self._log_curves, history)[0]
+            done.test = self._call("test metrics", lambda: mlflow.log_metrics(metrics))[0]
+        if not done.plots:
+            done.plots = self._call("learning-curve plots", self._log_curves, history)[0]
         publish(self._call, mlflow, self.job, done, net, summary, test)
         self._close()
         summary["run_id"] = self.run_id
-        failed = self.progress()["failed"]
+        failed = self.progress().failed
         if failed:
-            summary.update(mlflow_failed=failed, mlflow_error=done["error"])
+            summary.update(mlflow_failed=failed, mlflow_error=done.error)
         return summary
 
     def fail(self) -> None:
@@ -168,21 +152,20 @@ class Reporter:
                 return True, fn(*args)
             except tracking.outage_errors() as e:
                 self._down = True
-                self.done["error"] = tracking.one_line(e)
+                self.done.error = tracking.one_line(e)
                 log.warning(
                     "MLflow logging failed (%s: %s); nothing more is sent to MLflow in this run, "
                     "training and checkpoints go on",
-                    _describe([what])[0], self.done["error"],
+                    _describe([what])[0], self.done.error,
                 )  # fmt: skip
         self._failed.append(what)
         return False, None
 
     def _start(self) -> Any:
         from deepspark import tracking
-        from deepspark.config.model import MlflowConfig
 
-        cfg = self.job.full_config()
-        mlflow = tracking.setup(MlflowConfig(**self.job.config["mlflow"]))
+        cfg = self.job.config
+        mlflow = tracking.setup(cfg.mlflow)
         # In-process launches inside a pipeline run already have that run active in this thread.
         nested = mlflow.active_run() is not None
         if self.run_id is not None:
@@ -193,7 +176,7 @@ class Reporter:
                 run_name=f"{cfg.pipeline.name}-train", parent_run_id=self.job.parent_run_id,
                 nested=nested, tags=tags,
             )  # fmt: skip
-            self.done.update(_nothing_logged())  # a new run holds nothing yet
+            self.done = Logged()  # a new run holds nothing yet
         self.run_id = mlflow.active_run().info.run_id
         return mlflow
 
@@ -201,9 +184,9 @@ class Reporter:
         from deepspark import tracking
 
         job, mlflow = self.job, self.mlflow
-        cfg = job.full_config()
+        cfg = job.config
         tracking.log_config(mlflow, cfg)
-        mlflow.log_params(tracking.flatten(job.config["pipeline"]["train"], prefix="train"))
+        mlflow.log_params(tracking.flatten(to_plain(job.train), prefix="train"))
         mlflow.log_params({"train.world_size": self.world, "train.x_shape": str(job.x_shape)})
         for split, info in job.splits.items():
             schema = ", ".join(f"{k} {v}" for k, v in info.columns.items())
@@ -216,8 +199,8 @@ class Reporter:
         epoch = int(record["epoch"])
         metrics = {k: float(v) for k, v in record.items() if k != "epoch"}
         ok, _ = self._call(epoch, lambda: self.mlflow.log_metrics(metrics, step=epoch))
-        if ok and epoch == self.done["epochs"]:
-            self.done["epochs"] = epoch + 1
+        if ok and epoch == self.done.epochs:
+            self.done.epochs = epoch + 1
 
     def _test(self, net: Any, step: Any, test: dict, train: dict) -> dict[str, float]:
         from deepspark.train.loop import predict
@@ -228,7 +211,7 @@ class Reporter:
         if job.task == "classification":
             out["test.accuracy"] = float((scores.argmax(1) == test["y"]).mean())
             svc = baselines.svc_accuracy(
-                train["x"], train["y"], test["x"], test["y"], pixel_scale=manifest["max_value"]
+                train["x"], train["y"], test["x"], test["y"], pixel_scale=manifest.max_value
             )
             if svc is not None:  # None: no scikit-learn here, the baseline is skipped
                 out["baseline.svc.accuracy"] = svc
@@ -269,10 +252,8 @@ class Reporter:
 
 
 def _read(job: TrainJob, split: str, columns: list[str]) -> dict[str, np.ndarray]:
-    lcfg = job.config["pipeline"]["train"]["loader"]
-    return read_split(
-        job.splits[split].url, columns, workers=lcfg["workers"], backend=lcfg["backend"]
-    )
+    lcfg = job.train.loader
+    return read_split(job.splits[split].url, columns, workers=lcfg.workers, backend=lcfg.backend)
 
 
 def _describe(items: Sequence[str | int]) -> list[str]:

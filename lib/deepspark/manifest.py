@@ -1,0 +1,179 @@
+"""The feature manifest: what the features stage wrote, read through one type by everyone else.
+
+Floor 1. ``features/<pipeline>/_manifest.json`` holds the shapes, the split sizes, the scaling
+statistics (training period only) and, for sequences, how the windows were cut. The features
+stage builds a :class:`FeatureManifest` and writes :meth:`~FeatureManifest.to_json`; training
+preflight, evaluation and scoring :func:`read` it and check splits against it with
+:meth:`~FeatureManifest.check_split`. Only this module knows the JSON keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from deepspark.config.frozen import FrozenMap
+from deepspark.data import SplitInfo, to_url
+from deepspark.data.arrow import split_files
+from deepspark.errors import InputError
+
+X, Y = "x", "y"
+
+
+@dataclass(frozen=True)
+class SplitSummary:
+    """One split as written: rows, and files and row groups where the stage could count them."""
+
+    rows: int
+    files: int | None = None
+    row_groups: int | None = None
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
+class FeatureManifest:
+    """Shapes, splits and scaling of one pipeline's features; the sequence fields are windows'."""
+
+    pipeline: str
+    kind: Literal["sequence", "image"]
+    x_shape: tuple[int, ...]
+    splits: Mapping[str, SplitSummary]
+    source: str = ""
+    config_hash: str = ""
+    # Sequence windows: the per-step features in x order, the target and its scaling.
+    series_key: str | None = None
+    time: str | None = None
+    inputs: tuple[str, ...] = ()
+    target: str | None = None
+    window: int | None = None
+    horizon: int | None = None
+    frequency: str | None = None
+    season: int | None = None
+    scaling: Mapping[str, tuple[float, float]] = field(default_factory=FrozenMap)  # (mean, std)
+    grid_rows: int | None = None
+    # Images: the pixel scale and the labels.
+    max_value: float | None = None
+    classes: tuple[int, ...] = ()
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        """Images are classified; sequences forecast their target."""
+        return "classification" if self.kind == "image" else "regression"
+
+    @property
+    def n_out(self) -> int:
+        """Model outputs: one per class, or the one forecast."""
+        return len(self.classes) if self.kind == "image" else 1
+
+    @property
+    def y_scale(self) -> tuple[float, float] | None:
+        """The target's training mean and standard deviation (1 where it is constant), or None."""
+        if self.kind == "image" or self.target not in self.scaling:
+            return None
+        mean, std = self.scaling[self.target]
+        return float(mean), float(std) or 1.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest file's content (the keys it has always had; unset fields left out)."""
+        out: dict[str, Any] = {
+            "pipeline": self.pipeline,
+            "source": self.source,
+            "config_hash": self.config_hash,
+            "kind": self.kind,
+            "x_shape": list(self.x_shape),
+        }
+        if self.kind == "sequence":
+            out.update(
+                series_key=self.series_key, time=self.time, inputs=list(self.inputs),
+                target=self.target, window=self.window, horizon=self.horizon,
+                frequency=self.frequency, season=self.season,
+                scaling={c: {"mean": m, "std": s} for c, (m, s) in self.scaling.items()},
+                grid_rows=self.grid_rows,
+            )  # fmt: skip
+        else:
+            out.update(max_value=self.max_value, classes=list(self.classes))
+        out["splits"] = {
+            name: {k: v for k, v in vars(s).items() if v is not None}
+            for name, s in self.splits.items()
+        }
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], where: str = "manifest") -> FeatureManifest:
+        """Parse a manifest file's content; a missing key or kind is one :class:`InputError`."""
+        try:
+            scaling = {c: (v["mean"], v["std"]) for c, v in data.get("scaling", {}).items()}
+            return cls(
+                pipeline=data["pipeline"],
+                kind=data["kind"],
+                x_shape=tuple(int(d) for d in data["x_shape"]),
+                splits=FrozenMap({n: SplitSummary(**s) for n, s in data["splits"].items()}),
+                source=data.get("source", ""),
+                config_hash=data.get("config_hash", ""),
+                series_key=data.get("series_key"),
+                time=data.get("time"),
+                inputs=tuple(data.get("inputs", ())),
+                target=data.get("target"),
+                window=data.get("window"),
+                horizon=data.get("horizon"),
+                frequency=data.get("frequency"),
+                season=data.get("season"),
+                scaling=FrozenMap(scaling),
+                grid_rows=data.get("grid_rows"),
+                max_value=data.get("max_value"),
+                classes=tuple(int(c) for c in data.get("classes", ())),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(f"{where}: not a feature manifest ({type(e).__name__}: {e})") from e
+
+    def check_split(self, name: str, info: SplitInfo) -> None:
+        """Columns, types, row length and row count of one split, or an :class:`InputError`."""
+        missing = [c for c in (X, Y) if c not in info.columns]
+        if missing:
+            raise InputError(
+                f"{info.url}: the {name} split is missing column(s) {', '.join(missing)} "
+                f"(available: {', '.join(info.columns)})"
+            )
+        x_type, y_type = info.columns[X], info.columns[Y]
+        if not re.fullmatch(r"(large_)?list<\w+: (float|double)( not null)?>", x_type):
+            raise InputError(f"{info.url}: column x must be a list of floats, found {x_type}")
+        image = self.kind == "image"
+        if not re.fullmatch(r"u?int(8|16|32|64)" if image else r"float|double", y_type):
+            expected = "an integer label" if image else "a float target"
+            raise InputError(f"{info.url}: column y must be {expected}, found {y_type}")
+        if info.rows == 0:
+            raise InputError(f"{info.url}: the {name} split is empty; check the split settings")
+        found, x_len = _first_row_length(info.url), math.prod(self.x_shape)
+        if found is not None and found != x_len:
+            raise InputError(
+                f"{info.url}: x rows hold {found} values, the manifest's x_shape needs {x_len}"
+            )
+
+
+def read(path: str) -> FeatureManifest:
+    """The features stage's manifest at ``path`` (any filesystem pyarrow reaches)."""
+    filesystem, local = pafs.FileSystem.from_uri(to_url(path))
+    try:
+        with filesystem.open_input_stream(local) as fh:
+            data = json.loads(fh.read().decode("utf-8"))
+    except FileNotFoundError as e:
+        raise InputError(f"{path}: no feature manifest; run the features stage first") from e
+    return FeatureManifest.from_json(data, path)
+
+
+def _first_row_length(url: str) -> int | None:
+    filesystem, files = split_files(url)
+    for path in files:
+        with filesystem.open_input_file(path) as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=1, columns=[X]):
+                if batch.num_rows:
+                    cell = batch.column(0)[0]
+                    return None if not cell.is_valid else len(cell)
+    return None
