@@ -176,7 +176,7 @@ def parse_rows(text: str) -> int:
 
 def session(app_name: str = "deepspark-generate") -> SparkSession:
     """A local[2] session for generating (the generator's JIT option is set only here)."""
-    from deepspark.config.model import SparkConfig
+    from deepspark.config.pipeline import SparkConfig
     from deepspark.spark import build_session
 
     settings = {

@@ -39,9 +39,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from deepspark.config.architectures import CNNConfig, RNNConfig
 from deepspark.config.train import TrainConfig
 from deepspark.data import FeatureLoader, Prefetcher, to_url
-from deepspark.models import CNNConfig, RNNConfig, build_model
+from deepspark.models import build_model
 from deepspark.train.loop import Step, loss_fn, to_tensors
 
 ROOT = Path(__file__).resolve().parents[1]

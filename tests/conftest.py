@@ -20,7 +20,7 @@ os.environ.setdefault("DEEPSPARK_PSEUDONYM_KEY", "test-only-key-0123456789abcdef
 
 @pytest.fixture(scope="session")
 def spark():
-    from deepspark.config.model import SparkConfig
+    from deepspark.config.pipeline import SparkConfig
     from deepspark.spark import build_session
 
     cfg = SparkConfig(

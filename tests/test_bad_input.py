@@ -19,7 +19,7 @@ from deepspark.config import load_config
 from deepspark.errors import InputError, ReconciliationError, SetupError
 from deepspark.io import Layout
 from deepspark.stages import clean, ingest
-from deepspark.stages._common import reconcile
+from deepspark.stages.accounting import reconcile
 
 ROOT = Path(__file__).resolve().parents[1]
 

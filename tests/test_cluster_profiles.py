@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from deepspark.config import load_config
-from deepspark.config.cluster import load_profile
+from deepspark.config.profiles import load_profile
 from deepspark.envpack import env_fingerprint, packed_env
 from deepspark.errors import ConfigError
 from deepspark.submit import main, submit_args

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from deepspark.config import Config, config_hash, load_config
-from deepspark.config.cluster import load_profile
 from deepspark.config.loader import build, read_yaml
+from deepspark.config.profiles import load_profile
 from deepspark.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"

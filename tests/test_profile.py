@@ -251,7 +251,7 @@ def test_stage_missing_table_is_an_input_error(spark, workdir, trips_cfg):
 def test_stage_bad_line_expression_is_a_config_error(spark, workdir, trips_cfg):
     import dataclasses
 
-    from deepspark.config.model import LinePlot
+    from deepspark.config.pipeline import LinePlot
     from deepspark.errors import ConfigError
     from deepspark.stages import profile
 

@@ -24,11 +24,11 @@ import yaml
 from pyspark.sql import functions as F
 
 from deepspark.config import Config, load_config
-from deepspark.config.model import PipelineConfig, PrivacyConfig
+from deepspark.config.pipeline import PipelineConfig, PrivacyConfig
 from deepspark.errors import ConfigError, InputError, SetupError
 from deepspark.etl.clean import key_pads, pseudonymize, with_key_pads
+from deepspark.privacy import pseudonym_key
 from deepspark.stages import pipeline
-from deepspark.stages._common import pseudonym_key
 from deepspark.submit import library_zip
 from deepspark.train import checkpoint as ckpt
 from deepspark.train.resources import check_ssl
@@ -90,7 +90,7 @@ EVENT_LOG_JOB = textwrap.dedent(
     """
     import os, sys
     from pyspark import StorageLevel
-    from deepspark.config.model import SparkConfig
+    from deepspark.config.pipeline import SparkConfig
     from deepspark.etl.clean import pseudonymize
     from deepspark.spark import build_session
 

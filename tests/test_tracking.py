@@ -9,7 +9,7 @@ import pytest
 
 from deepspark import tracking
 from deepspark.config import load_config
-from deepspark.config.model import MlflowConfig
+from deepspark.config.pipeline import MlflowConfig
 from deepspark.errors import ConfigError
 from deepspark.tracking import flatten, tracking_uri
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepspark.config.model import LAYERS, PathsConfig
+from deepspark.config.pipeline import LAYERS, PathsConfig
 
 # The feature contract between the features stage and training: one folder per split, and a
 # manifest beside them with shapes, scaling and row groups.

@@ -13,7 +13,7 @@ from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
 from deepspark.config import spark_value
-from deepspark.config.model import SparkConfig
+from deepspark.config.pipeline import SparkConfig
 from deepspark.errors import SetupError
 
 JAVA_HINT = (

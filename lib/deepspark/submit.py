@@ -25,8 +25,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from deepspark.config import Config, load_config, spark_value
-from deepspark.config.cluster import PROFILE_DIR, ClusterProfile, load_profile
 from deepspark.config.loader import non_overrides
+from deepspark.config.profiles import PROFILE_DIR, ClusterProfile, load_profile
 from deepspark.envpack import ARCHIVE_ALIAS, archive_path, packed_env
 from deepspark.errors import ConfigError, DeepsparkError, SetupError
 

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from deepspark.config import Config, config_hash, to_plain
-from deepspark.config.model import MlflowConfig
+from deepspark.config.pipeline import MlflowConfig
 from deepspark.errors import DeepsparkError, SetupError
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from deepspark.config.model import AggregateConfig, JoinSpec, MetricSpec, TimeBucket
+from deepspark.config.pipeline import AggregateConfig, JoinSpec, MetricSpec, TimeBucket
 from deepspark.etl.aggregate import aggregate, build_aggregate, join_enrich, time_bucket
 
 

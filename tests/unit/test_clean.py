@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual, assertSchemaEqual
 
-from deepspark.config.model import CleanConfig, RangeRule, TimestampRule
+from deepspark.config.pipeline import CleanConfig, RangeRule, TimestampRule
 from deepspark.etl.clean import (
     clean_table,
     fill_nulls,

@@ -9,9 +9,10 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from deepspark.config.model import LAYERS, ClusterConfig
+from deepspark.config.pipeline import LAYERS, KMeansConfig
 from deepspark.errors import InputError
 from deepspark.etl import cluster as clu
+from deepspark.stages import kmeans
 
 SCHEMA = T.StructType(
     [
@@ -38,13 +39,13 @@ def _blobs() -> list[tuple[int, float, float]]:
 BLOBS = _blobs()
 # Rows k-means cannot place: a null, a NaN and an infinity. They must come back, unclustered.
 BAD = [(100, None, 1.0), (101, 2.0, math.nan), (102, math.inf, 0.0)]
-SPEC = ClusterConfig(table="gold/points", features=("x", "y"), output="points_clusters", k_max=4)
+SPEC = KMeansConfig(table="gold/points", features=("x", "y"), output="points_clusters", k_max=4)
 
 
 @pytest.fixture(scope="module")
 def clustered(spark):
     df = spark.createDataFrame(BLOBS + BAD, SCHEMA)
-    result = clu.cluster_table(df, SPEC)
+    result = kmeans.cluster_table(df, SPEC)
     yield result
     result.unpersist()
 
@@ -78,10 +79,10 @@ def test_every_row_comes_back_and_excluded_rows_are_counted(spark, clustered):
 
 def test_search_on_a_sample_then_fit_on_every_row(spark):
     df = spark.createDataFrame(BLOBS, SCHEMA)
-    spec = ClusterConfig(
+    spec = KMeansConfig(
         table="gold/points", features=("x", "y"), output="o", k_max=3, sample_rows=20
     )
-    result = clu.cluster_table(df, spec)
+    result = kmeans.cluster_table(df, spec)
     try:
         assert 5 < result.rows_searched < 25 and result.rows_clustered == 25
         assert result.k == 3 and result.sizes == {0: 12, 1: 8, 2: 5}
@@ -93,7 +94,7 @@ def test_search_on_a_sample_then_fit_on_every_row(spark):
 def test_too_few_complete_rows_is_an_input_error(spark):
     df = spark.createDataFrame(BLOBS[:4] + BAD, SCHEMA)
     with pytest.raises(InputError) as e:
-        clu.cluster_table(df, SPEC, where="/data/gold/points")
+        kmeans.cluster_table(df, SPEC, where="/data/gold/points")
     assert str(e.value) == (
         "/data/gold/points: 4 of 7 rows have every feature (x, y) present and finite; "
         "trying k up to k_max=4 needs more than 4"
@@ -102,9 +103,9 @@ def test_too_few_complete_rows_is_an_input_error(spark):
 
 def test_identical_rows_are_an_input_error(spark):
     df = spark.createDataFrame([(i, 1.0, 2.0) for i in range(6)], SCHEMA)
-    spec = ClusterConfig(table="gold/points", features=("x", "y"), output="o", k_max=2)
+    spec = KMeansConfig(table="gold/points", features=("x", "y"), output="o", k_max=2)
     with pytest.raises(InputError) as e:
-        clu.cluster_table(df, spec)
+        kmeans.cluster_table(df, spec)
     assert str(e.value) == (
         "gold/points: the complete rows hold fewer than k_min=2 distinct feature vectors; "
         "there is nothing to cluster"
@@ -118,15 +119,15 @@ def test_complete_is_never_null(spark):
     )
     got = [r[0] for r in df.select(clu.complete(["n", "v"])).collect()]
     assert got == [True, False, False, False, False, False]
-    assert clu.count_complete(df, ["n", "v"]) == (6, 1)
-    assert clu.count_complete(df, ["n"]) == (6, 4)
+    assert kmeans.count_complete(df, ["n", "v"]) == (6, 1)
+    assert kmeans.count_complete(df, ["n"]) == (6, 4)
 
 
 def test_vectorize_standardizes_with_the_sample_stddev(spark):
     df = spark.createDataFrame([(1.0, 5.0), (2.0, 5.0), (3.0, 5.0)], "a double, b double")
 
     def vectors(standardize):
-        out = clu.vectorize(df, ["a", "b"], standardize)
+        out = kmeans.vectorize(df, ["a", "b"], standardize)
         assert out.columns == ["a", "b", clu.VECTOR]
         return [r[0] for r in out.select(vector_to_array(clu.VECTOR)).collect()]
 
@@ -169,7 +170,7 @@ def test_centroid_profiles_skip_unclustered_rows(spark):
 def test_bad_config_is_one_clear_line(kwargs, message):
     args = {"table": "gold/points", "features": ("x", "y"), "output": "o", **kwargs}
     with pytest.raises(ValueError) as e:
-        ClusterConfig(**args)
+        KMeansConfig(**args)
     assert str(e.value) == message
 
 

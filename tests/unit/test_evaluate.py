@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
+from deepspark.baselines import mae
 from deepspark.config.evaluate import EvaluateConfig
 from deepspark.evaluate.attribution import (
     completeness_error,
@@ -21,7 +22,6 @@ from deepspark.evaluate.metrics import (
     mape,
     per_class,
 )
-from deepspark.train.baselines import mae
 
 Y = np.array([0, 0, 1, 1, 2, 2])
 PRED = np.array([0, 1, 1, 1, 2, 0])

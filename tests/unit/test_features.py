@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from deepspark.config.model import FractionSplit, ImageFeatures, SequenceFeatures, TimeSplit
+from deepspark.config.pipeline import FractionSplit, ImageFeatures, SequenceFeatures, TimeSplit
 from deepspark.etl.features import (
     add_calendar,
     fraction_split,

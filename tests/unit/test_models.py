@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from deepspark.config.architectures import CNNConfig, MLPConfig, RNNConfig
 from deepspark.config.train import TrainConfig
-from deepspark.models import CNNConfig, MLPConfig, RNNConfig, build_model
+from deepspark.models import build_model
 from deepspark.train.augment import random_affine
 
 

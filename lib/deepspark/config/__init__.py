@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deepspark.config.loader import apply_override, build, deep_merge, read_yaml
-from deepspark.config.model import (
+from deepspark.config.pipeline import (
     LAYERS,
     STAGES,
     AggregateConfig,

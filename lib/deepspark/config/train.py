@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from deepspark.models.configs import CNNConfig, MLPConfig, RNNConfig
+from deepspark.config.architectures import CNNConfig, MLPConfig, RNNConfig
 
 Task = Literal["classification", "regression"]
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from deepspark.config.model import AggregateConfig, JoinSpec, MetricSpec, TimeBucket
+from deepspark.config.pipeline import AggregateConfig, JoinSpec, MetricSpec, TimeBucket
 
 
 def time_bucket(df: DataFrame, bucket: TimeBucket) -> DataFrame:

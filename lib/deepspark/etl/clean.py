@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from deepspark.config.model import CleanConfig, Scalar, TimestampRule
+from deepspark.config.pipeline import CleanConfig, Scalar, TimestampRule
 from deepspark.etl.quality import (
     Rule,
     clean_rows,
@@ -176,13 +176,18 @@ def split_marked(
     return clean, quarantine
 
 
+def mark_table(df: DataFrame, spec: CleanConfig, *, key: bytes | None) -> DataFrame:
+    """Every rule and the duplicate window marked on each row; nothing dropped yet."""
+    return mark_table_duplicates(mark_rules(df, spec, key=key), spec)
+
+
 def clean_table(
     df: DataFrame, spec: CleanConfig, *, source: str, key: bytes | None
 ) -> tuple[DataFrame, DataFrame]:
     """Apply one table's cleaning rules; returns ``(clean, quarantine)``, both lazy.
 
-    Every input row ends up in exactly one of the two. The stage runs the same three steps but
-    persists the marked table between them, so both outputs are computed from one pass.
+    Every input row ends up in exactly one of the two. The stage calls the same two halves,
+    :func:`mark_table` then :func:`split_marked`, and persists the marked table between them so
+    both outputs are computed from one pass.
     """
-    marked = mark_table_duplicates(mark_rules(df, spec, key=key), spec)
-    return split_marked(marked, spec, source=source)
+    return split_marked(mark_table(df, spec, key=key), spec, source=source)

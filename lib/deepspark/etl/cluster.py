@@ -1,4 +1,6 @@
-"""K-means over a table's numeric columns, k chosen by silhouette: Spark MLlib only, no UDFs.
+"""K-means's pure parts: which rows can be clustered, the vectors, the relabelling, the profiles.
+
+The fitting, scoring and counting (Spark jobs) are in :mod:`deepspark.stages.kmeans`.
 
 Rows k-means cannot place (a null, NaN or infinite value in any feature) are never dropped: they
 stay in the output with a null ``cluster`` and are counted as ``rows_excluded``. With
@@ -18,19 +20,14 @@ depend on the initialization, sizes do not, so ``cluster 0`` is always the domin
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from functools import reduce
 from itertools import chain
 
-from pyspark.ml.clustering import KMeans, KMeansModel
-from pyspark.ml.evaluation import ClusteringEvaluator
-from pyspark.ml.feature import StandardScaler, VectorAssembler
+from pyspark.ml.feature import VectorAssembler
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from deepspark.config.model import ClusterConfig
-from deepspark.errors import InputError
 from deepspark.etl.profile import col
 
 CLUSTER = "cluster"
@@ -52,53 +49,20 @@ def complete(features: Sequence[str]) -> Column:
     return reduce(operator.and_, checks)
 
 
-def count_complete(df: DataFrame, features: Sequence[str]) -> tuple[int, int]:
-    """``(rows, rows with every feature a finite number)`` of ``df``, in one pass."""
-    row = df.agg(F.count(F.lit(1)), F.count_if(complete(features))).first()
-    return int(row[0]), int(row[1])
+def assemble(rows: DataFrame, features: Sequence[str]) -> DataFrame:
+    """``rows`` plus ``RAW``: the features as one vector (a transformation, no job)."""
+    return VectorAssembler(inputCols=list(features), outputCol=RAW).transform(rows)
 
 
-def vectorize(rows: DataFrame, features: Sequence[str], standardize: bool) -> DataFrame:
-    """``rows`` plus ``VECTOR``: the features as one vector, z-scored over ``rows`` if asked.
+def relabel(predicted: DataFrame, counts: Mapping[int, int]) -> DataFrame:
+    """MLlib's predictions -> an int ``cluster`` numbered by size, largest first (ties: index).
 
-    ``rows`` must be complete (see :func:`complete`). A constant feature scales to 0.
+    The working columns are dropped.
     """
-    assembled = VectorAssembler(inputCols=list(features), outputCol=RAW).transform(rows)
-    if not standardize:
-        return assembled.withColumnRenamed(RAW, VECTOR)
-    scaler = StandardScaler(inputCol=RAW, outputCol=VECTOR, withMean=True, withStd=True)
-    return scaler.fit(assembled).transform(assembled).drop(RAW)
-
-
-def fit_kmeans(vectors: DataFrame, k: int, seed: int) -> KMeansModel:
-    """K-means (k-means|| initialization) on ``VECTOR``; predictions go to ``PREDICTION``."""
-    kmeans = KMeans(k=k, seed=seed, maxIter=MAX_ITER, featuresCol=VECTOR, predictionCol=PREDICTION)
-    return kmeans.fit(vectors)
-
-
-def silhouette(model: KMeansModel, vectors: DataFrame) -> float:
-    """Mean silhouette of ``model``'s assignment of ``vectors`` (in [-1, 1], higher is better)."""
-    evaluator = ClusteringEvaluator(
-        featuresCol=VECTOR, predictionCol=PREDICTION, metricName="silhouette"
-    )
-    return float(evaluator.evaluate(model.transform(vectors)))
-
-
-def silhouette_by_k(
-    vectors: DataFrame, ks: Iterable[int], seed: int
-) -> tuple[dict[int, float], dict[int, KMeansModel]]:
-    """Fit every k and score it; a k with fewer distinct rows than k is left out of both maps."""
-    scores: dict[int, float] = {}
-    models: dict[int, KMeansModel] = {}
-    for k in ks:
-        model = fit_kmeans(vectors, k, seed)
-        # MLlib returns fewer centres than k when there are fewer distinct points: that is a
-        # smaller k already scored, not a candidate of its own.
-        if len(model.clusterCenters()) < k:
-            continue
-        scores[k] = silhouette(model, vectors)
-        models[k] = model
-    return scores, models
+    order = sorted(counts, key=lambda c: (-counts[c], c))
+    mapping = F.create_map(*chain.from_iterable((F.lit(c), F.lit(i)) for i, c in enumerate(order)))
+    assigned = predicted.withColumn(CLUSTER, mapping[F.col(PREDICTION)].cast("int"))
+    return assigned.drop(PREDICTION, VECTOR)
 
 
 def best_k(scores: Mapping[int, float]) -> int:
@@ -106,20 +70,6 @@ def best_k(scores: Mapping[int, float]) -> int:
     if not scores:
         raise ValueError("no k to choose from")
     return max(scores, key=lambda k: (scores[k], -k))
-
-
-def assign(model: KMeansModel, vectors: DataFrame) -> tuple[DataFrame, dict[int, int]]:
-    """``vectors`` with an int ``cluster`` (ids by size, largest first) and the cluster sizes.
-
-    Returns:
-        The rows with ``cluster`` added and the working columns dropped, and ``{cluster: rows}``.
-    """
-    predicted = model.transform(vectors)
-    counts = {r[0]: r[1] for r in predicted.groupBy(PREDICTION).count().collect()}
-    order = sorted(counts, key=lambda c: (-counts[c], c))
-    relabel = F.create_map(*chain.from_iterable((F.lit(c), F.lit(i)) for i, c in enumerate(order)))
-    assigned = predicted.withColumn(CLUSTER, relabel[F.col(PREDICTION)].cast("int"))
-    return assigned.drop(PREDICTION, VECTOR), {i: counts[c] for i, c in enumerate(order)}
 
 
 def centroid_profiles(assigned: DataFrame, features: Sequence[str]) -> DataFrame:
@@ -139,102 +89,3 @@ def feature_stats(rows: DataFrame, features: Sequence[str]) -> DataFrame:
         x = col(f).cast("double")
         aggs += [F.avg(x).alias(f"{f}__mean"), F.stddev_samp(x).alias(f"{f}__std")]
     return rows.agg(*aggs)
-
-
-@dataclass
-class Clustering:
-    """The outcome of :func:`cluster_table`; ``table`` reads cached data until :meth:`unpersist`."""
-
-    table: DataFrame
-    k: int
-    silhouette: float
-    scores: dict[int, float]
-    sizes: dict[int, int]
-    centroids: dict[int, dict[str, float]]
-    means: dict[str, float]
-    stddevs: dict[str, float | None]
-    rows_in: int
-    rows_clustered: int
-    rows_searched: int
-    cached: list[DataFrame] = field(default_factory=list, repr=False)
-
-    @property
-    def rows_excluded(self) -> int:
-        """Rows with a missing or non-finite feature: in ``table`` with a null ``cluster``."""
-        return self.rows_in - self.rows_clustered
-
-    def unpersist(self) -> None:
-        """Free the cached data (the session outlives the stage)."""
-        for frame in self.cached:
-            frame.unpersist()
-
-
-def cluster_table(df: DataFrame, spec: ClusterConfig, where: str | None = None) -> Clustering:
-    """Choose k by silhouette, fit it on every complete row, and label every row of ``df``.
-
-    Args:
-        df: The table; ``spec.features`` must be numeric columns, ``cluster`` must not exist.
-        spec: Features, k range, seed, search sample and scaling.
-        where: What to call the table in errors (default ``spec.table``).
-
-    Returns:
-        ``df``'s rows with ``cluster`` (null on excluded rows) and what was chosen and measured.
-        Call ``unpersist()`` once ``table`` has been written.
-
-    Raises:
-        InputError: Too few complete rows to fit ``k_max`` clusters.
-    """
-    features = list(spec.features)
-    ok = complete(features)
-    rows_in, rows_complete = count_complete(df, features)
-    if rows_complete <= spec.k_max:
-        raise InputError(
-            f"{where or spec.table}: {rows_complete} of {rows_in} rows have every feature "
-            f"({', '.join(features)}) present and finite; trying k up to k_max={spec.k_max} "
-            f"needs more than {spec.k_max}"
-        )
-    vectors = vectorize(df.where(ok), features, spec.standardize).persist()
-    cached = [vectors]
-    rows_searched = rows_complete
-    try:
-        search = vectors
-        if spec.sample_rows is not None and rows_complete > spec.sample_rows:
-            # Bernoulli without a limit(): the same files and seed give the same sample.
-            fraction = spec.sample_rows / rows_complete
-            search = vectors.sample(fraction=fraction, seed=spec.seed).persist()
-            cached.append(search)
-            rows_searched = search.count()
-        scores, models = silhouette_by_k(search, range(spec.k_min, spec.k_max + 1), spec.seed)
-        if not scores:
-            raise InputError(
-                f"{where or spec.table}: the complete rows hold fewer than k_min={spec.k_min} "
-                "distinct feature vectors; there is nothing to cluster"
-            )
-        k = best_k(scores)
-        if search is vectors:
-            model, score = models[k], scores[k]
-        else:  # the search ran on a sample: the chosen k is fitted and scored on every row
-            model = fit_kmeans(vectors, k, spec.seed)
-            score = silhouette(model, vectors)
-        assigned, sizes = assign(model, vectors)
-        profiles = centroid_profiles(assigned, features).collect()
-        stats = feature_stats(vectors, features).first()
-    except BaseException:
-        for frame in cached:
-            frame.unpersist()
-        raise
-    excluded = df.where(~ok).withColumn(CLUSTER, F.lit(None).cast("int"))
-    return Clustering(
-        table=assigned.select(*map(col, df.columns), CLUSTER).unionByName(excluded),
-        k=k,
-        silhouette=score,
-        scores=scores,
-        sizes=sizes,
-        centroids={r[CLUSTER]: {f: r[f] for f in features} for r in profiles},
-        means={f: stats[f"{f}__mean"] for f in features},
-        stddevs={f: stats[f"{f}__std"] for f in features},
-        rows_in=rows_in,
-        rows_clustered=rows_complete,
-        rows_searched=rows_searched,
-        cached=cached,
-    )

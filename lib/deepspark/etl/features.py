@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from deepspark.config.model import FractionSplit, ImageFeatures, SequenceFeatures
+from deepspark.config.pipeline import FractionSplit, ImageFeatures, SequenceFeatures
 from deepspark.etl.quality import Rule
 from deepspark.layout import SPLITS as SPLITS  # re-exported: the stage writes these
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from deepspark.config.evaluate import EvaluateConfig
-from deepspark.evaluate import figures as plots
+from deepspark.evaluate import figures
 from deepspark.evaluate.attribution import completeness_error, integrated_gradients
 from deepspark.evaluate.inference import predict, to_images
 from deepspark.evaluate.metrics import classification_metrics, confusion_matrix, per_class
@@ -71,7 +71,7 @@ def evaluate_classifier(
     (out / "per_class.json").write_text(
         json.dumps({**summary, "classes": table.to_dict("records")}, indent=2)
     )
-    plots.confusion_matrix_plot(
+    figures.confusion_matrix_plot(
         matrix, labels, out / "confusion_matrix.png",
         f"{title}: confusion matrix, {len(y):,} test rows (accuracy {metrics['accuracy']:.2%})",
     )  # fmt: skip
@@ -80,7 +80,7 @@ def evaluate_classifier(
     shown = wrong[:MAX_MISCLASSIFIED]
     captions = [f"true {labels[y[i]]} / pred {labels[pred[i]]} ({probs[i, pred[i]]:.2f})"
                 for i in shown]  # fmt: skip
-    plots.image_grid(
+    figures.image_grid(
         to_images(x[shown], x_shape), captions, out / "misclassified.png",
         f"{title}: misclassified test images ({len(shown)} of {len(wrong)} shown)",
     )  # fmt: skip
@@ -92,7 +92,7 @@ def evaluate_classifier(
     # One heatmap per image: the channels' attributions summed, as they act on the same pixel.
     heat = attr.reshape(len(picked), *x_shape).sum(1)
     captions = [f"true {labels[y[i]]} / pred {labels[pred[i]]}" for i in picked]
-    plots.image_grid(
+    figures.image_grid(
         to_images(x[picked], x_shape), captions, out / "integrated_gradients.png",
         f"{title}: integrated gradients for the predicted class ({cfg.ig_steps} steps, "
         "zero baseline)",

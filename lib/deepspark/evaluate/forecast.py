@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from deepspark import baselines
 from deepspark.config.evaluate import EvaluateConfig
-from deepspark.evaluate import figures as plots
+from deepspark.evaluate import figures
 from deepspark.evaluate.attribution import (
     completeness_error,
     integrated_gradients,
@@ -20,7 +21,6 @@ from deepspark.evaluate.attribution import (
 )
 from deepspark.evaluate.inference import predict
 from deepspark.evaluate.metrics import forecast_metrics, mape
-from deepspark.train import baselines
 
 NAIVE = {"persistence": "baseline_persistence", "seasonal": "baseline_seasonal"}
 MAX_SERIES_PLOTS = 12  # one PNG per series key; beyond this many they stop being looked at
@@ -96,7 +96,7 @@ def evaluate_forecaster(
         {"rows_common": int(common.sum()), "rows_excluded": int(len(y) - common.sum()),
          "mape_min_abs": cfg.mape_min_abs, "methods": table.to_dict("records")}, indent=2,
     ))  # fmt: skip
-    plots.residual_plot(
+    figures.residual_plot(
         pred, y - pred, out / "residuals.png", f"{title}: residuals on {len(y):,} test windows"
     )
     if key and time:
@@ -113,7 +113,7 @@ def evaluate_forecaster(
     pd.DataFrame(heat, index=lags, columns=names).to_csv(
         out / "attribution.csv", index_label="step"
     )
-    plots.matrix_heatmap(
+    figures.matrix_heatmap(
         heat, lags, names, out / "attribution.png",
         f"{title}: mean |integrated gradients| over {len(picked):,} test windows "
         f"(zero baseline = training means)", "mean |attribution| (target units)",
@@ -133,7 +133,7 @@ def evaluate_forecaster(
         }
     ).sort_values("mae_increase", ascending=False)
     importance.to_csv(out / "permutation_importance.csv", index=False)
-    plots.importance_chart(
+    figures.importance_chart(
         {r.input: (r.mae_increase, r.mae_increase_std) for r in importance.itertuples()},
         out / "permutation_importance.png",
         f"{title}: permutation importance ({cfg.permutation_repeats} shuffles; MAE {base:.3g} "
@@ -171,7 +171,7 @@ def _series_plots(
     for value in sorted(keys, key=str):
         part = frame[frame["key"] == value].sort_values("time").drop(columns="key")
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", str(value))
-        plots.forecast_plot(
+        figures.forecast_plot(
             part, out / f"forecast_{safe}.png",
             f"{title}: {key} {value}, forecast vs actual over the test period", target,
         )  # fmt: skip

@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from deepspark.models.configs import CNNConfig, MLPConfig, RNNConfig
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # configs arrive as arguments: this floor imports no config module
     from deepspark.config.train import TrainConfig
     from deepspark.models.net import FeatureNet
 
-__all__ = ["CNNConfig", "MLPConfig", "RNNConfig", "build_model"]
+__all__ = ["build_model"]
 
 
 def build_model(

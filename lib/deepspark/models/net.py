@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from deepspark.config.train import TrainConfig
-from deepspark.models.configs import CNNConfig, MLPConfig, RNNConfig
+if TYPE_CHECKING:  # configs arrive as arguments: this floor imports no config module
+    from deepspark.config.architectures import CNNConfig, MLPConfig, RNNConfig
+    from deepspark.config.train import TrainConfig
 
 
 class CNN(nn.Module):

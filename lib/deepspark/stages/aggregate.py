@@ -10,7 +10,7 @@ from deepspark.etl.aggregate import build_aggregate
 from deepspark.io import Layout, counting, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import log_input
+from deepspark.stages.accounting import log_input
 
 STAGE = "aggregate"
 

@@ -14,18 +14,14 @@ from pyspark.sql import SparkSession
 
 from deepspark import tracking
 from deepspark.config import Config, to_plain
-from deepspark.config.model import CleanConfig
+from deepspark.config.pipeline import CleanConfig
 from deepspark.errors import InputError
-from deepspark.etl.clean import mark_rules, mark_table_duplicates, split_marked
+from deepspark.etl.clean import mark_table, split_marked
 from deepspark.io import FileSystem, Layout, counting, read_parquet, staged_outputs
+from deepspark.privacy import pseudonym_key
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import (
-    add_totals,
-    log_input,
-    pseudonym_key,
-    reconcile,
-)
+from deepspark.stages.accounting import add_totals, log_input, reconcile, table_metrics
 
 STAGE = "clean"
 # Bronze tables up to this size are recomputed for each output rather than cached.
@@ -47,7 +43,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             df = read_parquet(spark, bronze, allow_empty=True)
             require_columns(df.columns, dict.fromkeys(_mentioned(spec)), f"{bronze} (clean rules)")
             silver, quarantine = layout.path("silver", table), layout.quarantine(STAGE, table)
-            final = mark_table_duplicates(mark_rules(df, spec, key=key), spec)
+            final = mark_table(df, spec, key=key)
             # A large table is persisted after the rules and the dedupe window, so both outputs
             # come from one pass; a small one is cheaper to recompute for each output than to
             # cache. DISK_ONLY streams each partition to local disk as it is computed; memory
@@ -70,14 +66,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                 raise InputError(f"{bronze}: input is empty (0 rows)")
             reconcile(f"clean {table}", n_in, n_out, n_bad)
             log_input(spark, f"{cfg.pipeline.name}/bronze/{table}", bronze, df, n_in)
-            metrics.update(
-                {
-                    f"{table}.rows_in": n_in,
-                    f"{table}.rows_out": n_out,
-                    f"{table}.rows_quarantined": n_bad,
-                    f"{table}.seconds": round(time.perf_counter() - started, 3),
-                }
-            )
+            metrics.update(table_metrics(table, n_in, n_out, n_bad, started))
             outputs[table] = silver
         out.commit()
         add_totals(metrics)

@@ -29,12 +29,12 @@ from pyspark.sql import types as T
 
 from deepspark import plots, tracking
 from deepspark.config import Config, to_plain
-from deepspark.config.model import ClusterConfig
+from deepspark.config.pipeline import KMeansConfig
 from deepspark.errors import ConfigError, InputError, ReconciliationError
 from deepspark.etl import cluster as clu
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
-from deepspark.stages import StageResult
+from deepspark.stages import StageResult, kmeans
 
 STAGE = "cluster"
 log = logging.getLogger("deepspark")
@@ -58,7 +58,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     with tracking.stage_run(cfg, STAGE, to_plain(spec)), staged_outputs(spark) as out:
         df = read_parquet(spark, source)
         _check_input(df, spec, source)
-        result = clu.cluster_table(df, spec, where=source)
+        result = kmeans.cluster_table(df, spec, where=source)
         try:
             rows_out = out.write_counted(result.table, target)
         finally:
@@ -87,7 +87,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     return StageResult(STAGE, metrics, {spec.output: target})
 
 
-def _check_input(df: DataFrame, spec: ClusterConfig, source: str) -> None:
+def _check_input(df: DataFrame, spec: KMeansConfig, source: str) -> None:
     where = f"{source} (cluster)"
     require_columns(df.columns, spec.features, where)
     types = {f.name: f.dataType for f in df.schema.fields}
@@ -103,7 +103,7 @@ def _check_input(df: DataFrame, spec: ClusterConfig, source: str) -> None:
         raise InputError(f"{where}: already has a column named {clu.CLUSTER!r}")
 
 
-def _metrics(result: clu.Clustering, rows_out: int) -> dict[str, float]:
+def _metrics(result: kmeans.Clustering, rows_out: int) -> dict[str, float]:
     metrics: dict[str, float] = {
         "rows_in": result.rows_in,
         "rows_out": rows_out,
@@ -118,7 +118,7 @@ def _metrics(result: clu.Clustering, rows_out: int) -> dict[str, float]:
     return metrics
 
 
-def _write_report(result: clu.Clustering, spec: ClusterConfig, out: Path) -> None:
+def _write_report(result: kmeans.Clustering, spec: KMeansConfig, out: Path) -> None:
     features = list(spec.features)
     clusters = sorted(result.sizes)
     searched = (

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from deepspark import baselines, registry, tracking
 from deepspark import manifest as features
-from deepspark import registry, tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.evaluate import EvaluateConfig
 from deepspark.data import SplitInfo, inspect_split, read_split
@@ -33,7 +33,6 @@ from deepspark.evaluate.forecast import NAIVE, evaluate_forecaster
 from deepspark.layout import MANIFEST, Layout
 from deepspark.manifest import FeatureManifest
 from deepspark.stages import StageResult
-from deepspark.train import baselines
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from deepspark import tracking
 from deepspark.config import Config, config_hash, to_plain
 from deepspark.config.frozen import FrozenMap
-from deepspark.config.model import FeaturesConfig, ImageFeatures, SequenceFeatures
+from deepspark.config.pipeline import FeaturesConfig, ImageFeatures, SequenceFeatures
 from deepspark.errors import ConfigError, DeepsparkError, InputError
 from deepspark.etl import features as feat
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
@@ -29,7 +29,7 @@ from deepspark.layout import MANIFEST
 from deepspark.manifest import FeatureManifest, SplitSummary
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import log_input
+from deepspark.stages.accounting import log_input
 
 STAGE = "features"
 log = logging.getLogger("deepspark")

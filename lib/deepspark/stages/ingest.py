@@ -42,7 +42,7 @@ from deepspark.io import (
 )
 from deepspark.schema import require_columns, struct_from_config
 from deepspark.stages import StageResult
-from deepspark.stages._common import add_totals, reconcile
+from deepspark.stages.accounting import add_totals, reconcile, table_metrics
 
 STAGE = "ingest"
 _FILE = "__file"  # the file of an unparseable record, observed and dropped
@@ -73,14 +73,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                 raise InputError(f"{path}: input is empty (0 rows)")
             _quality_gate(spark, src, path, n_in, n_bad, out.staged(quarantine))
             reconcile(f"ingest {name}", n_in, n_out, n_bad)
-            metrics.update(
-                {
-                    f"{name}.rows_in": n_in,
-                    f"{name}.rows_out": n_out,
-                    f"{name}.rows_quarantined": n_bad,
-                    f"{name}.seconds": round(time.perf_counter() - started, 3),
-                }
-            )
+            metrics.update(table_metrics(name, n_in, n_out, n_bad, started))
             outputs[name] = bronze
         out.commit()
         add_totals(metrics)

@@ -34,7 +34,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from deepspark import plots, tracking
 from deepspark.config import Config, to_plain
-from deepspark.config.model import LinePlot, ProfileConfig
+from deepspark.config.pipeline import LinePlot, ProfileConfig
 from deepspark.errors import ConfigError
 from deepspark.etl.profile import (
     DESCRIBE_SCHEMA,

@@ -23,7 +23,7 @@ from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages._common import log_input, reconcile
+from deepspark.stages.accounting import log_input, reconcile
 
 STAGE = "score"
 log = logging.getLogger("deepspark")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from deepspark import manifest as features
+from deepspark.baselines import LinearFit, fit_linear
 from deepspark.config import Config, to_plain
 from deepspark.config.frozen import FrozenMap
 from deepspark.config.train import TrainConfig
@@ -24,7 +25,6 @@ from deepspark.errors import ConfigError, InputError
 from deepspark.layout import MANIFEST, SPLITS, Layout
 from deepspark.manifest import FeatureManifest
 from deepspark.tracking import tracking_uri
-from deepspark.train.baselines import LinearFit, fit_linear
 
 X, Y = "x", "y"
 log = logging.getLogger(__name__)
@@ -165,11 +165,11 @@ def checkpoint_dir(cfg: Config, manifest: FeatureManifest, *, backend: str | Non
     the folder follows the reader actually used (``auto`` resolved to ``arrow`` hashes as
     ``arrow`` always did).
     """
-    train = to_plain(cfg.pipeline.train)
+    tcfg = cfg.pipeline.train
     if backend is not None:
-        train["loader"]["backend"] = backend
-    for key in ("resume", "log_every_s"):
-        train.pop(key, None)
+        tcfg = replace(tcfg, loader=replace(tcfg.loader, backend=backend))  # type: ignore
+    unlearned = {"resume", "log_every_s"}
+    train = {k: v for k, v in to_plain(tcfg).items() if k not in unlearned}
     # The manifest minus the hash of the config that built it: the data's identity (rows, schema,
     # scaling), not the settings of unrelated stages.
     features = {k: v for k, v in manifest.to_json().items() if k != "config_hash"}

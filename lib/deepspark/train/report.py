@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from deepspark import baselines
 from deepspark.config import to_plain
 from deepspark.data import read_split
-from deepspark.train import baselines
 from deepspark.train.job import TrainJob
 from deepspark.train.publish import publish
 from deepspark.train.state import Logged

@@ -13,8 +13,24 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# The tensors' entries in last.pt, beside the plain state.
-TENSORS = ("model", "optimizer", "scheduler", "averaged")
+
+@dataclass
+class Tensors:
+    """The state dicts ``last.pt`` holds beside the plain state."""
+
+    model: dict[str, Any]
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    averaged: dict[str, Any] | None = None  # the weight average, when the run keeps one
+
+    def to_payload(self) -> dict[str, Any]:
+        """The entries this adds to a checkpoint file (the unset ones left out)."""
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Tensors:
+        """The state dicts of a loaded checkpoint."""
+        return cls(**{k: payload[k] for k in cls.__dataclass_fields__ if k in payload})
 
 
 @dataclass
@@ -44,6 +60,21 @@ class Logged:
 
 
 @dataclass
+class BestWeights:
+    """``best.pt``: the weights validated best so far, and their epoch (0-based)."""
+
+    model: dict[str, Any]
+    epoch: int
+
+    def to_payload(self) -> dict[str, Any]:  # noqa: D102
+        return {"model": self.model, "epoch": self.epoch}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> BestWeights:  # noqa: D102
+        return cls(model=payload["model"], epoch=int(payload["epoch"]))
+
+
+@dataclass
 class TrainState:
     """The plain part of a checkpoint: progress, early stopping, history and MLflow's share."""
 
@@ -62,10 +93,10 @@ class TrainState:
         """Whether results still have to reach MLflow (a rerun then logs only them)."""
         return bool(self.logged.failed)
 
-    def to_payload(self, tensors: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
+    def to_payload(self, tensors: Tensors, config: Mapping[str, Any]) -> dict[str, Any]:
         """``last.pt``'s content: the state dicts in ``tensors``, the plain config, this state."""
         return {
-            **tensors,
+            **tensors.to_payload(),
             "epoch": self.epoch, "best": self.best, "bad_epochs": self.bad_epochs,
             "stopped": self.stopped, "history": self.history, "config": dict(config),
             "seed": self.seed, "run_id": self.run_id, "finished": self.finished,

@@ -24,7 +24,7 @@ from deepspark.train.augment import random_affine
 from deepspark.train.job import TrainJob
 from deepspark.train.progress import Progress
 from deepspark.train.report import Reporter
-from deepspark.train.state import TENSORS, TrainState
+from deepspark.train.state import BestWeights, Tensors, TrainState
 
 log = logging.getLogger("deepspark.train")
 
@@ -35,7 +35,7 @@ class Trainer:
     def __init__(self, job: TrainJob, *, rank: int, world: int, device: Any, gpu: bool) -> None:
         self.job, self.cfg, self.rank, self.world = job, job.train, rank, world
         cfg = self.cfg
-        state, payload = self._resumed()
+        state, tensors = self._resumed()
         self.state = state or TrainState(seed=cfg.seed)
         _reseed(cfg.seed, -1, 0)  # same initial weights on every rank (DDP also broadcasts them)
         linear = (job.linear.weight, job.linear.bias) if job.linear is not None else None
@@ -46,8 +46,8 @@ class Trainer:
         self.steps = job.splits["train"].rows // (world * cfg.batch_size)
         self.optimizer, self.scheduler = _optimizer(self.net, cfg, self.steps)
         self.averaged = average.averaged(self.net, cfg.ema or 0.0)
-        if payload is not None:
-            self._load(payload)
+        if tensors is not None:
+            self._load(tensors)
         if world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -108,8 +108,8 @@ class Trainer:
         if loop.improved(cfg.monitor, value, state.best, cfg.min_delta):
             state.best, state.bad_epochs = value, 0
             if self.rank == 0:
-                payload = {"model": self.judged.state_dict(), "epoch": epoch}
-                ckpt.save(self.job.checkpoint_dir, ckpt.BEST, payload)
+                best = BestWeights(model=self.judged.state_dict(), epoch=epoch)
+                ckpt.save(self.job.checkpoint_dir, ckpt.BEST, best.to_payload())
         else:
             state.bad_epochs += 1
         state.stopped = cfg.patience > 0 and state.bad_epochs >= cfg.patience
@@ -134,12 +134,12 @@ class Trainer:
         self.reporter.epoch(record)
         state, job = self.state, self.job
         state.run_id, state.logged = self.reporter.run_id, self.reporter.progress()
-        tensors = {
-            "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-        }  # fmt: skip
-        if self.averaged is not None:
-            tensors["averaged"] = self.averaged.state_dict()
+        tensors = Tensors(
+            model=self.net.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scheduler=self.scheduler.state_dict(),
+            averaged=self.averaged.state_dict() if self.averaged is not None else None,
+        )
         ckpt.save(job.checkpoint_dir, ckpt.LAST, state.to_payload(tensors, _plain(job)))
         metric = {self.cfg.monitor: record[f"val_{self.cfg.monitor}"]}
         ckpt.write_state(job.checkpoint_dir, state.summary(self.cfg.epochs, **metric))
@@ -147,24 +147,25 @@ class Trainer:
     def finish(self) -> dict[str, Any]:
         """Rank 0: the best weights on the test split, the model and the gate; the run closed."""
         job, state = self.job, self.state
-        best = ckpt.load(job.checkpoint_dir, ckpt.BEST)
+        payload = ckpt.load(job.checkpoint_dir, ckpt.BEST)
+        best = BestWeights.from_payload(payload) if payload is not None else None
         if best is not None:
-            self.net.load_state_dict(best["model"])
+            self.net.load_state_dict(best.model)
         summary = self.reporter.finish(
-            self.net, self.step, state.history, best_epoch=best and best["epoch"]
+            self.net, self.step, state.history, best_epoch=best.epoch if best else None
         )
         # last.pt keeps the last epoch's tensors (a resumed run continues from them), now marked
         # finished, with what reached MLflow.
-        last = ckpt.load(job.checkpoint_dir, ckpt.LAST) or {}
+        last = ckpt.load(job.checkpoint_dir, ckpt.LAST)
         state.finished, state.run_id = True, self.reporter.run_id
         state.logged = self.reporter.progress()
-        tensors = {k: last[k] for k in TENSORS if k in last}
+        tensors = Tensors.from_payload(last) if last else Tensors(model=self.net.state_dict())
         ckpt.save(job.checkpoint_dir, ckpt.LAST, state.to_payload(tensors, _plain(job)))
         floats = {k: v for k, v in summary.items() if isinstance(v, float)}
         ckpt.write_state(job.checkpoint_dir, state.summary(self.cfg.epochs, **floats))
         return summary
 
-    def _resumed(self) -> tuple[TrainState | None, dict[str, Any] | None]:
+    def _resumed(self) -> tuple[TrainState | None, Tensors | None]:
         """The state to go on from, and its tensors: none for a fresh or an already finished run.
 
         A finished run is not resumed (this is a new training run), unless MLflow failed during
@@ -186,14 +187,14 @@ class Trainer:
         elif self.rank == 0:
             log.info("resuming %s from epoch %d of %d", self.job.checkpoint_dir, state.epoch,
                      self.cfg.epochs)  # fmt: skip
-        return state, payload
+        return state, Tensors.from_payload(payload)
 
-    def _load(self, payload: dict[str, Any]) -> None:
-        self.net.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.scheduler.load_state_dict(payload["scheduler"])
+    def _load(self, tensors: Tensors) -> None:
+        self.net.load_state_dict(tensors.model)
+        self.optimizer.load_state_dict(tensors.optimizer)
+        self.scheduler.load_state_dict(tensors.scheduler)
         if self.averaged is not None:
-            self.averaged.load_state_dict(payload["averaged"])
+            self.averaged.load_state_dict(tensors.averaged)
 
     def _average(self) -> None:
         self.averaged.update_parameters(self.net)  # type: ignore[union-attr]

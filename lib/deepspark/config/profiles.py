@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from deepspark.config.loader import build, deep_merge, non_overrides, read_yaml
-from deepspark.config.model import Scalar, _empty
+from deepspark.config.pipeline import Scalar, _empty
 from deepspark.errors import ConfigError
 
 PROFILE_DIR = "conf/clusters"

@@ -371,7 +371,7 @@ class ProfileConfig:
 
 
 @dataclass(frozen=True)
-class ClusterConfig:
+class KMeansConfig:
     """K-means over one table's numeric ``features``, k chosen by silhouette.
 
     Every k in ``[k_min, k_max]`` is fitted (on a seeded sample of about ``sample_rows`` rows when
@@ -428,7 +428,7 @@ class PipelineConfig:
     aggregates: Mapping[str, AggregateConfig] = field(default_factory=_empty)
     features: FeaturesConfig | None = None
     profile: ProfileConfig = field(default_factory=ProfileConfig)
-    cluster: ClusterConfig | None = None
+    cluster: KMeansConfig | None = None
     train: TrainConfig | None = None
     evaluate: EvaluateConfig | None = None  # defaults apply when absent and a model is trained
     score: ScoreConfig | None = None  # defaults apply when absent and a model is trained

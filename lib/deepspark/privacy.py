@@ -1,53 +1,17 @@
-"""Helpers shared by the stages: counting written outputs and reconciling row accounts."""
+"""The pseudonymization key: read from the environment or an owner-only file, never shown.
+
+Floor 2: the clean stage asks for it only when a table pseudonymizes columns; ``etl/clean.py``
+then uses it as data (the HMAC pads), so it is never part of a plan string or a log line.
+"""
 
 from __future__ import annotations
 
 import hmac
-import logging
 import os
 import stat
 
-from pyspark.sql import DataFrame, SparkSession
-
-from deepspark import tracking
 from deepspark.config import Config
-from deepspark.errors import ConfigError, ReconciliationError, SetupError
-
-log = logging.getLogger("deepspark")
-
-
-def reconcile(table: str, rows_in: int, rows_out: int, rows_quarantined: int) -> None:
-    """Fail unless every input row was written clean or quarantined, exactly once."""
-    if rows_in != rows_out + rows_quarantined:
-        diff = rows_in - rows_out - rows_quarantined
-        raise ReconciliationError(
-            f"{table}: rows_in={rows_in} != rows_clean={rows_out} + "
-            f"rows_quarantined={rows_quarantined} (difference {diff})"
-        )
-    log.info("%s: %d in -> %d clean + %d quarantined", table, rows_in, rows_out, rows_quarantined)
-
-
-def log_input(
-    spark: SparkSession, name: str, path: str, df: DataFrame, rows: int | None = None
-) -> None:
-    """Record one stage input as an MLflow dataset: path, digest, rows (counted if not given)."""
-    if not tracking.active():
-        return
-    if rows is None:
-        rows = df.count()
-    from deepspark.io import FileSystem
-    from deepspark.schema import ddl
-
-    digest = FileSystem(spark).fingerprint(path)
-    tracking.log_dataset(
-        name, path, rows=rows, digest=digest, schema=ddl(df.schema), context="input"
-    )
-
-
-def add_totals(metrics: dict[str, float]) -> None:
-    """Add stage totals of the per-table ``<table>.rows_in/rows_out/rows_quarantined`` metrics."""
-    for k in ("rows_in", "rows_out", "rows_quarantined"):
-        metrics[k] = sum(v for m, v in metrics.items() if m.endswith(f".{k}"))
+from deepspark.errors import ConfigError, SetupError
 
 
 def pseudonym_key(cfg: Config, columns: list[str]) -> bytes | None:
