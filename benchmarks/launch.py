@@ -115,7 +115,7 @@ def minimal_worker(url: str, rows: int, batch_size: int) -> None:
     marks["pg_ready"] = time.time()
     rank, world = dist.get_rank(), dist.get_world_size()
     net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)  # then DDP, as train_worker does
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-3)  # then DDP, as the Trainer does
     marks["optimizer"] = time.time()
     model = DDP(net)
     loader = FeatureLoader(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from deepspark import manifest as features
 from deepspark.config import load_config
 from deepspark.io import Layout
 from deepspark.stages import pipeline
@@ -145,3 +146,28 @@ def test_hourly_aggregate_and_windows(run):
 
 def test_profile_ran(run):
     assert "profile" in run["results"]
+
+
+def test_a_target_that_is_not_an_input_still_has_its_scaling(spark, tmp_path):
+    # The forecaster answers in the target's units, so the manifest keeps the target's training
+    # mean and std even when only other columns are the model's inputs.
+    readings(tmp_path / "readings.json")
+    conf = tmp_path / "sensors.yaml"
+    text = SENSORS.format(uri=tmp_path / "readings.json")
+    conf.write_text(
+        text.replace("inputs: [n, temp_mean, humidity_max]", "inputs: [n, humidity_max]")
+    )
+    cfg = load_config(
+        conf,
+        [
+            f"paths.data={tmp_path / 'data'}",
+            "mlflow.enabled=false",
+            "pipeline.stages=[ingest, clean, aggregate, features]",
+        ],
+    )
+    pipeline.run(cfg, spark)
+    manifest = features.read(Layout(cfg.paths, "sensors").path("features", "_manifest.json"))
+    assert manifest.inputs == ("n", "humidity_max") and manifest.x_shape == (6, 2)
+    assert set(manifest.scaling) == {"n", "humidity_max", "temp_mean"}
+    mean, std = manifest.y_scale
+    assert 15 < mean < 29 and std > 0  # sensor a reads 15-19 C, sensor b 25-29 C

@@ -3,7 +3,7 @@
 Floor 1. ``features/<pipeline>/_manifest.json`` holds the shapes, the split sizes, the scaling
 statistics (training period only) and, for sequences, how the windows were cut. The features
 stage builds a :class:`FeatureManifest` and writes :meth:`~FeatureManifest.to_json`; training
-preflight, evaluation and scoring :func:`read` it and check splits against it with
+preflight and evaluation :func:`read` it and check splits against it with
 :meth:`~FeatureManifest.check_split`. Only this module knows the JSON keys.
 """
 
@@ -74,9 +74,18 @@ class FeatureManifest:
 
     @property
     def y_scale(self) -> tuple[float, float] | None:
-        """The target's training mean and standard deviation (1 where it is constant), or None."""
-        if self.kind == "image" or self.target not in self.scaling:
+        """The target's training mean and standard deviation (1 where it is constant).
+
+        None for images. A forecaster's manifest without its target's statistics (written
+        before they were kept for a target that is not an input) cannot scale forecasts back.
+        """
+        if self.kind == "image":
             return None
+        if self.target not in self.scaling:
+            raise InputError(
+                f"features of {self.pipeline!r}: no scaling statistics for the target "
+                f"{self.target!r} in the manifest; rebuild the features (jobs/features.py)"
+            )
         mean, std = self.scaling[self.target]
         return float(mean), float(std) or 1.0
 

@@ -124,9 +124,15 @@ class TrainConfig:
 
         Training preflight calls it once (with the residual and the loader backend it chose from
         the features), and every rank, the report, the gate and evaluation read the result.
-        ``precision: auto`` stays: it depends on the GPU the rank finds.
+        ``precision: auto`` stays: it depends on the GPU each rank finds.
+
+        Raises:
+            ValueError: a loss that does not fit the task (cross_entropy for a forecaster).
         """
         classify = task == "classification"
+        if self.loss != "auto" and (self.loss == "cross_entropy") != classify:
+            expected = "cross_entropy" if classify else "l1, mse or huber"
+            raise ValueError(f"loss: {self.loss} does not fit a {task} model; expected {expected}")
         register = self.register
         if register.metric == "auto":
             register = replace(register, metric="accuracy" if classify else "mae")
@@ -135,7 +141,7 @@ class TrainConfig:
             loss=self.loss if self.loss != "auto" else ("cross_entropy" if classify else "l1"),
             monitor=self.monitor if self.monitor != "auto" else ("loss" if classify else "mae"),
             ema=self.ema if self.ema is not None else (0.0 if classify else 0.995),
-            residual=residual or self.residual,
+            residual=residual or ("none" if classify else self.residual),
             loader=replace(self.loader, backend=backend) if backend else self.loader,
             register=register,
         )

@@ -1,7 +1,8 @@
 """Floor 3: one ``run(cfg, spark) -> StageResult`` per stage.
 
-The only place with dataset I/O: read inputs, apply the pure transforms from :mod:`deepspark.etl`,
-write staged outputs, log.
+Where tables are read and written and Spark jobs run: read inputs, apply the pure transforms from
+:mod:`deepspark.etl`, write staged outputs, reconcile counts, log. (Training reads its feature
+splits through :mod:`deepspark.data`, the loader seam.)
 """
 
 from __future__ import annotations

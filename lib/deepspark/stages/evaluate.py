@@ -27,7 +27,7 @@ from deepspark import manifest as features
 from deepspark.config import Config, to_plain
 from deepspark.config.evaluate import EvaluateConfig
 from deepspark.data import SplitInfo, inspect_split, read_split
-from deepspark.errors import InputError
+from deepspark.errors import ConfigError, InputError
 from deepspark.evaluate.classify import evaluate_classifier
 from deepspark.evaluate.forecast import NAIVE, evaluate_forecaster
 from deepspark.layout import MANIFEST, Layout
@@ -117,8 +117,11 @@ def _forecast(
     target = manifest.target or "y"
     tcfg = cfg.pipeline.train
     # The linear baseline is fitted with the loss the model was trained with, as in training.
-    loss = tcfg.resolved(manifest.task).loss if tcfg is not None else "l1"
-    y_scale = manifest.y_scale or (0.0, 1.0)
+    try:
+        loss = tcfg.resolved(manifest.task).loss if tcfg is not None else "l1"
+    except ValueError as e:
+        raise ConfigError(f"{cfg.where}: pipeline.train.{e}") from e
+    y_scale = manifest.y_scale
     fit = baselines.fit_linear(train["x"], train["y"], y_scale=y_scale, loss=loss, seed=ecfg.seed)
     linear = fit.predict(test["x"], y_scale)
     return evaluate_forecaster(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
@@ -69,18 +70,18 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         finally:
             for frame in (data, *cached):  # the session outlives the stage: free what it cached
                 frame.unpersist()
-        manifest = FeatureManifest(
+        manifest = replace(
+            info,
             pipeline=cfg.pipeline.name,
             source=source,
             config_hash=config_hash(cfg),
-            splits=FrozenMap({n: SplitSummary(**v) for n, v in splits.items()}),
-            **info,
+            splits=FrozenMap(splits),
         )
         text = json.dumps(manifest.to_json(), indent=2)
         out.write_text(layout.path("features", MANIFEST), text)
         out.commit()
-        metrics.update({f"{s}.rows": v["rows"] for s, v in splits.items()})
-        metrics["rows_out"] = sum(v["rows"] for v in splits.values())
+        metrics.update({f"{s}.rows": v.rows for s, v in splits.items()})
+        metrics["rows_out"] = sum(v.rows for v in splits.values())
         tracking.log_metrics(metrics)
     outputs = {s: layout.path("features", s) for s in feat.SPLITS}
     outputs["manifest"] = layout.path("features", MANIFEST)
@@ -89,7 +90,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
 
 def _sequence(
     df: DataFrame, spec: SequenceFeatures, source: str
-) -> tuple[DataFrame, dict, list[DataFrame]]:
+) -> tuple[DataFrame, FeatureManifest, list[DataFrame]]:
     require_columns(
         df.columns,
         [*feat.series_keys(spec), spec.time, spec.target, *spec.inputs],
@@ -98,49 +99,59 @@ def _sequence(
     grid = feat.regular_grid(df, spec).persist(StorageLevel.MEMORY_AND_DISK)
     # The statistics job fills the cache and counts the grid on the way (above the cache).
     counted_grid, grid_rows = counting(grid)
-    row = feat.scaling_stats(counted_grid, spec).first()
+    # The target's statistics scale the forecasts back to its units, so they are measured even
+    # when the target is not an input (the inputs alone are standardized in the windows).
+    scaled = (
+        spec if spec.target in spec.inputs else replace(spec, inputs=(*spec.inputs, spec.target))
+    )
+    row = feat.scaling_stats(counted_grid, scaled).first()
     if row is None or row[f"{spec.inputs[0]}__mean"] is None:
         raise InputError(
             f"{source}: no rows before split.validation_start={spec.split.validation_start}; "
             "scaling needs a training period"
         )
-    stats = {c: (row[f"{c}__mean"], row[f"{c}__std"]) for c in spec.inputs}
-    data = feat.windows(feat.add_calendar(feat.standardize(grid, stats), spec), spec)
-    info = {
-        "kind": "sequence",
-        "series_key": spec.series_key,
-        "time": spec.time,
-        "inputs": tuple(feat.step_features(spec)),
-        "target": spec.target,
-        "window": spec.window,
-        "horizon": spec.horizon,
-        "frequency": spec.frequency,
-        "season": spec.period,
-        "x_shape": (spec.window, len(feat.step_features(spec))),
-        "scaling": FrozenMap(stats),
-        "grid_rows": grid_rows(),
-    }
+    stats = {c: (row[f"{c}__mean"], row[f"{c}__std"]) for c in scaled.inputs}
+    inputs = {c: stats[c] for c in spec.inputs}
+    data = feat.windows(feat.add_calendar(feat.standardize(grid, inputs), spec), spec)
+    info = FeatureManifest(
+        pipeline="",  # the stage fills in the pipeline, source and splits once they are written
+        kind="sequence",
+        x_shape=(spec.window, len(feat.step_features(spec))),
+        splits=FrozenMap(),
+        series_key=spec.series_key,
+        time=spec.time,
+        inputs=tuple(feat.step_features(spec)),
+        target=spec.target,
+        window=spec.window,
+        horizon=spec.horizon,
+        frequency=spec.frequency,
+        season=spec.period,
+        scaling=FrozenMap(stats),
+        grid_rows=grid_rows(),
+    )
     return data, info, [grid]
 
 
-def _image(df: DataFrame, spec: ImageFeatures, source: str) -> tuple[DataFrame, dict]:
+def _image(df: DataFrame, spec: ImageFeatures, source: str) -> tuple[DataFrame, FeatureManifest]:
     require_columns(df.columns, [spec.column, spec.label], f"{source} (features)")
     labels = sorted(r[0] for r in df.select(spec.label).distinct().collect())
-    info = {
-        "kind": "image",
-        "x_shape": tuple(spec.shape),
-        "max_value": spec.max_value,
-        "classes": tuple(labels),
-    }
+    info = FeatureManifest(
+        pipeline="",
+        kind="image",
+        x_shape=tuple(spec.shape),
+        splits=FrozenMap(),
+        max_value=spec.max_value,
+        classes=tuple(labels),
+    )
     return feat.image_features(df, spec), info
 
 
 def _write_splits(
     spark: SparkSession, out, layout: Layout, data: DataFrame, fcfg: FeaturesConfig, spec
-) -> dict[str, dict]:
+) -> dict[str, SplitSummary]:
     lay = fcfg.layout
     order = [*feat.series_keys(spec), spec.time] if isinstance(spec, SequenceFeatures) else ["id"]
-    splits: dict[str, dict] = {}
+    splits: dict[str, SplitSummary] = {}
     for name in feat.SPLITS:
         part = data.filter(F.col(feat.SPLIT) == name).drop(feat.SPLIT)
         path = layout.path("features", name)
@@ -152,8 +163,8 @@ def _write_splits(
         staged = out.staged(path)
         if rows == 0:
             raise InputError(f"{path}: the {name} split is empty; check the split settings")
-        splits[name] = {"rows": rows, "schema": ddl(part.schema), **_row_groups(staged)}
-        groups = splits[name].get("row_groups")
+        files, groups = _row_groups(staged)
+        splits[name] = SplitSummary(rows, files, groups, ddl(part.schema))
         if groups is not None and groups < lay.min_row_groups:
             raise DeepsparkError(
                 f"{path}: {groups} row group(s), fewer than layout.min_row_groups="
@@ -162,10 +173,11 @@ def _write_splits(
     return splits
 
 
-def _row_groups(path: str) -> dict:
+def _row_groups(path: str) -> tuple[int | None, int | None]:
+    """(files, row groups) of a written split; unknown (None) off the local filesystem."""
     local = local_path(path)
     if local is None:
-        return {}
+        return None, None
     ds = pq.ParquetDataset(local)
     files = [f for f in ds.files if not f.rsplit("/", 1)[-1].startswith(("_", "."))]
-    return {"files": len(files), "row_groups": sum(pq.ParquetFile(f).num_row_groups for f in files)}
+    return len(files), sum(pq.ParquetFile(f).num_row_groups for f in files)

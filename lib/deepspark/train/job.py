@@ -35,8 +35,9 @@ _KIND_OF_MODEL = {"cnn": "image", "rnn": "sequence"}
 class TrainJob:
     """What every rank needs, picklable: the whole config, the manifest, the splits as found.
 
-    ``config.pipeline.train`` has every "auto" resolved; ``persistence`` and ``linear`` are what
-    preflight decided the model learns the residual over.
+    ``config.pipeline.train`` has every "auto" resolved but ``precision`` (it depends on each
+    rank's GPU); ``persistence`` and ``linear`` are what preflight decided the model learns the
+    residual over.
     """
 
     config: Config  # pipeline.train resolved (TrainConfig.resolved): read it, never re-derive it
@@ -112,9 +113,13 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
         residual = tcfg.residual
         if residual == "auto":  # persistence where the target is an input (MODELS.md: why)
             residual = "persistence" if manifest.target in manifest.inputs else "none"
-    resolved = tcfg.resolved(manifest.task, residual=residual, backend=backend)  # type: ignore
+    try:
+        resolved = tcfg.resolved(manifest.task, residual=residual, backend=backend)  # type: ignore
+    except ValueError as e:
+        raise ConfigError(f"{where}: pipeline.train.{e}") from e
+    y_scale = manifest.y_scale  # a forecaster's target statistics: checked here, not in a rank
     persistence = _persistence(manifest, where) if residual == "persistence" else None
-    linear = _linear(splits["train"], resolved, manifest) if residual == "linear" else None
+    linear = _linear(splits["train"], resolved, y_scale) if residual == "linear" else None
     # Workers may start in another directory: hand them absolute locations.
     root = cfg.mlflow.artifact_root
     mlflow = replace(
@@ -134,14 +139,14 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     )
 
 
-def _linear(train: SplitInfo, tcfg: TrainConfig, manifest: FeatureManifest) -> LinearFit:
+def _linear(train: SplitInfo, tcfg: TrainConfig, y_scale: tuple[float, float]) -> LinearFit:
     """The linear baseline on the training split, fitted once here for every rank and the report.
 
     The same fit, with the model's loss, is the baseline the run is scored against: the network
     starts at it and is measured by what it adds.
     """
     data = read_split(train.url, [X, Y], workers=tcfg.loader.workers, backend=tcfg.loader.backend)
-    fit = fit_linear(data[X], data[Y], y_scale=manifest.y_scale, loss=tcfg.loss)  # type: ignore
+    fit = fit_linear(data[X], data[Y], y_scale=y_scale, loss=tcfg.loss)
     log.info("residual over the linear baseline, fitted on %d training rows", len(data[Y]))
     return fit
 

@@ -87,18 +87,19 @@ class TrainState:
     run_id: str | None = None
     seed: int = 0
     logged: Logged = field(default_factory=Logged)
+    config: dict[str, Any] = field(default_factory=dict)  # the plain config that trained it
 
     @property
     def unreported(self) -> bool:
         """Whether results still have to reach MLflow (a rerun then logs only them)."""
         return bool(self.logged.failed)
 
-    def to_payload(self, tensors: Tensors, config: Mapping[str, Any]) -> dict[str, Any]:
-        """``last.pt``'s content: the state dicts in ``tensors``, the plain config, this state."""
+    def to_payload(self, tensors: Tensors | None) -> dict[str, Any]:
+        """``last.pt``'s content: the state dicts in ``tensors`` and this state."""
         return {
-            **tensors.to_payload(),
+            **(tensors.to_payload() if tensors is not None else {}),
             "epoch": self.epoch, "best": self.best, "bad_epochs": self.bad_epochs,
-            "stopped": self.stopped, "history": self.history, "config": dict(config),
+            "stopped": self.stopped, "history": self.history, "config": self.config,
             "seed": self.seed, "run_id": self.run_id, "finished": self.finished,
             "mlflow": asdict(self.logged),
         }  # fmt: skip
@@ -117,10 +118,11 @@ class TrainState:
             run_id=payload.get("run_id"),
             seed=int(payload.get("seed", 0)),
             logged=Logged.from_payload(payload.get("mlflow"), len(history)),
+            config=dict(payload.get("config", {})),
         )
 
     def summary(self, epochs: int, **values: Any) -> dict[str, Any]:
-        """``state.json``: the few facts a person or a preflight check reads without torch."""
+        """``state.json``: the few facts a person (or a test) reads without loading torch."""
         out = {
             "epoch": self.epoch, "epochs": epochs, "stopped": self.stopped,
             "finished": self.finished, "run_id": self.run_id,

@@ -140,7 +140,8 @@ class Trainer:
             scheduler=self.scheduler.state_dict(),
             averaged=self.averaged.state_dict() if self.averaged is not None else None,
         )
-        ckpt.save(job.checkpoint_dir, ckpt.LAST, state.to_payload(tensors, _plain(job)))
+        state.config = _plain(job)
+        ckpt.save(job.checkpoint_dir, ckpt.LAST, state.to_payload(tensors))
         metric = {self.cfg.monitor: record[f"val_{self.cfg.monitor}"]}
         ckpt.write_state(job.checkpoint_dir, state.summary(self.cfg.epochs, **metric))
 
@@ -154,13 +155,13 @@ class Trainer:
         summary = self.reporter.finish(
             self.net, self.step, state.history, best_epoch=best.epoch if best else None
         )
-        # last.pt keeps the last epoch's tensors (a resumed run continues from them), now marked
+        # last.pt keeps the last epoch's tensors and the config that trained them, now marked
         # finished, with what reached MLflow.
         last = ckpt.load(job.checkpoint_dir, ckpt.LAST)
         state.finished, state.run_id = True, self.reporter.run_id
         state.logged = self.reporter.progress()
-        tensors = Tensors.from_payload(last) if last else Tensors(model=self.net.state_dict())
-        ckpt.save(job.checkpoint_dir, ckpt.LAST, state.to_payload(tensors, _plain(job)))
+        tensors = Tensors.from_payload(last) if last is not None else None
+        ckpt.save(job.checkpoint_dir, ckpt.LAST, state.to_payload(tensors))
         floats = {k: v for k, v in summary.items() if isinstance(v, float)}
         ckpt.write_state(job.checkpoint_dir, state.summary(self.cfg.epochs, **floats))
         return summary
