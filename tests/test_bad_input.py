@@ -69,6 +69,15 @@ def test_empty_directory(spark, tmp_path):
     assert str(e.value) == f"{tmp_path / 'empty'}: input is empty (no data files; source 't')"
 
 
+def test_zero_byte_csv_is_empty_not_missing_columns(spark, tmp_path):
+    cfg = tiny(tmp_path, csv(tmp_path, ""))
+    with pytest.raises(InputError) as e:
+        ingest.run(cfg, spark)
+    assert str(e.value) == (
+        f"{tmp_path / 't.csv'}: the file is empty; expected a CSV header line with a, b, c"
+    )
+
+
 def test_header_only_csv_is_empty(spark, tmp_path):
     cfg = tiny(tmp_path, csv(tmp_path, "a,b,c\n"))
     with pytest.raises(InputError) as e:

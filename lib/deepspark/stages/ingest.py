@@ -185,9 +185,12 @@ def _check_header(fs: FileSystem, path: str, options: dict, expected: list[str])
     for file in files:
         where = f"{path if len(files) == 1 else file} (CSV header)"
         line = fs.first_line(file, encoding)
-        if line is None:
-            found: list[str] = []
-        elif len(sep) == 1:
+        if line is None:  # no bytes: say so, not "missing every column; available: (none)"
+            raise InputError(
+                f"{path if len(files) == 1 else file}: the file is empty; expected a CSV header "
+                f"line with {', '.join(expected)}"
+            )
+        if len(sep) == 1:
             found = next(csv.reader([line], delimiter=sep, quotechar=quote))
         else:
             found = line.split(sep)
