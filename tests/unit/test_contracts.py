@@ -85,7 +85,7 @@ def test_the_whole_config_pickles_and_compares_equal():
 
 
 def test_auto_is_resolved_per_task_and_a_loss_must_fit_the_task():
-    forecaster = TrainConfig(model="rnn").resolved("regression", residual="persistence")
+    forecaster = TrainConfig(model="rnn").resolved("regression", target_is_input=True)
     assert (forecaster.loss, forecaster.monitor, forecaster.ema) == ("l1", "mae", 0.995)
     assert (forecaster.residual, forecaster.register.metric) == ("persistence", "mae")
     classifier = TrainConfig(model="cnn").resolved("classification")

@@ -117,13 +117,13 @@ class TrainConfig:
         self,
         task: Task,
         *,
-        residual: Literal["linear", "persistence", "none"] | None = None,
+        target_is_input: bool = False,
         backend: Literal["arrow", "petastorm"] | None = None,
     ) -> TrainConfig:
         """This config with every "auto" replaced by what it means for ``task``: one place.
 
-        Training preflight calls it once (with the residual and the loader backend it chose from
-        the features), and every rank, the report, the gate and evaluation read the result.
+        Training preflight calls it once (with what the features say and the loader backend it
+        chose), and every rank, the report, the gate and evaluation read the result.
         ``precision: auto`` stays: it depends on the GPU each rank finds.
 
         Raises:
@@ -141,7 +141,14 @@ class TrainConfig:
             loss=self.loss if self.loss != "auto" else ("cross_entropy" if classify else "l1"),
             monitor=self.monitor if self.monitor != "auto" else ("loss" if classify else "mae"),
             ema=self.ema if self.ema is not None else (0.0 if classify else 0.995),
-            residual=residual or ("none" if classify else self.residual),
+            residual=self._residual(classify, target_is_input),
             loader=replace(self.loader, backend=backend) if backend else self.loader,
             register=register,
         )
+
+    def _residual(self, classify: bool, target_is_input: bool) -> str:
+        if classify:
+            return "none"
+        if self.residual == "auto":  # persistence where the target is an input (MODELS.md: why)
+            return "persistence" if target_is_input else "none"
+        return self.residual

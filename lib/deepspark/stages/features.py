@@ -113,14 +113,15 @@ def _sequence(
     stats = {c: (row[f"{c}__mean"], row[f"{c}__std"]) for c in scaled.inputs}
     inputs = {c: stats[c] for c in spec.inputs}
     data = feat.windows(feat.add_calendar(feat.standardize(grid, inputs), spec), spec)
+    steps = tuple(feat.step_features(spec))
     info = FeatureManifest(
         pipeline="",  # the stage fills in the pipeline, source and splits once they are written
         kind="sequence",
-        x_shape=(spec.window, len(feat.step_features(spec))),
+        x_shape=(spec.window, len(steps)),
         splits=FrozenMap(),
         series_key=spec.series_key,
         time=spec.time,
-        inputs=tuple(feat.step_features(spec)),
+        inputs=steps,
         target=spec.target,
         window=spec.window,
         horizon=spec.horizon,

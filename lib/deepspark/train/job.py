@@ -108,16 +108,13 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     classes = list(manifest.classes)
     if manifest.kind == "image" and classes != list(range(len(classes))):
         raise InputError(f"labels must be 0..K-1 for classification, found {classes}")
-    residual = None
-    if manifest.kind == "sequence":
-        residual = tcfg.residual
-        if residual == "auto":  # persistence where the target is an input (MODELS.md: why)
-            residual = "persistence" if manifest.target in manifest.inputs else "none"
     try:
-        resolved = tcfg.resolved(manifest.task, residual=residual, backend=backend)  # type: ignore
+        is_input = manifest.target in manifest.inputs
+        resolved = tcfg.resolved(manifest.task, target_is_input=is_input, backend=backend)
     except ValueError as e:
         raise ConfigError(f"{where}: pipeline.train.{e}") from e
     y_scale = manifest.y_scale  # a forecaster's target statistics: checked here, not in a rank
+    residual = resolved.residual
     persistence = _persistence(manifest, where) if residual == "persistence" else None
     linear = _linear(splits["train"], resolved, y_scale) if residual == "linear" else None
     # Workers may start in another directory: hand them absolute locations.

@@ -94,11 +94,10 @@ class Reporter:
             ["baseline_persistence", "baseline_seasonal"] if self.job.task == "regression" else []
         )
         # Each split is read once here; the test metrics, the baselines, the model's input
-        # example and the registry gate all use these arrays.
-        test, train = (
-            _read(self.job, "test", ["x", "y", *extra]),
-            _read(self.job, "train", ["x", "y"]),
-        )
+        # example and the registry gate all use these arrays. The training split only feeds a
+        # baseline fit, which a model over the linear baseline brought from preflight.
+        test = _read(self.job, "test", ["x", "y", *extra])
+        train = _read(self.job, "train", ["x", "y"]) if self.job.linear is None else None
         summary.update(self._test(net, step, test, train))
         log.info("test: %s", ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if _num(v)))
         if not self.enabled:
@@ -202,7 +201,7 @@ class Reporter:
         if ok and epoch == self.done.epochs:
             self.done.epochs = epoch + 1
 
-    def _test(self, net: Any, step: Any, test: dict, train: dict) -> dict[str, float]:
+    def _test(self, net: Any, step: Any, test: dict, train: dict | None) -> dict[str, float]:
         from deepspark.train.loop import predict
 
         job, manifest = self.job, self.job.manifest
@@ -223,9 +222,9 @@ class Reporter:
         # compare everything on the rows where every baseline exists.
         common = ~np.isnan(test["baseline_persistence"]) & ~np.isnan(test["baseline_seasonal"])
         # The model's own linear part when it has one: the very baseline it was trained over.
-        fit = job.linear or baselines.fit_linear(
-            train["x"], train["y"], y_scale=job.y_scale, loss=step.loss
-        )
+        fit = job.linear
+        if fit is None:
+            fit = baselines.fit_linear(train["x"], train["y"], y_scale=job.y_scale, loss=step.loss)
         linear = fit.predict(test["x"], job.y_scale)
         out["test.rows_common"] = float(common.sum())
         out["test.mae_common"] = baselines.mae(pred[common], y[common])
