@@ -23,3 +23,7 @@ class ReconciliationError(DeepsparkError):
 
 class SetupError(DeepsparkError):
     """The runtime is missing something outside the project (Java, a secret, a package)."""
+
+
+class DataValidationError(InputError):
+    """A table broke an expectation or an anomaly check whose severity is ``fail``."""

@@ -58,6 +58,8 @@ class FeatureManifest:
     season: int | None = None
     scaling: Mapping[str, tuple[float, float]] = field(default_factory=FrozenMap)  # (mean, std)
     grid_rows: int | None = None
+    # Train/serve skew: 101 percentiles of each input over the training split (in x's units).
+    distributions: Mapping[str, tuple[float, ...]] = field(default_factory=FrozenMap)
     # Images: the pixel scale and the labels.
     max_value: float | None = None
     classes: tuple[int, ...] = ()
@@ -66,6 +68,13 @@ class FeatureManifest:
     def task(self) -> Literal["classification", "regression"]:
         """Images are classified; sequences forecast their target."""
         return "classification" if self.kind == "image" else "regression"
+
+    @property
+    def skew_inputs(self) -> tuple[str, ...]:
+        """The inputs train/serve skew compares: a sequence's own inputs, an image's intensity."""
+        if self.kind == "image":
+            return ("mean_intensity",)
+        return tuple(c for c in self.inputs if c in self.scaling)
 
     @property
     def n_out(self) -> int:
@@ -108,6 +117,8 @@ class FeatureManifest:
             )  # fmt: skip
         else:
             out.update(max_value=self.max_value, classes=list(self.classes))
+        if self.distributions:
+            out["distributions"] = {k: list(v) for k, v in self.distributions.items()}
         out["splits"] = {
             name: {k: v for k, v in vars(s).items() if v is not None}
             for name, s in self.splits.items()
@@ -138,6 +149,9 @@ class FeatureManifest:
                 grid_rows=data.get("grid_rows"),
                 max_value=data.get("max_value"),
                 classes=tuple(int(c) for c in data.get("classes", ())),
+                distributions=FrozenMap(
+                    {k: tuple(v) for k, v in data.get("distributions", {}).items()}
+                ),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise InputError(f"{where}: not a feature manifest ({type(e).__name__}: {e})") from e

@@ -17,6 +17,7 @@ from deepspark.config.evaluate import EvaluateConfig
 from deepspark.config.frozen import FrozenMap
 from deepspark.config.score import ScoreConfig
 from deepspark.config.train import TrainConfig
+from deepspark.config.validation import ValidationConfig
 
 Scalar = str | int | float | bool
 
@@ -30,6 +31,7 @@ STAGES = (
 )  # fmt: skip
 LAYERS = (
     "raw", "bronze", "silver", "gold", "features", "quarantine", "profiles", "predictions",
+    "validation",
 )  # fmt: skip
 
 
@@ -432,6 +434,7 @@ class PipelineConfig:
     train: TrainConfig | None = None
     evaluate: EvaluateConfig | None = None  # defaults apply when absent and a model is trained
     score: ScoreConfig | None = None  # defaults apply when absent and a model is trained
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     stages: tuple[str, ...] = STAGES
 
     def __post_init__(self) -> None:
@@ -455,6 +458,10 @@ class PipelineConfig:
                 f"cluster.output: {self.cluster.output!r} is also an aggregate (gold/"
                 f"{self.cluster.output}); choose another name"
             )
+        for key in self.validation.tables:
+            layer, _, table = key.partition("/")
+            known = self.aggregates if layer == "gold" else self.sources
+            _ref(f"validation.tables.{key}", table, known)
         if self.train is not None and self.features is None:
             raise ValueError("train: needs a 'features' section to train on")
 

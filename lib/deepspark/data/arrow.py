@@ -151,3 +151,51 @@ def _to_numpy(column: pa.ChunkedArray, name: str, path: str) -> np.ndarray:
     if lo != hi or array.null_count:
         raise InputError(f"{path}: column {name!r} rows have different lengths ({lo}..{hi})")
     return array.flatten().to_numpy(zero_copy_only=False).reshape(n, hi)
+
+
+def footer_stats(url: str) -> dict[str, tuple[int | None, str | None, str | None]]:
+    """Per top-level column of a Parquet table at ``url``: (nulls, min, max), from the footers.
+
+    Parquet keeps these per row group anyway, exactly, so reading them costs no pass over the
+    data. A statistic a writer left out is None; min and max are text (None when all null).
+    """
+    filesystem, files = split_files(url)
+    acc: dict[str, list] = {}
+    for file in files:
+        with filesystem.open_input_file(file) as fh:
+            meta = pq.ParquetFile(fh).metadata
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for i in range(group.num_columns):
+                chunk = group.column(i)
+                name = chunk.path_in_schema
+                if "." in name:  # a leaf of a nested column: those get no statistics
+                    continue
+                nulls, lo, hi = acc.setdefault(name, [0, None, None])
+                st = chunk.statistics
+                if st is None or not st.has_null_count:
+                    acc[name][0] = None
+                    continue
+                acc[name][0] = None if nulls is None else nulls + st.null_count
+                if st.has_min_max:
+                    acc[name][1] = st.min if lo is None else min(lo, st.min)
+                    acc[name][2] = st.max if hi is None else max(hi, st.max)
+    return {k: (v[0], _text(v[1]), _text(v[2])) for k, v in acc.items()}
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value)
+
+
+def footer_rows(url: str) -> int:
+    """Rows of a Parquet table at ``url``, from its footers."""
+    filesystem, files = split_files(url)
+    total = 0
+    for file in files:
+        with filesystem.open_input_file(file) as fh:
+            total += pq.ParquetFile(fh).metadata.num_rows
+    return total

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class StageResult:
-    """What a stage did: its row-count metrics and where its outputs are."""
+    """What a stage did: its row-count metrics, where its outputs are, and its warnings."""
 
     stage: str
     metrics: Mapping[str, float] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # validation findings that did not stop the stage

@@ -6,11 +6,14 @@ from pyspark.sql import SparkSession
 
 from deepspark import tracking
 from deepspark.config import Config, to_plain
+from deepspark.data import to_url
+from deepspark.data.arrow import footer_rows
 from deepspark.etl.aggregate import build_aggregate
 from deepspark.io import Layout, counting, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input
+from deepspark.stages.validation import Validator
 
 STAGE = "aggregate"
 
@@ -21,6 +24,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     specs = cfg.pipeline.aggregates
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
+    checks = Validator(cfg, spark, STAGE)
     with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
         needed = {s.source for s in specs.values()} | {
             s.join.source for s in specs.values() if s.join is not None
@@ -47,8 +51,10 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                     f"{layout.path('silver', spec.join.source)} (join of {name})",
                 )
             gold = layout.path("gold", name)
+            # An aggregate has at most its source's rows: a first run samples at that rate.
+            expected = footer_rows(to_url(layout.path("silver", spec.source)))
             metrics[f"{name}.rows_out"] = out.write_counted(
-                build_aggregate(src, spec, tables), gold
+                checks.watch(build_aggregate(src, spec, tables), name, gold, expected), gold
             )
             metrics[f"{name}.rows_in"] = seen[spec.source]()
             outputs[name] = gold
@@ -56,9 +62,10 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         for t, df in tables.items():
             path = layout.path("silver", t)
             log_input(spark, f"{cfg.pipeline.name}/silver/{t}", path, df, counts.get(t))
+        warnings = checks.check(out)
         out.commit()
         # Stage totals: each source table counted once, however many aggregates read it.
         metrics["rows_in"] = sum(counts.values())
         metrics["rows_out"] = sum(v for k, v in metrics.items() if k.endswith(".rows_out"))
         tracking.log_metrics(metrics)
-    return StageResult(STAGE, metrics, outputs)
+    return StageResult(STAGE, metrics, outputs, tuple(warnings))

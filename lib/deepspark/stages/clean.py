@@ -15,6 +15,8 @@ from pyspark.sql import SparkSession
 from deepspark import tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.pipeline import CleanConfig
+from deepspark.data import to_url
+from deepspark.data.arrow import footer_rows
 from deepspark.errors import InputError
 from deepspark.etl.clean import mark_table, split_marked
 from deepspark.io import FileSystem, Layout, counting, read_parquet, staged_outputs
@@ -22,6 +24,7 @@ from deepspark.privacy import pseudonym_key
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import add_totals, log_input, reconcile, table_metrics
+from deepspark.stages.validation import Validator
 
 STAGE = "clean"
 # Bronze tables up to this size are recomputed for each output rather than cached.
@@ -36,6 +39,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     fs = FileSystem(spark)
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
+    checks = Validator(cfg, spark, STAGE)
     with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
         for table, spec in specs.items():
             started = time.perf_counter()
@@ -56,7 +60,8 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                 # Above the cache, so the count is of every marked row, taken by the first write.
                 observed, rows_in = counting(final)
                 clean, bad = split_marked(observed, spec, source=table)
-                n_out = out.write_counted(clean, silver)
+                expected = footer_rows(to_url(bronze))
+                n_out = out.write_counted(checks.watch(clean, table, silver, expected), silver)
                 n_bad = out.write_counted(bad, quarantine)
             finally:
                 if large:
@@ -68,10 +73,11 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             log_input(spark, f"{cfg.pipeline.name}/bronze/{table}", bronze, df, n_in)
             metrics.update(table_metrics(table, n_in, n_out, n_bad, started))
             outputs[table] = silver
+        warnings = checks.check(out)
         out.commit()
         add_totals(metrics)
         tracking.log_metrics(metrics)
-    return StageResult(STAGE, metrics, outputs)
+    return StageResult(STAGE, metrics, outputs, tuple(warnings))
 
 
 def _mentioned(spec: CleanConfig) -> list[str]:

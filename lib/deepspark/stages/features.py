@@ -25,6 +25,7 @@ from deepspark.config.pipeline import FeaturesConfig, ImageFeatures, SequenceFea
 from deepspark.errors import ConfigError, DeepsparkError, InputError
 from deepspark.etl import features as feat
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
+from deepspark.etl.validate import percentiles_json, skew_columns
 from deepspark.io import Layout, counting, local_path, read_parquet, staged_outputs
 from deepspark.layout import MANIFEST
 from deepspark.manifest import FeatureManifest, SplitSummary
@@ -67,6 +68,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         data = data.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             splits = _write_splits(spark, out, layout, data, fcfg, spec)
+            info = replace(info, distributions=FrozenMap(_training_distributions(data, info)))
         finally:
             for frame in (data, *cached):  # the session outlives the stage: free what it cached
                 frame.unpersist()
@@ -131,6 +133,15 @@ def _sequence(
         grid_rows=grid_rows(),
     )
     return data, info, [grid]
+
+
+def _training_distributions(data: DataFrame, info: FeatureManifest) -> dict[str, tuple]:
+    # One small job over the cached windows: what scoring compares its input with (skew).
+    names = info.skew_inputs
+    columns = skew_columns(names, steps=info.inputs, window=info.window, image=info.kind == "image")
+    train = data.filter(F.col(feat.SPLIT) == "train")
+    text = train.agg(percentiles_json(columns)).first()[0]
+    return {k: tuple(v) for k, v in json.loads(text).items() if v}
 
 
 def _image(df: DataFrame, spec: ImageFeatures, source: str) -> tuple[DataFrame, FeatureManifest]:

@@ -24,12 +24,16 @@ from deepspark.config import Config, SourceConfig, spark_value, to_plain
 from deepspark.errors import InputError
 from deepspark.etl.ingest import (
     CORRUPT,
+    LATIN1,
+    QUARANTINE_SCHEMA,
+    UNDECODABLE,
     assemble_arrays,
+    from_latin1,
     parsed_rows,
     unparsed_rows,
     with_corrupt_column,
+    with_undecodable,
 )
-from deepspark.etl.quality import QUARANTINE_SCHEMA
 from deepspark.io import (
     PACKAGE_SCHEME,
     FileSystem,
@@ -43,6 +47,7 @@ from deepspark.io import (
 from deepspark.schema import require_columns, struct_from_config
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import add_totals, reconcile, table_metrics
+from deepspark.stages.validation import Validator
 
 STAGE = "ingest"
 _FILE = "__file"  # the file of an unparseable record, observed and dropped
@@ -54,13 +59,15 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     params = {name: to_plain(src) for name, src in cfg.pipeline.sources.items()}
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
+    checks = Validator(cfg, spark, STAGE)
     with tracking.stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
         for name, src in cfg.pipeline.sources.items():
             started = time.perf_counter()
             path = land(spark, src, layout.path("raw", name))
             parsed = read_source(spark, src, path, name)
             bronze, quarantine = layout.path("bronze", name), layout.quarantine(STAGE, name)
-            n_out = out.write_counted(parsed.good, bronze)  # the one full parse
+            # The one full parse; the table's statistics are observed on the same write.
+            n_out = out.write_counted(checks.watch(parsed.good, name, bronze), bronze)
             n_in, bad_files = parsed.seen()
             # Only files with an unparseable line are read again, for the quarantine: the
             # lines it keeps are a by-product of the same parse, but holding them on the driver
@@ -70,15 +77,16 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             else:
                 n_bad = out.write_empty(quarantine, QUARANTINE_SCHEMA)
             if n_in == 0:
-                raise InputError(f"{path}: input is empty (0 rows)")
+                raise InputError(f"{path}: {_no_rows(src)}")
             _quality_gate(spark, src, path, n_in, n_bad, out.staged(quarantine))
             reconcile(f"ingest {name}", n_in, n_out, n_bad)
             metrics.update(table_metrics(name, n_in, n_out, n_bad, started))
             outputs[name] = bronze
+        warnings = checks.check(out)
         out.commit()
         add_totals(metrics)
         tracking.log_metrics(metrics)
-    return StageResult(STAGE, metrics, outputs)
+    return StageResult(STAGE, metrics, outputs, tuple(warnings))
 
 
 def land(spark: SparkSession, src: SourceConfig, raw_dir: str) -> str:
@@ -135,11 +143,17 @@ def read_source(spark: SparkSession, src: SourceConfig, path: str, name: str) ->
     if src.format == "csv" and options.get("header") == "true":
         _check_header(fs, path, options, schema.fieldNames())
 
-    def load(paths: str | list[str]) -> DataFrame:
+    # A UTF-8 CSV's bytes that are not UTF-8 are kept: the rows holding them are quarantined,
+    # and their files re-read in ISO-8859-1 (one character per byte) to recover the bytes.
+    encoding = str(options.get("encoding", options.get("charset", "UTF-8")))
+    utf8 = src.format == "csv" and encoding.upper().replace("_", "-") in ("UTF-8", "UTF8")
+    bad_row = F.col(CORRUPT).isNotNull() | (F.col(UNDECODABLE) if utf8 else F.lit(False))
+
+    def load(paths: str | list[str], **extra: str) -> DataFrame:
         with spark_errors_as_input_errors(path):
             return (
                 spark.read.schema(with_corrupt_column(schema))
-                .options(**options)
+                .options(**{**options, **extra})
                 .option("mode", "PERMISSIVE")
                 .option("columnNameOfCorruptRecord", CORRUPT)
                 .format(src.format)
@@ -151,8 +165,8 @@ def read_source(spark: SparkSession, src: SourceConfig, path: str, name: str) ->
     # is projected first: a non-deterministic input_file_name() may not sit inside a metric.
     bad_files = F.concat_ws("\n", F.array_sort(F.collect_set(F.col(_FILE))))
     raw = (
-        load(path)
-        .withColumn(_FILE, F.when(F.col(CORRUPT).isNotNull(), F.input_file_name()))
+        (with_undecodable(load(path), schema) if utf8 else load(path))
+        .withColumn(_FILE, F.when(bad_row, F.input_file_name()))
         .observe(seen, F.count(F.lit(1)).alias("rows"), bad_files.alias("bad_files"))
         .drop(_FILE)
     )
@@ -162,16 +176,25 @@ def read_source(spark: SparkSession, src: SourceConfig, path: str, name: str) ->
         return int(got["rows"]), [f for f in (got["bad_files"] or "").split("\n") if f]
 
     def unparsed(files: list[str]) -> DataFrame:
-        return unparsed_rows(
-            load(files),
+        reread = from_latin1(load(files, encoding=LATIN1), schema) if utf8 else load(files)
+        rows = unparsed_rows(
+            reread,
             schema,
             source=name,
             fmt=src.format,
             sep=options.get("sep", ","),
             null_value=options.get("nullValue", ""),
         )
+        return rows if utf8 else rows.withColumn("raw_base64", F.lit(None).cast("string"))
 
-    return ParsedSource(assemble_arrays(parsed_rows(raw), src.arrays), observed, unparsed)
+    good = parsed_rows(raw)
+    return ParsedSource(assemble_arrays(good, src.arrays), observed, unparsed)
+
+
+def _no_rows(src: SourceConfig) -> str:
+    if src.format == "csv" and spark_value(src.options.get("header", False)) == "true":
+        return "no rows (the file holds only a header line)"
+    return "input is empty (0 rows)"
 
 
 def _check_header(fs: FileSystem, path: str, options: dict, expected: list[str]) -> None:

@@ -53,4 +53,12 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
             if k in ("rows_in", "rows_out", "rows_quarantined")
         }
         tracking.log_metrics(totals)
+    warnings = [w for r in results.values() for w in r.warnings]
+    if warnings:
+        log.warning(
+            "pipeline %s finished with %d validation warning(s):\n  %s",
+            cfg.pipeline.name,
+            len(warnings),
+            "\n  ".join(warnings),
+        )
     return results

@@ -9,21 +9,27 @@ quarantine with a reason.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from deepspark import registry, tracking
+from deepspark import manifest, registry, tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.score import ScoreConfig
 from deepspark.errors import InputError
 from deepspark.etl import score as sc
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
+from deepspark.etl.validate import percentiles_json, skew_columns
 from deepspark.io import Layout, read_parquet, staged_outputs
+from deepspark.layout import MANIFEST
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input, reconcile
+from deepspark.stages.validation import judge
+from deepspark.validation import skew
 
 STAGE = "score"
 log = logging.getLogger("deepspark")
@@ -59,7 +65,8 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         udf = mlflow.pyfunc.spark_udf(
             spark, uri, result_type=sc.result_type(classes), env_manager="local"
         )
-        scored = clean_rows(marked).withColumn(sc.RAW, udf(F.col(sc.X)))
+        skew = Skew(cfg, layout, scfg.input)
+        scored = skew.watch(clean_rows(marked)).withColumn(sc.RAW, udf(F.col(sc.X)))
         n_out = out.write_counted(
             sc.predictions(scored, classes=classes, name=name, version=version), target
         )
@@ -72,7 +79,60 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         log_input(spark, f"{cfg.pipeline.name}/{scfg.input}", source, df, int(metrics["rows_in"]))
         reconcile(f"{scfg.input} (score)", *(int(metrics[k]) for k in
                   ("rows_in", "rows_out", "rows_quarantined")))  # fmt: skip
+        warnings = skew.check()
         out.commit()
         tracking.log_metrics(metrics)
     log.info("scored %s with %s v%d -> %s", source, name, version, target)
-    return StageResult(STAGE, metrics, {"predictions": target, "model_uri": uri})
+    return StageResult(STAGE, metrics, {"predictions": target, "model_uri": uri}, tuple(warnings))
+
+
+class Skew:
+    """Train/serve skew: the scored inputs' percentiles against the training split's.
+
+    Observed on the scoring write itself (no extra pass); the training side is in the feature
+    manifest. Inputs that are not the pipeline's features (no manifest, or one written before
+    it kept distributions) are scored without the check, and the log says so.
+    """
+
+    def __init__(self, cfg: Config, layout: Layout, table: str) -> None:
+        self.cfg, self.layout, self.table = cfg.pipeline.validation, layout, table
+        self.observation: Observation | None = None
+        self.train: dict[str, tuple[float, ...]] = {}
+        path = layout.path("features", MANIFEST)
+        if not table.startswith("features/") or not self.cfg.enabled:
+            return
+        try:
+            self.info = manifest.read(path)
+        except InputError:
+            log.info("score: no feature manifest at %s; train/serve skew not checked", path)
+            return
+        self.train = dict(self.info.distributions)
+        if not self.train:
+            log.info("score: %s has no training distributions (rebuild the features to get "
+                     "them); train/serve skew not checked", path)  # fmt: skip
+
+    def watch(self, df: DataFrame) -> DataFrame:
+        """``df`` (the rows about to be scored) with its input percentiles observed."""
+        if not self.train:
+            return df
+        columns = skew_columns(
+            list(self.train), steps=self.info.inputs, window=self.info.window,
+            image=self.info.kind == "image",
+        )  # fmt: skip
+        self.observation = Observation()
+        return df.observe(self.observation, percentiles_json(columns).alias("p"))
+
+    def check(self) -> list[str]:
+        """After the write: report each input's drift from training; the warnings."""
+        if self.observation is None:
+            return []
+        serving = {k: v for k, v in json.loads(self.observation.get["p"]).items() if v}
+        found, distances = skew(
+            self.train, serving, self.table, self.cfg.skew.drift, self.cfg.skew.severity
+        )
+        tracking.log_metrics({f"skew.{k}": round(v, 4) for k, v in distances.items()})
+        chart = [
+            {"label": k, "nulls": math.nan, "nulls_before": math.nan, "drift": d}
+            for k, d in distances.items()
+        ]
+        return judge(self.layout, STAGE, found, chart, self.cfg.skew.drift)

@@ -1,0 +1,147 @@
+"""The ``pipeline.validation`` section: expectations per table, anomaly and skew thresholds.
+
+Expectations are what a user asserts about a table (``fail`` unless they say ``warn``); anomalies
+compare a table with the last good run of the same stage and warn unless the config says
+``fail``. The defaults of :class:`Thresholds` pass every normal month of the real flights and
+weather deliveries (``scripts/validation_months.py``; the README has the table).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from deepspark.config.frozen import FrozenMap
+
+Severity = Literal["warn", "fail"]
+CHECKS = ("schema", "all_null", "nulls", "rows", "drift", "spread", "constant", "categories",
+          "gaps", "hours")  # fmt: skip
+# Stages whose outputs get statistics and anomaly checks, and the layer each writes.
+VALIDATED_LAYERS = {"ingest": "bronze", "clean": "silver", "aggregate": "gold"}
+
+
+def _empty() -> Mapping:
+    return FrozenMap()
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Inclusive bounds on one number; either side optional."""
+
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min is None and self.max is None:
+            raise ValueError("bounds need min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+
+    def holds(self, x: float) -> bool:
+        """Whether ``x`` lies within the bounds."""
+        return (self.min is None or x >= self.min) and (self.max is None or x <= self.max)
+
+    def text(self) -> str:
+        """``[lo, hi]`` with an open side shown as -inf or inf."""
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        return f"[{lo}, {hi}]"
+
+
+@dataclass(frozen=True)
+class ColumnExpectation:
+    """What one column must satisfy; every key is optional."""
+
+    max_null_fraction: float | None = None
+    min_distinct: int | None = None  # approximate (HyperLogLog, 1.6 % error)
+    allowed: tuple[str, ...] = ()  # compared as text
+    mean: Bounds | None = None
+    stddev: Bounds | None = None
+    severity: Severity = "fail"
+
+    def __post_init__(self) -> None:
+        if self.max_null_fraction is not None and not 0 <= self.max_null_fraction <= 1:
+            raise ValueError("max_null_fraction: expected a fraction in [0, 1]")
+        if self.min_distinct is not None and self.min_distinct < 1:
+            raise ValueError("min_distinct: expected at least 1")
+
+
+@dataclass(frozen=True)
+class TimeCoverage:
+    """A table's time grid: every ``unit`` between its first and last row must have a row."""
+
+    column: str
+    unit: Literal["hour", "day"] = "day"
+    keys: tuple[str, ...] = ()  # checked per series; without keys, for the whole table
+    max_missing: int = 0
+
+
+@dataclass(frozen=True)
+class TableValidation:
+    """Expectations and declarations for one ``layer/table``."""
+
+    rows: Bounds | None = None
+    rows_severity: Severity = "fail"
+    columns: Mapping[str, ColumnExpectation] = field(default_factory=_empty)
+    categorical: tuple[str, ...] = ()  # value sets kept; new values are an anomaly
+    time: TimeCoverage | None = None
+    drift: Mapping[str, float] = field(default_factory=_empty)  # per-column KS thresholds
+    # Columns that move by design from one delivery to the next (identifiers, date parts):
+    # their distribution is not compared with the last run's.
+    ignore_drift: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a table differs from the last good run of its stage enough to be an anomaly.
+
+    ``drift`` is the Kolmogorov-Smirnov distance of a numeric column's distribution (the largest
+    gap between the two CDFs, read from 101 approximate percentiles); ``hours`` is the total
+    variation distance of the hour-of-day histogram of the time column.
+    """
+
+    rows_change: float = 0.5  # rows outside [1 - x, 1 + x] times the last run's
+    null_increase: float = 0.2  # null fraction up by more than this (absolute)
+    drift: float = 0.5
+    spread_ratio: float = 10.0  # standard deviation grew or shrank by more than this factor
+    hours: float = 0.2
+    severity: Mapping[str, Severity] = field(default_factory=_empty)  # per check; default warn
+
+    def __post_init__(self) -> None:
+        for check in self.severity:
+            if check not in CHECKS:
+                raise ValueError(f"severity: unknown check {check!r} (expected one of {CHECKS})")
+
+    def level(self, check: str) -> Severity:
+        """The severity of ``check`` (``warn`` unless configured)."""
+        return self.severity.get(check, "warn")
+
+
+@dataclass(frozen=True)
+class SkewConfig:
+    """Train/serve skew at scoring: each input's KS distance from its training split."""
+
+    drift: float = 0.5
+    severity: Severity = "warn"
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Data validation for ingest, clean and aggregate outputs, and skew at scoring."""
+
+    enabled: bool = True
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    skew: SkewConfig = field(default_factory=SkewConfig)
+    tables: Mapping[str, TableValidation] = field(default_factory=_empty)
+
+    def __post_init__(self) -> None:
+        layers = tuple(VALIDATED_LAYERS.values())
+        for t in self.tables:
+            layer, sep, name = t.partition("/")
+            if not sep or layer not in layers or not name:
+                raise ValueError(f"tables: {t!r}: expected 'layer/table' with a layer in {layers}")
+
+    def table(self, key: str) -> TableValidation:
+        """The declarations for ``layer/table`` (none: an empty one)."""
+        return self.tables.get(key) or TableValidation()
