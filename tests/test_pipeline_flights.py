@@ -46,6 +46,7 @@ def test_ingest_counts_and_parse_quarantine(run):
             "rule": "parse",
             "reason": "dep_delay: n/a is not a valid double",
             "record": GARBLED,
+            "raw_base64": None,  # the line is valid UTF-8
         }
     ]
 
@@ -204,3 +205,51 @@ def test_rerun_gives_identical_output(run, spark):
     after = snapshot()
     for name in before:
         pd.testing.assert_frame_equal(before[name], after[name])
+
+
+def test_scoring_measures_skew_per_input(run):
+    # Days 9-10 against days 1-6 of January: each input's KS distance to its training split.
+    m = run["results"]["score"].metrics
+    inputs = run["cfg"].pipeline.features.sequence.inputs
+    assert sorted(k for k in m if k.startswith("skew.")) == sorted(f"skew.{c}" for c in inputs)
+    assert all(0 <= m[f"skew.{c}"] <= 1 for c in inputs)
+
+
+def test_a_skewed_scoring_input_is_caught(run, spark):
+    """The real test windows with temperature 3 training deviations too high: skew, per input."""
+    import pyarrow as pa
+
+    from deepspark.errors import DataValidationError
+    from deepspark.stages import score
+
+    layout, cfg = run["layout"], run["cfg"]
+    info = json.loads(Path(layout.path("features", "_manifest.json")).read_text())
+    steps, temp = len(info["inputs"]), info["inputs"].index("temp")
+    test = pq.read_table(layout.path("features", "test"))
+    shifted = [
+        [v + 3.0 if i % steps == temp else v for i, v in enumerate(x)]
+        for x in test.column("x").to_pylist()
+    ]
+    skewed = test.set_column(
+        test.schema.get_field_index("x"), "x", pa.array(shifted, pa.list_(pa.float32()))
+    )
+    Path(layout.path("features", "test_skewed")).mkdir()
+    pq.write_table(skewed, f"{layout.path('features', 'test_skewed')}/part-0.parquet")
+    work = Path(cfg.paths.data).parent
+    extra = ["pipeline.score.input=features/test_skewed", "pipeline.score.output=skewed"]
+    warned = score.run(slice_config(run["raw"], work, *extra), spark)
+    assert warned.metrics["skew.temp"] == 1.0
+    (line,) = [w for w in warned.warnings if ": temp:" in w]
+    prefix = (
+        "score: features/test_skewed: temp: serving data differs from training (KS 1.00 > 0.7; "
+        f"median {info['distributions']['temp'][50]:.3g} -> "
+    )
+    assert line.startswith(prefix) and line.endswith(") [skew]")
+    # The serving median is the shifted windows' last-step temperature's (percentile_approx).
+    last = [x[(info["window"] - 1) * steps + temp] for x in shifted]
+    assert float(line[len(prefix) : -len(") [skew]")]) == pytest.approx(np.median(last), abs=0.05)
+    strict = slice_config(run["raw"], work, *extra, "pipeline.validation.skew.severity=fail",
+                          "pipeline.score.output=skewed_strict")  # fmt: skip
+    with pytest.raises(DataValidationError, match=r"^features/test_skewed: temp: serving data"):
+        score.run(strict, spark)
+    assert not Path(layout.path("predictions", "skewed_strict")).exists()

@@ -144,6 +144,20 @@ class TableStats:
         doc["units"], doc["hours"] = tuple(doc["units"]), tuple(doc["hours"])
         return cls(**doc)
 
+    def remembering(self, ref: TableStats | None) -> TableStats:
+        """These statistics with each categorical column's values seen in ``ref`` added.
+
+        What is stored for the next run: a value is new once, not every time it comes back
+        after a delivery without it (a carrier that flies some months only).
+        """
+        if ref is None:
+            return self
+        merged = {
+            k: tuple(sorted(set(v) | set(ref.categories.get(k, ()))))
+            for k, v in self.categories.items()
+        }
+        return replace(self, categories=merged)
+
     def null_fraction(self, column: str) -> float:
         """Nulls (and NaNs) over rows; 0 for an empty table."""
         c = self.columns[column]
@@ -445,7 +459,7 @@ def skew(
             d,
             limit,
             f"{k}: serving data differs from training (KS {d:.2f} > {limit:g}; median "
-            f"{train[k][50]:.3g} -> {serving[k][50]:.3g}, in training standard deviations)",
+            f"{train[k][50]:.3g} -> {serving[k][50]:.3g})",
         )
         for k, d in distances.items()
         if d > limit

@@ -75,6 +75,9 @@ class TimeCoverage:
     unit: Literal["hour", "day"] = "day"
     keys: tuple[str, ...] = ()  # checked per series; without keys, for the whole table
     max_missing: int = 0
+    # Days and hours of day are read in this zone: a local day's flights span two UTC dates,
+    # so a missing local day leaves no empty UTC date, and DST moves every UTC hour twice a year.
+    timezone: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class TableValidation:
     rows: Bounds | None = None
     rows_severity: Severity = "fail"
     columns: Mapping[str, ColumnExpectation] = field(default_factory=_empty)
-    categorical: tuple[str, ...] = ()  # value sets kept; new values are an anomaly
+    categorical: tuple[str, ...] = ()  # every value seen so far is kept; a new one is an anomaly
     time: TimeCoverage | None = None
     drift: Mapping[str, float] = field(default_factory=_empty)  # per-column KS thresholds
     # Columns that move by design from one delivery to the next (identifiers, date parts):
@@ -103,7 +106,7 @@ class Thresholds:
 
     rows_change: float = 0.5  # rows outside [1 - x, 1 + x] times the last run's
     null_increase: float = 0.2  # null fraction up by more than this (absolute)
-    drift: float = 0.5
+    drift: float = 0.7
     spread_ratio: float = 10.0  # standard deviation grew or shrank by more than this factor
     hours: float = 0.2
     severity: Mapping[str, Severity] = field(default_factory=_empty)  # per check; default warn
@@ -122,7 +125,7 @@ class Thresholds:
 class SkewConfig:
     """Train/serve skew at scoring: each input's KS distance from its training split."""
 
-    drift: float = 0.5
+    drift: float = 0.7
     severity: Severity = "warn"
 
 

@@ -45,6 +45,7 @@ class StatsRequest:
     time: str | None = None  # a timestamp or date column
     unit: str = "day"
     keys: Sequence[str] = ()
+    timezone: str | None = None  # read days and hours in this zone (else the session's)
 
 
 def _col(name: str) -> Column:
@@ -126,6 +127,8 @@ def _outside(column: str, allowed: Sequence[str]) -> Column:
 
 def _time(request: StatsRequest) -> Column:
     t = _col(request.time)
+    if request.timezone:
+        t = F.from_utc_timestamp(t, request.timezone)
     unit = F.date_format(F.date_trunc(request.unit, t), UNIT_FORMAT[request.unit])
     key = F.concat_ws("|", *[_col(k).cast("string") for k in request.keys], unit)
     hour = F.hour(t)

@@ -79,7 +79,8 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         log_input(spark, f"{cfg.pipeline.name}/{scfg.input}", source, df, int(metrics["rows_in"]))
         reconcile(f"{scfg.input} (score)", *(int(metrics[k]) for k in
                   ("rows_in", "rows_out", "rows_quarantined")))  # fmt: skip
-        warnings = skew.check()
+        warnings = skew.check()  # before the commit: a failed check keeps the last predictions
+        metrics.update({f"skew.{k}": round(v, 4) for k, v in skew.distances.items()})
         out.commit()
         tracking.log_metrics(metrics)
     log.info("scored %s with %s v%d -> %s", source, name, version, target)
@@ -98,6 +99,7 @@ class Skew:
         self.cfg, self.layout, self.table = cfg.pipeline.validation, layout, table
         self.observation: Observation | None = None
         self.train: dict[str, tuple[float, ...]] = {}
+        self.distances: dict[str, float] = {}  # KS per input, once checked
         path = layout.path("features", MANIFEST)
         if not table.startswith("features/") or not self.cfg.enabled:
             return
@@ -130,7 +132,7 @@ class Skew:
         found, distances = skew(
             self.train, serving, self.table, self.cfg.skew.drift, self.cfg.skew.severity
         )
-        tracking.log_metrics({f"skew.{k}": round(v, 4) for k, v in distances.items()})
+        self.distances = distances
         chart = [
             {"label": k, "nulls": math.nan, "nulls_before": math.nan, "drift": d}
             for k, d in distances.items()

@@ -134,7 +134,8 @@ class Validator:
             stats = TableStats.observed(w.key, w.observation.get["stats"], w.columns, footers, time)
             findings += expectations(stats, w.spec)
             findings += anomalies(stats, w.reference, w.spec, self.cfg.thresholds)
-            out.fs.write_text(f"{out.staged(w.final)}/{STATS_FILE}", stats.to_json())
+            kept = stats.remembering(w.reference)  # categories: every value seen so far
+            out.fs.write_text(f"{out.staged(w.final)}/{STATS_FILE}", kept.to_json())
             chart += _chart_rows(stats, w.reference)
         if not self._watched:
             return []
@@ -201,6 +202,7 @@ def _request(spec: TableValidation) -> StatsRequest:
         time=spec.time.column if spec.time else None,
         unit=spec.time.unit if spec.time else "day",
         keys=spec.time.keys if spec.time else (),
+        timezone=spec.time.timezone if spec.time else None,
     )
 
 
