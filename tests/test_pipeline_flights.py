@@ -185,6 +185,12 @@ def test_mlflow_has_parent_and_nested_stage_runs(run):
     assert parents[0].data.tags["deepspark.config_hash"]
     artifacts = [a.path for a in client.list_artifacts(stages["profile"].info.run_id, "profile")]
     assert artifacts, "the profile stage logged no artifacts"
+    for stage in ("ingest", "clean", "aggregate"):
+        report = client.list_artifacts(stages[stage].info.run_id, "validation")
+        assert sorted(a.path for a in report) == [
+            "validation/anomalies.csv", "validation/anomalies.json", "validation/checks.png",
+        ]  # fmt: skip
+        assert "validation.warnings" in stages[stage].data.metrics
 
 
 def test_rerun_gives_identical_output(run, spark):

@@ -61,13 +61,17 @@ def stats(**kw) -> TableStats:  # noqa: ANN003
 
 
 def test_missing_units_per_series():
+    day = 19783  # 2024-03-01: days since 1970, as the observed time grid holds them
     s = stats(
         time_column="ts",
         time_unit="day",
-        units=("A|2024-03-01", "A|2024-03-03", "B|2024-03-01", "B|2024-03-02", "B|2024-03-03"),
+        units=tuple(
+            f"{k}|{day + d}" for k, d in [("A", 0), ("A", 2), ("B", 0), ("B", 1), ("B", 2)]
+        ),
     )
     assert missing_units(s) == ["A 2024-03-02"]
-    hourly = stats(time_column="ts", time_unit="hour", units=("2024-03-01T22", "2024-03-02T01"))
+    hour = day * 24 + 22
+    hourly = stats(time_column="ts", time_unit="hour", units=(f"{hour}", f"{hour + 3}"))
     assert missing_units(hourly) == ["2024-03-01T23", "2024-03-02T00"]
 
 
@@ -146,7 +150,7 @@ def test_stats_round_trip_through_json():
         columns={"a": col(percentiles=(1.0, 2.0), mean=1.5)},
         categories={"k": ("x",)},
         outside={"k": (1, None)},
-        units=("2024-03-01",),
+        units=("19783",),
         hours=(1,) * 24,
     )
     assert TableStats.from_json(s.to_json()) == s
@@ -156,3 +160,34 @@ def test_categories_are_remembered_across_runs():
     ref = stats(categories={"carrier": ("AA", "OO")})
     now = stats(categories={"carrier": ("AA", "UA")})
     assert now.remembering(ref).categories == {"carrier": ("AA", "OO", "UA")}
+
+
+def test_observed_statistics_from_footers_or_from_the_aggregate_agree(spark, tmp_path):
+    # Local tables take nulls, min and max from the Parquet footers; on object stores the same
+    # aggregate counts them. Both must give the same statistics.
+    from pyspark.sql import Observation
+
+    from deepspark.data import to_url
+    from deepspark.data.arrow import footer_stats
+    from deepspark.etl.validate import StatsRequest, profiled, table_stats
+
+    df = spark.createDataFrame(
+        [(1, 2.5, "a"), (2, None, "b"), (3, float("nan"), None), (4, 1.0, "a")],
+        "id int, x double, s string",
+    )
+    columns = [(f.name, f.dataType.simpleString(), f.dataType.typeName() != "string")
+               for f in profiled(df.schema)]  # fmt: skip
+    got = {}
+    for counts in (False, True):
+        seen = Observation()
+        stats = table_stats(df.schema, StatsRequest(counts=counts)).alias("s")
+        path = tmp_path / f"t{counts}"
+        df.observe(seen, stats).write.parquet(str(path))
+        footers = {} if counts else footer_stats(to_url(str(path)))
+        got[counts] = TableStats.observed("t", seen.get["s"], columns, footers)
+    assert got[False] == got[True]
+    assert got[True].columns["x"] == ColumnStats(
+        type="double", nulls=1, nan=1, min="1.0", max="NaN", mean=1.75, stddev=0.75,
+        percentiles=(1.0,) * 51 + (2.5,) * 50,
+    )  # fmt: skip
+    assert got[True].columns["s"] == ColumnStats(type="string", nulls=1, min="a", max="b")

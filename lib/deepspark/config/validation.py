@@ -75,8 +75,8 @@ class TimeCoverage:
     unit: Literal["hour", "day"] = "day"
     keys: tuple[str, ...] = ()  # checked per series; without keys, for the whole table
     max_missing: int = 0
-    # Days and hours of day are read in this zone: a local day's flights span two UTC dates,
-    # so a missing local day leaves no empty UTC date, and DST moves every UTC hour twice a year.
+    # Days are read in this zone (hours are UTC's): a local day's flights span two UTC dates,
+    # so a missing local day leaves no empty UTC date.
     timezone: str | None = None
 
 

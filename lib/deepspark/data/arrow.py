@@ -9,6 +9,7 @@ reshaping its flat values buffer: no per-row Python objects, no pandas.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -178,14 +179,26 @@ def footer_stats(url: str) -> dict[str, tuple[int | None, str | None, str | None
                     continue
                 acc[name][0] = None if nulls is None else nulls + st.null_count
                 if st.has_min_max:
-                    acc[name][1] = st.min if lo is None else min(lo, st.min)
-                    acc[name][2] = st.max if hi is None else max(hi, st.max)
+                    acc[name][1] = st.min if lo is None else _spark_order(min, lo, st.min)
+                    acc[name][2] = st.max if hi is None else _spark_order(max, hi, st.max)
     return {k: (v[0], _text(v[1]), _text(v[2])) for k, v in acc.items()}
+
+
+def _spark_order(pick, a: object, b: object) -> object:  # noqa: ANN001
+    # Spark orders NaN above every number; Python's min and max depend on argument order.
+    nan_a, nan_b = (isinstance(v, float) and math.isnan(v) for v in (a, b))
+    if nan_a or nan_b:
+        if pick is max or (nan_a and nan_b):
+            return a if nan_a else b
+        return b if nan_a else a
+    return pick(a, b)
 
 
 def _text(value: object) -> str | None:
     if value is None:
         return None
+    if isinstance(value, float) and not math.isfinite(value):  # as Spark casts them to text
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
     return str(value)

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import pyarrow.parquet as pq
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from deepspark import tracking
@@ -67,8 +67,11 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         )
         data = data.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            splits = _write_splits(spark, out, layout, data, fcfg, spec)
-            info = replace(info, distributions=FrozenMap(_training_distributions(data, info)))
+            # The training split's input percentiles (for skew at scoring), observed on its write.
+            skew = Observation()
+            splits = _write_splits(spark, out, layout, data, fcfg, spec, (skew, _skew_metric(info)))
+            distributions = {k: tuple(v) for k, v in json.loads(skew.get["p"]).items() if v}
+            info = replace(info, distributions=FrozenMap(distributions))
         finally:
             for frame in (data, *cached):  # the session outlives the stage: free what it cached
                 frame.unpersist()
@@ -135,13 +138,10 @@ def _sequence(
     return data, info, [grid]
 
 
-def _training_distributions(data: DataFrame, info: FeatureManifest) -> dict[str, tuple]:
-    # One small job over the cached windows: what scoring compares its input with (skew).
+def _skew_metric(info: FeatureManifest) -> Column:
     names = info.skew_inputs
     columns = skew_columns(names, steps=info.inputs, window=info.window, image=info.kind == "image")
-    train = data.filter(F.col(feat.SPLIT) == "train")
-    text = train.agg(percentiles_json(columns)).first()[0]
-    return {k: tuple(v) for k, v in json.loads(text).items() if v}
+    return percentiles_json(columns).alias("p")
 
 
 def _image(df: DataFrame, spec: ImageFeatures, source: str) -> tuple[DataFrame, FeatureManifest]:
@@ -159,13 +159,21 @@ def _image(df: DataFrame, spec: ImageFeatures, source: str) -> tuple[DataFrame, 
 
 
 def _write_splits(
-    spark: SparkSession, out, layout: Layout, data: DataFrame, fcfg: FeaturesConfig, spec
+    spark: SparkSession,
+    out,  # noqa: ANN001
+    layout: Layout,
+    data: DataFrame,
+    fcfg: FeaturesConfig,
+    spec,  # noqa: ANN001
+    train_metric: tuple[Observation, Column],
 ) -> dict[str, SplitSummary]:
     lay = fcfg.layout
     order = [*feat.series_keys(spec), spec.time] if isinstance(spec, SequenceFeatures) else ["id"]
     splits: dict[str, SplitSummary] = {}
     for name in feat.SPLITS:
         part = data.filter(F.col(feat.SPLIT) == name).drop(feat.SPLIT)
+        if name == "train":
+            part = part.observe(*train_metric)
         path = layout.path("features", name)
         rows = out.write_counted(
             part.repartitionByRange(lay.files_per_split, *order).sortWithinPartitions(*order),

@@ -1,191 +1,16 @@
-"""Expectations and anomalies: a table's statistics checked against the config and the last run.
+"""Expectations, anomalies against the last run, and train/serve skew, over :class:`TableStats`.
 
-Floor 1, pure Python. :class:`TableStats` is what :func:`deepspark.etl.validate.table_stats`
-observed, and what is stored beside each output as ``_stats.json``: the reference of the next
-run. :func:`expectations` checks what the config asserts; :func:`anomalies` compares with that
-reference. Both return :class:`Finding` rows; the stage reports them and fails on ``fail``.
+Every check returns :class:`Finding` rows; the stage reports them and fails on ``fail``.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
-
-import numpy as np
 
 from deepspark.config.validation import TableValidation, Thresholds
-
-STATS_FILE = "_stats.json"
-STATS_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ColumnStats:
-    """One column's statistics.
-
-    Nulls and min/max (as text) are exact, from the footers; a numeric column's NaNs, moments and
-    101 percentiles are read from the sample.
-    """
-
-    type: str
-    nulls: int
-    nan: int = 0
-    min: str | None = None
-    max: str | None = None
-    mean: float | None = None
-    stddev: float | None = None
-    percentiles: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class TableStats:
-    """A table's statistics as one stage wrote it."""
-
-    table: str
-    rows: int
-    columns: Mapping[str, ColumnStats]
-    categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    distinct: Mapping[str, int] = field(default_factory=dict)
-    outside: Mapping[str, tuple[int, str | None]] = field(default_factory=dict)
-    time_column: str | None = None
-    time_unit: str | None = None
-    units: tuple[str, ...] = ()  # "key|...|unit" per series with rows, or just the unit
-    hours: tuple[int, ...] = ()
-    sampled: int = 0  # rows behind the numeric columns' moments and percentiles
-
-    @classmethod
-    def observed(
-        cls,
-        table: str,
-        text: str,
-        columns: Sequence[tuple[str, str, bool]],
-        footers: Mapping[str, tuple[int | None, str | None, str | None]],
-        time: tuple[str, str] | None = None,
-    ) -> TableStats:
-        """From the JSON :func:`~deepspark.etl.validate.table_stats` aggregated and the footers.
-
-        Args:
-            table: ``layer/table``.
-            text: The observed aggregate.
-            columns: ``(name, type, numeric)`` of each profiled column, in schema order; the
-                numeric ones are the sample's fields, in that order.
-            footers: ``{column: (nulls, min, max)}`` of the written files.
-            time: ``(column, unit)`` of the time grid, if one was observed.
-        """
-        doc = json.loads(text)
-        rows = int(doc["rows"])
-        names = [name for name, _, is_number in columns if is_number]
-        picked = doc.get("sample") or []
-        sample = np.array(
-            [[np.nan if v is None else v for v in r] for r in picked], dtype=float
-        ).reshape(len(picked), len(names))
-        nulls = {n: np.array([r[i] is None for r in picked], dtype=bool) for i, n in
-                 enumerate(names)}  # fmt: skip
-        out: dict[str, ColumnStats] = {}
-        for name, dtype, is_number in columns:
-            n_null, lo, hi = footers.get(name, (None, None, None))
-            stats = ColumnStats(type=dtype, nulls=int(n_null or 0), min=lo, max=hi)
-            if is_number:
-                i = names.index(name)
-                values = sample[~nulls[name], i]
-                finite = values[~np.isnan(values)]
-                nan_share = 1 - len(finite) / len(values) if len(values) else 0.0
-                stats = replace(
-                    stats,
-                    nan=round(nan_share * (rows - stats.nulls)),
-                    mean=float(finite.mean()) if len(finite) else None,
-                    stddev=float(finite.std()) if len(finite) else None,
-                    percentiles=tuple(
-                        float(q) for q in np.percentile(finite, range(101), method="inverted_cdf")
-                    )
-                    if len(finite)
-                    else (),
-                )
-            out[name] = stats
-        t = doc.get("time") or {}
-        return cls(
-            table=table,
-            rows=rows,
-            columns=out,
-            categories={k: tuple(v) for k, v in (doc.get("categories") or {}).items()},
-            distinct={k: int(v) for k, v in (doc.get("distinct") or {}).items()},
-            outside={
-                k: (int(v["count"]), v.get("example"))
-                for k, v in (doc.get("outside") or {}).items()
-            },
-            time_column=time[0] if time else None,
-            time_unit=time[1] if time else None,
-            units=tuple(t.get("units") or ()),
-            hours=tuple(int(h) for h in t.get("hours") or ()),
-            sampled=len(sample),
-        )
-
-    def to_json(self) -> str:
-        """The stored form (``_stats.json``)."""
-        doc = {"version": STATS_VERSION, **asdict(self)}
-        return json.dumps(doc, allow_nan=False, default=list) + "\n"
-
-    @classmethod
-    def from_json(cls, text: str) -> TableStats:
-        """Read a stored ``_stats.json``."""
-        doc = json.loads(text)
-        doc.pop("version", None)
-        doc["columns"] = {
-            k: ColumnStats(**{**v, "percentiles": tuple(v["percentiles"])})
-            for k, v in doc["columns"].items()
-        }
-        doc["categories"] = {k: tuple(v) for k, v in doc["categories"].items()}
-        doc["outside"] = {k: tuple(v) for k, v in doc["outside"].items()}
-        doc["units"], doc["hours"] = tuple(doc["units"]), tuple(doc["hours"])
-        return cls(**doc)
-
-    def remembering(self, ref: TableStats | None) -> TableStats:
-        """These statistics with each categorical column's values seen in ``ref`` added.
-
-        What is stored for the next run: a value is new once, not every time it comes back
-        after a delivery without it (a carrier that flies some months only).
-        """
-        if ref is None:
-            return self
-        merged = {
-            k: tuple(sorted(set(v) | set(ref.categories.get(k, ()))))
-            for k, v in self.categories.items()
-        }
-        return replace(self, categories=merged)
-
-    def null_fraction(self, column: str) -> float:
-        """Nulls (and NaNs) over rows; 0 for an empty table."""
-        c = self.columns[column]
-        return (c.nulls + c.nan) / self.rows if self.rows else 0.0
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One check that fired: where, what was measured against what limit, and how serious."""
-
-    table: str
-    check: str
-    column: str | None
-    severity: str
-    value: float | None
-    limit: float | None
-    message: str
-
-    def line(self) -> str:
-        """``table: message`` as the log and the error say it."""
-        return f"{self.table}: {self.message}"
-
-
-def _number(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
+from deepspark.validation.stats import ColumnStats, Finding, TableStats
 
 
 def expectations(stats: TableStats, spec: TableValidation) -> list[Finding]:
@@ -425,19 +250,19 @@ def missing_units(stats: TableStats) -> list[str]:
     """Units (hours or days) between each series' first and last with no row: the gaps."""
     if not stats.units or stats.time_unit is None:
         return []
-    step = timedelta(hours=1) if stats.time_unit == "hour" else timedelta(days=1)
-    fmt = "%Y-%m-%dT%H" if stats.time_unit == "hour" else "%Y-%m-%d"
-    series: dict[str, set[datetime]] = {}
+    hourly = stats.time_unit == "hour"
+    fmt = "%Y-%m-%dT%H" if hourly else "%Y-%m-%d"
+    epoch, step = datetime(1970, 1, 1), timedelta(hours=1) if hourly else timedelta(days=1)
+    series: dict[str, set[int]] = {}
     for u in stats.units:
-        key, _, unit = u.rpartition("|")
-        series.setdefault(key, set()).add(datetime.strptime(unit, fmt))
+        key, _, index = u.rpartition("|")
+        series.setdefault(key, set()).add(int(index))
     gaps = []
     for key, seen in sorted(series.items()):
-        t, end = min(seen), max(seen)
-        while t < end:
-            t += step
-            if t not in seen:
-                gaps.append(f"{key} {t.strftime(fmt)}" if key else t.strftime(fmt))
+        for i in range(min(seen), max(seen) + 1):
+            if i not in seen:
+                when = (epoch + i * step).strftime(fmt)
+                gaps.append(f"{key} {when}" if key else when)
     return gaps
 
 
