@@ -93,10 +93,11 @@ class Validator:
         where = f"validation.tables.{key}"
         mentioned = [*spec.columns, *request.categorical, *request.keys, *spec.drift,
                      *spec.ignore_drift]  # fmt: skip
-        require_columns(df.columns, [*dict.fromkeys(mentioned)], f"{key} ({where})")
+        schema = df.schema  # one round trip to the JVM, not one per use
+        require_columns(schema.fieldNames(), [*dict.fromkeys(mentioned)], f"{key} ({where})")
         if request.time is not None:
-            require_columns(df.columns, [request.time], f"{key} ({where}.time)")
-            dtype = df.schema[request.time].dataType
+            require_columns(schema.fieldNames(), [request.time], f"{key} ({where}.time)")
+            dtype = schema[request.time].dataType
             if not isinstance(dtype, (T.TimestampType, T.TimestampNTZType, T.DateType)):
                 raise ConfigError(
                     f"{where}.time.column: {request.time} is {dtype.simpleString()}; expected a "
@@ -112,14 +113,14 @@ class Validator:
         )
         columns = [
             (f.name, f.dataType.simpleString(), isinstance(f.dataType, T.NumericType))
-            for f in profiled(df.schema)
+            for f in profiled(schema)
         ]
         observation = Observation()
-        stats = table_stats(df.schema, request, fraction).alias("stats")
+        stats = table_stats(schema, request, fraction).alias("stats")
         self._watched.append(_Watched(key, final, spec, observation, reference, columns))
         gridded = with_time_grid(df, request)
-        return gridded.observe(observation, stats).drop(*[c for c in (UNIT, HOUR)
-                                                          if c in gridded.columns])  # fmt: skip
+        observed = gridded.observe(observation, stats)
+        return observed.drop(UNIT, HOUR) if request.time else observed
 
     def _reference(self, final: str) -> TableStats | None:
         path = f"{final}/{STATS_FILE}"

@@ -80,11 +80,11 @@ class TableStats:
         names = [name for name, _, is_number in columns if is_number]
         names += [HOUR_FIELD] if time else []
         picked = doc.get("sample") or []
-        sample = np.array(
-            [[np.nan if v is None else v for v in r] for r in picked], dtype=float
-        ).reshape(len(picked), len(names))
-        nulls = {n: np.array([r[i] is None for r in picked], dtype=bool) for i, n in
-                 enumerate(names)}  # fmt: skip
+        # Vectorized: JSON null is a missing value; Spark writes NaN as the string "NaN".
+        cells = np.array(picked, dtype=object).reshape(len(picked), len(names))
+        missing = cells == None  # noqa: E711 - elementwise over an object array
+        sample = np.where(missing, np.nan, cells).astype(float)
+        nulls = {n: missing[:, i] for i, n in enumerate(names)}
         out: dict[str, ColumnStats] = {}
         counted = {
             k: (v.get("nulls"), v.get("min"), v.get("max"))
