@@ -172,14 +172,11 @@ def _write_splits(
     splits: dict[str, SplitSummary] = {}
     for name in feat.SPLITS:
         part = data.filter(F.col(feat.SPLIT) == name).drop(feat.SPLIT)
-        if name == "train":
-            part = part.observe(*train_metric)
         path = layout.path("features", name)
-        rows = out.write_counted(
-            part.repartitionByRange(lay.files_per_split, *order).sortWithinPartitions(*order),
-            path,
-            row_group_bytes=lay.row_group_mb * 1024 * 1024,
-        )
+        laid = part.repartitionByRange(lay.files_per_split, *order).sortWithinPartitions(*order)
+        if name == "train":  # above the exchange, so its range bounds are sampled as before
+            laid = laid.observe(*train_metric)
+        rows = out.write_counted(laid, path, row_group_bytes=lay.row_group_mb * 1024 * 1024)
         staged = out.staged(path)
         if rows == 0:
             raise InputError(f"{path}: the {name} split is empty; check the split settings")
