@@ -15,8 +15,6 @@ from pyspark.sql import SparkSession
 from deepspark import tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.pipeline import CleanConfig
-from deepspark.data import to_url
-from deepspark.data.arrow import footer_rows
 from deepspark.errors import InputError
 from deepspark.etl.clean import mark_table, split_marked
 from deepspark.io import FileSystem, Layout, counting, read_parquet, staged_outputs
@@ -60,8 +58,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                 # Above the cache, so the count is of every marked row, taken by the first write.
                 observed, rows_in = counting(final)
                 clean, bad = split_marked(observed, spec, source=table)
-                expected = footer_rows(to_url(bronze))
-                n_out = out.write_counted(checks.watch(clean, table, silver, expected), silver)
+                n_out = out.write_counted(checks.watch(clean, table, silver, bronze), silver)
                 n_bad = out.write_counted(bad, quarantine)
             finally:
                 if large:

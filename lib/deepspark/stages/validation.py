@@ -29,7 +29,7 @@ from deepspark import plots, tracking
 from deepspark.config import Config
 from deepspark.config.validation import VALIDATED_LAYERS, TableValidation
 from deepspark.data import to_url
-from deepspark.data.arrow import footer_stats
+from deepspark.data.arrow import footer_rows, footer_stats
 from deepspark.errors import ConfigError, DataValidationError
 from deepspark.etl.validate import (
     HOUR,
@@ -76,13 +76,11 @@ class Validator:
         self.layout = Layout(cfg.paths, cfg.pipeline.name)
         self._watched: list[_Watched] = []
 
-    def watch(
-        self, df: DataFrame, table: str, final: str, expected_rows: int | None = None
-    ) -> DataFrame:
+    def watch(self, df: DataFrame, table: str, final: str, source: str | None = None) -> DataFrame:
         """``df`` with its statistics observed; write the result to ``final`` (staged).
 
-        ``expected_rows`` (an estimate is enough) sets the sampling rate when there is no last
-        run to take the row count from.
+        ``source``, the Parquet table ``df`` comes from, bounds its rows: on a first run (no
+        last run to take the row count from) its footers set the sampling rate.
         """
         if not self.cfg.enabled:
             return df
@@ -106,11 +104,13 @@ class Validator:
         reference = self._reference(final)
         # Bronze gets the exact counts but no sample: the same rows reach silver, where drift is
         # measured, so ingest (the stage nearest its floor) pays for no distribution twice.
-        fraction = (
-            0.0
-            if self.stage == "ingest"
-            else sample_fraction(reference.rows if reference else expected_rows)
-        )
+        fraction = 0.0
+        if self.stage != "ingest":
+            if reference is not None:
+                rows = reference.rows
+            else:  # a first run: the source's footers bound the rows
+                rows = footer_rows(to_url(source)) if source else None
+            fraction = sample_fraction(rows)
         columns = [
             (f.name, f.dataType.simpleString(), isinstance(f.dataType, T.NumericType))
             for f in profiled(schema)
