@@ -173,8 +173,12 @@ def _write_splits(
     for name in feat.SPLITS:
         part = data.filter(F.col(feat.SPLIT) == name).drop(feat.SPLIT)
         path = layout.path("features", name)
-        laid = part.repartitionByRange(lay.files_per_split, *order).sortWithinPartitions(*order)
-        if name == "train":  # above the exchange, so its range bounds are sampled as before
+        # Hash, not range, partitioning: Spark seeds the range partitioner's sample with the RDD's
+        # id, a counter of the session, so the same rows fell into other files (and trained
+        # another model: digits 0.978 to 0.989) depending on what the session ran before.
+        by = F.xxhash64(*order)
+        laid = part.repartition(lay.files_per_split, by).sortWithinPartitions(*order)
+        if name == "train":
             laid = laid.observe(*train_metric)
         rows = out.write_counted(laid, path, row_group_bytes=lay.row_group_mb * 1024 * 1024)
         staged = out.staged(path)
