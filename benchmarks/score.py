@@ -1,6 +1,6 @@
 """Scoring benchmark: Spark batch scoring (spark_udf, as jobs/score.py does) vs one process.
 
-    python benchmarks/score.py [--conf conf/flights.yaml] [--rows 500000] [--repeat 3]
+    python benchmarks/score.py [-c conf/flights.yaml] [--rows 500000] [--repeat 3]
 
 Needs the pipeline's registered champion (run ./spark-submit.sh jobs/pipeline.py first). The
 pipeline's test features are replicated with pyarrow to ``--rows`` rows (real windows, so real
@@ -76,7 +76,7 @@ def spark_scoring(spark: object, uri: str, data: Path, classes: bool) -> float:
 def main(argv: list[str] | None = None) -> int:
     """Measure both paths ``--repeat`` times and report medians and the ratio."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--conf", default="conf/flights.yaml")
+    p.add_argument("-c", "--config", default="conf/flights.yaml")
     p.add_argument("--rows", type=int, default=500_000)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--batch", type=int, default=10_000)
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from deepspark.layout import Layout
     from deepspark.spark import build_session
 
-    cfg = load_config(ROOT / args.conf, args.set)
+    cfg = load_config(ROOT / args.config, args.set)
     mlflow = tracking.setup(cfg.mlflow)
     name = cfg.pipeline.train.register.name or cfg.pipeline.name
     uri, version = registry.resolve(mlflow, name, "champion")

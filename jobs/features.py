@@ -1,10 +1,9 @@
 """spark-submit entry point for the features stage.
 
-./spark-submit.sh jobs/features.py --conf conf/flights.yaml [key=value ...]
+./spark-submit.sh jobs/features.py -c conf/flights.yaml [key=value ...]
 """
 
-from deepspark.cli import main
-from deepspark.stages.features import run
+from deepspark.cli import job
 
 if __name__ == "__main__":
-    raise SystemExit(main(run, job="features"))
+    raise SystemExit(job("features"))

@@ -64,7 +64,8 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def _source_hash() -> str:
     digest = hashlib.sha256()
-    files = sorted((ROOT / "lib").rglob("*.py")) + [ROOT / "pyproject.toml"]
+    package_data = [*(ROOT / "conf").rglob("*.yaml"), ROOT / "lib/deepspark/log4j2.properties"]
+    files = sorted((ROOT / "lib").rglob("*.py")) + sorted(package_data) + [ROOT / "pyproject.toml"]
     for path in files:
         digest.update(str(path.relative_to(ROOT)).encode())
         digest.update(path.read_bytes())

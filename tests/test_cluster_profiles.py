@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from deepspark.cli.spark_submit import ENTRY, command, parse
 from deepspark.config import load_config
 from deepspark.config.profiles import load_profile
 from deepspark.envpack import env_fingerprint, packed_env
 from deepspark.errors import ConfigError
-from deepspark.submit import main, submit_args
+from deepspark.submit import submit_args
 
 ROOT = Path(__file__).resolve().parents[1]
 FLIGHTS = ROOT / "conf" / "flights.yaml"
@@ -120,19 +121,21 @@ def test_image_profile_runs_the_images_python_in_cluster_mode():
     assert confs[key_ref] == "deepspark-secrets:pseudonym-key"
 
 
-def test_main_prints_profile_overrides_after_the_options(tmp_path, capsys, monkeypatch):
+def test_submit_puts_profile_overrides_before_the_users(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("SPARK_MASTER", raising=False)
     monkeypatch.setenv("DEEPSPARK_PSEUDONYM_KEY", "k" * 32)
-    rc = main(["--conf", "conf/flights.yaml", "--cluster", "yarn-gpu", "--dist", str(tmp_path),
-               "--dry-run"])  # fmt: skip
-    assert rc == 0
-    out = capsys.readouterr().out.splitlines()
-    sep = out.index("--")
-    assert out[sep + 1 :] == ["pipeline.train.local_mode=false", "pipeline.train.use_gpu=true"]
-    (files,) = _pairs(out[:sep], "--files")
+    args = parse(["train", "-c", "conf/flights.yaml", "--cluster", "yarn-gpu", "--dry-run",
+                  "pipeline.train.epochs=2"])  # fmt: skip
+    cmd = command(args, dist=str(tmp_path))
+    assert cmd[cmd.index(str(ENTRY)) + 1 :] == [
+        "train", "-c", "conf/flights.yaml",
+        "pipeline.train.local_mode=false", "pipeline.train.use_gpu=true",  # the profile's
+        "pipeline.train.epochs=2",  # the user's, last
+    ]  # fmt: skip
+    (files,) = _pairs(cmd, "--files")
     assert files.split(",")[-1] == "conf/gpu/discover-gpus.sh"
-    (archive,) = _pairs(out[:sep], "--archives")
+    (archive,) = _pairs(cmd, "--archives")
     assert archive == f"{tmp_path}/deepspark-env-{env_fingerprint()}.tar.gz#environment"
     assert not list(tmp_path.glob("*.tar.gz"))  # a dry run names the archive, builds nothing
 
@@ -140,7 +143,7 @@ def test_main_prints_profile_overrides_after_the_options(tmp_path, capsys, monke
 def test_spark_submit_dry_run_with_a_profile_puts_user_overrides_last():
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_MASTER", "SPARK_HOME")}
     proc = subprocess.run(
-        ["./spark-submit.sh", "jobs/train.py", "--conf", "conf/digits.yaml", "--cluster",
+        ["./spark-submit.sh", "jobs/train.py", "-c", "conf/digits.yaml", "--cluster",
          "standalone", "--master", "spark://10.1.2.3:7077", "--dry-run",
          "pipeline.train.local_mode=true"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
@@ -150,7 +153,7 @@ def test_spark_submit_dry_run_with_a_profile_puts_user_overrides_last():
     assert _pairs(cmd, "--master") == ["spark://10.1.2.3:7077"]
     job = cmd.index("jobs/train.py")
     assert cmd[job + 1 :] == [
-        "--conf", "conf/digits.yaml",
+        "-c", "conf/digits.yaml",
         "pipeline.train.local_mode=false",  # the profile's
         "pipeline.train.local_mode=true",  # the user's, applied last
     ]  # fmt: skip

@@ -118,13 +118,13 @@ def test_a_missing_model_is_one_clear_error(store, tmp_path):
         evaluate_stage.run(tracked(store, "sequence", "pipeline.evaluate.model=9"), None)
     assert str(e.value) == (
         "registered model 'flights' has no version or alias 9; train it first "
-        f"(./spark-submit.sh jobs/train.py --conf {conf})"
+        f"(./spark-submit.sh jobs/train.py -c {conf})"
     )
     with pytest.raises(InputError) as e:  # an empty registry: no champion yet
         evaluate_stage.run(tracked(tmp_path, "sequence"), None)
     assert str(e.value) == (
         "registered model 'flights' has no version or alias champion; train it first "
-        f"(./spark-submit.sh jobs/train.py --conf {conf})"
+        f"(./spark-submit.sh jobs/train.py -c {conf})"
     )
 
 

@@ -145,7 +145,7 @@ def test_job_exits_non_zero_with_one_line(tmp_path):
         [
             sys.executable,
             str(ROOT / "jobs" / "ingest.py"),
-            "--conf",
+            "-c",
             str(cfg),
             f"paths.data={tmp_path / 'data'}",
             "mlflow.enabled=false",
@@ -166,7 +166,7 @@ def test_job_rejects_bad_config_before_starting_spark(tmp_path):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(PIPELINE.format(uri="x.csv", fmt="csv"))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "jobs" / "clean.py"), "--conf", str(cfg), "spark.mastr=x"],
+        [sys.executable, str(ROOT / "jobs" / "clean.py"), "-c", str(cfg), "spark.mastr=x"],
         capture_output=True,
         text=True,
         cwd=tmp_path,

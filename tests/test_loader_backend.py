@@ -34,7 +34,7 @@ def test_asking_for_a_missing_petastorm_fails_before_launch_in_one_line(
     launched = []
     monkeypatch.setattr(train_stage.launch, "in_process", lambda job: launched.append(job))
     argv = [
-        "--conf", str(ROOT / "conf" / "flights.yaml"), f"paths.data={tmp_path / 'data'}",
+        "-c", str(ROOT / "conf" / "flights.yaml"), f"paths.data={tmp_path / 'data'}",
         f"paths.checkpoints={tmp_path / 'ckpt'}", "mlflow.enabled=false",
         "pipeline.train.loader.backend=petastorm",
     ]  # fmt: skip

@@ -56,11 +56,29 @@ def test_the_minimal_venv_has_none_of_the_spark_side(python, tmp_path):
     assert Path(location).is_relative_to(python.parents[1])  # the installed copy, not lib/
 
 
+def test_the_installed_package_runs_its_command_without_this_checkout(python, tmp_path):
+    # The wheel carries conf/ (profiles, embedded pipelines), the log4j2 file and the entry script
+    # that `deepspark submit STAGE` hands to spark-submit.
+    deepspark = python.parent / "deepspark"
+    out = run(deepspark, ["clusters"], tmp_path)
+    assert out.splitlines()[2].startswith("local           this machine, local[2]")
+    assert "site-packages/deepspark/conf/clusters" in out.splitlines()[-1]
+    probe = (
+        "import deepspark, pathlib; p = pathlib.Path(deepspark.__file__).parent; "
+        "print(sorted(str(f.relative_to(p)) for f in [*p.glob('conf/*.yaml'), "
+        "*p.glob('log4j2.properties'), *p.glob('cli/submitted/job.py')]))"
+    )
+    assert run(python, ["-c", probe], tmp_path).strip() == str(
+        sorted([*(f"conf/{f.name}" for f in (ROOT / "conf").glob("*.yaml")),
+                "log4j2.properties", "cli/submitted/job.py"])
+    )  # fmt: skip
+
+
 def test_python_m_deepspark_train_runs_without_mlflow_and_checkpoints(python, tmp_path):
     write_features(tmp_path / "data", "digits", "image", SPLITS)
     cfg = train_config(tmp_path, "image", "pipeline.train.epochs=2")
     # The config as shipped asks for MLflow (mlflow.enabled is not overridden here).
-    args = ["-m", "deepspark.train", "--conf", str(ROOT / "conf" / "digits.yaml"),
+    args = ["-m", "deepspark.train", "-c", str(ROOT / "conf" / "digits.yaml"),
             f"paths.data={cfg.paths.data}", f"paths.checkpoints={cfg.paths.checkpoints}",
             "pipeline.train.batch_size=16", "pipeline.train.epochs=2",
             "pipeline.train.processes=1", "pipeline.train.cnn.channels=[8, 8]"]  # fmt: skip
@@ -76,7 +94,7 @@ def test_torchrun_two_ranks_train_a_forecaster_with_tracking_off(python, tmp_pat
     write_features(tmp_path / "data", "flights", "sequence", SPLITS)
     cfg = train_config(tmp_path, "sequence")
     args = ["-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "deepspark.train",
-            "--conf", str(ROOT / "conf" / "flights.yaml"), "mlflow.enabled=false",
+            "-c", str(ROOT / "conf" / "flights.yaml"), "mlflow.enabled=false",
             f"paths.data={cfg.paths.data}", f"paths.checkpoints={cfg.paths.checkpoints}",
             "pipeline.train.batch_size=16", "pipeline.train.epochs=2",
             "pipeline.train.processes=2", "pipeline.train.rnn.hidden=[8]"]  # fmt: skip
@@ -118,7 +136,7 @@ def test_installed_mlflow_leaves_the_config_alone(tmp_path):
 def test_a_spark_job_asking_for_missing_mlflow_fails_in_one_line(monkeypatch, capsys):
     monkeypatch.setattr(tracking, "installed", lambda: False)
     ran = []
-    code = cli.main(lambda cfg, spark: ran.append(cfg), job="test", argv=["--conf",
+    code = cli.main(lambda cfg, spark: ran.append(cfg), job="test", argv=["-c",
                     str(ROOT / "conf" / "digits.yaml"), "mlflow.enabled=true"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and not ran

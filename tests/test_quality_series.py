@@ -7,7 +7,7 @@
   (MODELS.md has every seed and what was tried): what must hold is that the gate sees it, so no
   seed's model becomes champion over a baseline it loses to.
 
-Both run exactly as ``./spark-submit.sh jobs/pipeline.py --conf conf/<name>.yaml`` would, up to
+Both run exactly as ``./spark-submit.sh jobs/pipeline.py -c conf/<name>.yaml`` would, up to
 training, on the session's ``local[2]`` Spark.
 """
 

@@ -9,13 +9,16 @@ import shutil
 import stat
 import subprocess
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
+from deepspark.cli.spark_submit import ENTRY, command, parse
+from deepspark.cli.spark_submit import main as submit_main
 from deepspark.config import load_config
 from deepspark.errors import ConfigError
-from deepspark.submit import conf_files, library_zip, local_key_override, main, submit_args
+from deepspark.submit import conf_files, library_zip, local_key_override, submit_args
 
 ROOT = Path(__file__).resolve().parents[1]
 FLIGHTS = ROOT / "conf" / "flights.yaml"
@@ -100,25 +103,60 @@ def test_library_zip_is_rebuilt_only_when_sources_change(tmp_path):
         assert "deepspark/new.py" in zf.namelist()
 
 
-def test_main_prints_all_options_one_per_line(tmp_path, capsys, monkeypatch):
+def test_submit_command_puts_spark_options_after_ours_and_merges_the_lists(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("SPARK_MASTER", raising=False)
-    rc = main(["--conf", "conf/flights.yaml", "--dist", str(tmp_path), "spark.master=local[3]"])
-    assert rc == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[:2] == ["--master", "local[3]"]
-    assert _pairs(out, "--files") == ["conf/base.yaml,conf/flights.yaml"]
-    (py_files,) = _pairs(out, "--py-files")
-    assert Path(py_files).parent == tmp_path and Path(py_files).exists()
+    args = parse(
+        ["train", "-c", "conf/digits.yaml", "--conf", "spark.executor.memory=4g",
+         "--py-files", "mine.zip", "--packages=org.x:y:1", "--supervise", "--dry-run",
+         "spark.master=local[3]"]
+    )  # fmt: skip
+    # spark-submit's --conf value holds "=" yet is an option's value, not a config override.
+    assert (args.target, args.configs, args.overrides) == (
+        "train", ["conf/digits.yaml"], ["spark.master=local[3]"]
+    )  # fmt: skip
+    cmd = command(args, python="/venv/bin/python", dist=str(tmp_path))
+    assert cmd[0].endswith("/pyspark/bin/spark-submit")
+    assert cmd[1:3] == ["--master", "local[3]"]
+    # Theirs after ours: spark-submit keeps the last value of a setting.
+    confs = _pairs(cmd, "--conf")
+    assert confs[-1] == "spark.executor.memory=4g"
+    assert cmd.index("spark.executor.memory=4g") > cmd.index("spark.sql.session.timeZone=UTC")
+    # One --py-files (spark-submit would keep only the last): the library zip, then theirs.
+    (py_files,) = _pairs(cmd, "--py-files")
+    assert py_files == f"{tmp_path}/deepspark-{version('deepspark')}.zip,mine.zip"
+    assert _pairs(cmd, "--files") == ["conf/base.yaml,conf/digits.yaml"]
+    assert _pairs(cmd, "--packages") == ["org.x:y:1"] and "--supervise" in cmd
+    entry = cmd.index(str(ENTRY))
+    assert cmd[entry + 1 :] == ["train", "-c", "conf/digits.yaml", "spark.master=local[3]"]
 
 
-def test_main_reports_a_bad_override_in_one_line(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["train", "--conf"], "--conf needs a value"),
+        (["train", "--bogus", "x"], "unknown option --bogus (see deepspark submit --help)"),
+        (["train", "clean"], "unexpected argument clean (overrides are key=value)"),
+        (["train", "--log-level", "loud"], "--log-level LOUD: expected one of"),
+    ],
+)
+def test_submit_refuses_a_bad_command_line_in_one_line(argv, error):
+    with pytest.raises(ConfigError) as e:
+        parse(argv)
+    assert str(e.value).startswith(error)
+
+
+def test_submit_reports_a_bad_override_or_stage_in_one_line(capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
-    rc = main(["--conf", "conf/flights.yaml", "--dist", str(tmp_path), "spark.nope=1"])
+    assert submit_main(["train", "-c", "conf/flights.yaml", "--dry-run", "spark.nope=1"]) == 1
     err = capsys.readouterr().err
-    assert rc == 1
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "spark.nope" in err
+    assert submit_main(["trian", "--dry-run"]) == 1
+    assert capsys.readouterr().err == (
+        "error: unknown stage 'trian'; expected one of pipeline, ingest, clean, aggregate, "
+        "features, profile, cluster, train, evaluate, score\n"
+    )
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -133,7 +171,7 @@ def test_spark_submit_dry_run_prints_the_command():
             "./spark-submit.sh",
             "--dry-run",
             "jobs/ingest.py",
-            "--conf",
+            "-c",
             "conf/flights.yaml",
             "spark.master=local[1]",
         ],
@@ -155,7 +193,7 @@ def test_spark_submit_dry_run_prints_the_command():
     assert Path(venv_python.partition("=")[2]).is_absolute()
     # The job comes last, followed by exactly its own arguments.
     job = cmd.index("jobs/ingest.py")
-    assert cmd[job + 1 :] == ["--conf", "conf/flights.yaml", "spark.master=local[1]"]
+    assert cmd[job + 1 :] == ["-c", "conf/flights.yaml", "spark.master=local[1]"]
 
 
 def test_spark_submit_dry_run_without_conf_ships_all_defaults():
@@ -172,7 +210,7 @@ def test_spark_submit_dry_run_without_conf_ships_all_defaults():
     assert _pairs(cmd, "--master") == ["spark://127.0.0.1:7077"]
     (files,) = _pairs(cmd, "--files")
     assert {"conf/base.yaml", "conf/flights.yaml", "conf/digits.yaml"} <= set(files.split(","))
-    assert cmd[-1] == "jobs/pipeline.py"  # no --conf given: the job runs its own defaults
+    assert cmd[-1] == "jobs/pipeline.py"  # no -c given: the job runs its own defaults
 
 
 def test_pseudonym_key_is_generated_once_for_local_masters(tmp_path, capsys):

@@ -64,7 +64,7 @@ def test_server_down_mid_run_keeps_checkpoints_and_a_rerun_logs_only_the_results
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [
-        "--conf", "conf/digits.yaml",
+        "-c", "conf/digits.yaml",
         f"paths.data={tmp_path / 'data'}", f"paths.checkpoints={tmp_path / 'checkpoints'}",
         f"mlflow.tracking_uri={url}", f"mlflow.artifact_root={tmp_path / 'artifacts'}",
         "pipeline.train.processes=1", "pipeline.train.batch_size=16",

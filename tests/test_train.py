@@ -80,7 +80,7 @@ def test_two_ranks_on_deliberately_uneven_shards_finish(tmp_path):
     # Rank 0 reads row groups 0 and 2 (20 rows), rank 1 groups 1 and 3 (310 rows).
     write_features(tmp_path / "data", "digits", "image", {**SPLITS, "train": [10, 300, 10, 10]})
     cfg = train_config(tmp_path, "image", "pipeline.train.processes=2")
-    args = ["--conf", "conf/digits.yaml", *overrides(cfg), *_small("image", processes=2)]
+    args = ["-c", "conf/digits.yaml", *overrides(cfg), *_small("image", processes=2)]
     finish(launch(args, torchrun=2))
     state = ckpt.read_state(prepare(cfg).checkpoint_dir)
     assert state["finished"] and state["epoch"] == 3
@@ -93,7 +93,7 @@ def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_one_does(tmp_path)
     extra = ["pipeline.train.epochs=8", "pipeline.train.patience=0"]
     killed = train_config(tmp_path / "a", "image", *extra)
     whole = train_config(tmp_path / "b", "image", *extra)
-    args = ["--conf", "conf/digits.yaml", *_small("image"), *extra]
+    args = ["-c", "conf/digits.yaml", *_small("image"), *extra]
     folder = Path(prepare(killed).checkpoint_dir)
 
     proc = launch([*args, *overrides(killed)])

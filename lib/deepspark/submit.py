@@ -1,21 +1,14 @@
-"""spark-submit options from the resolved config, for ``./spark-submit.sh``.
+"""spark-submit options from the resolved config, for ``deepspark submit``.
 
-The shell wrapper cannot read YAML, and the master and driver memory must be fixed before the
-driver JVM starts (a running session cannot change them), so this module turns the same config the
-job will load into spark-submit flags::
-
-    python -m deepspark.submit --conf conf/flights.yaml [--cluster yarn] spark.master=local[4]
-
-prints one option per line (``--null``: NUL-separated): ``--master`` (and ``--deploy-mode``),
-``--driver-memory``, one ``--conf k=v`` per Spark setting, ``--archives`` with the packed venv when
-the cluster profile ships one, ``--files`` with every config file involved, and ``--py-files`` with
-the library zipped into ``dist/``; then a ``--`` line and the job overrides the cluster profile
-adds. A user-facing error prints one ``error: ...`` line.
+The master and driver memory must be fixed before the driver JVM starts (a running session cannot
+change them), so the same config the job will load is turned into spark-submit flags: ``--master``
+(and ``--deploy-mode``), ``--driver-memory``, one ``--conf k=v`` per Spark setting, ``--archives``
+with the packed venv when the cluster profile ships one; :func:`conf_files` lists the config files
+for ``--files`` and :func:`library_zip` builds the ``--py-files`` zip.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import sys
@@ -24,11 +17,11 @@ from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from deepspark.config import Config, load_config, spark_value
-from deepspark.config.loader import non_overrides
-from deepspark.config.profiles import PROFILE_DIR, ClusterProfile, load_profile
-from deepspark.envpack import ARCHIVE_ALIAS, archive_path, packed_env
-from deepspark.errors import ConfigError, DeepsparkError, SetupError
+from deepspark.config import Config, spark_value
+from deepspark.config.profiles import ClusterProfile
+from deepspark.envpack import ARCHIVE_ALIAS
+from deepspark.errors import ConfigError, SetupError
+from deepspark.spark import console_progress, driver_java_options
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 LOCAL_KEY_FILE = "work/.pseudonym-key"
@@ -73,6 +66,10 @@ def submit_args(
     settings.update(_python_settings(profile, python))
     if profile is not None:
         settings.update({key: spark_value(value) for key, value in profile.settings.items()})
+    java = "spark.driver.extraJavaOptions"
+    if profile is None or profile.deploy_mode == "client":  # a driver on the cluster lacks the file
+        settings[java] = driver_java_options(settings.get(java, ""))
+    settings.setdefault("spark.ui.showConsoleProgress", console_progress())
     for key, value in settings.items():
         args += ["--conf", f"{key}={value}"]
     if profile is not None and profile.python_env == "packed":
@@ -205,61 +202,6 @@ def local_key_override(
     return [f"privacy.key_file={path}"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the spark-submit options for ``--conf FILE... [key=value ...]``; the exit code.
-
-    The options come one per line, then a ``--`` line, then the ``key=value`` overrides the
-    cluster profile adds to the job's arguments (none without ``--cluster``).
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m deepspark.submit",
-        description="Print spark-submit options derived from a deepspark config.",
-    )
-    parser.add_argument("--conf", action="append", required=True, metavar="FILE")
-    parser.add_argument(
-        "--ship",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="another file for --files (e.g. a job's default configs)",
-    )
-    parser.add_argument("--cluster", metavar="PROFILE", help=f"a profile in {PROFILE_DIR}/")
-    parser.add_argument("--master", help="the master URL (wins over profile and config)")
-    parser.add_argument("--python", help="interpreter for spark.pyspark.[driver.]python")
-    parser.add_argument("--dist", default="dist", help="where the library zip goes")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="name the packed venv without building it"
-    )
-    parser.add_argument("--null", action="store_true", help="NUL-separated output")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(argv)
-    try:
-        bad = non_overrides(args.overrides)
-        if bad:
-            raise ConfigError(f"expected key=value overrides, found {' '.join(bad)}")
-        profile = load_profile(args.cluster) if args.cluster else None
-        job_overrides = list(profile.overrides) if profile else []
-        overrides = [*job_overrides, *args.overrides]
-        configs = [load_config(path, overrides) for path in args.conf]
-        archive = None
-        if profile is not None and profile.python_env == "packed":
-            archive = archive_path(args.dist) if args.dry_run else packed_env(args.dist)
-        out = submit_args(
-            configs[0], python=args.python, profile=profile, master=args.master, archive=archive
-        )
-        job_overrides += local_key_override(configs, master=out[1], create=not args.dry_run)
-        # A profile's files are named relative to conf/, like its own `extends`.
-        shipped = [str(Path(PROFILE_DIR).parent / f) for f in (profile.files if profile else ())]
-        out += ["--files", ",".join(conf_files(configs, [*args.ship, *shipped]))]
-        out += ["--py-files", str(library_zip(args.dist))]
-    except DeepsparkError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    end = "\0" if args.null else "\n"
-    sys.stdout.write("".join(arg + end for arg in [*out, "--", *job_overrides]))
-    return 0
-
-
 def _version(dist_name: str) -> str:
     try:
         return version(dist_name)
@@ -267,7 +209,3 @@ def _version(dist_name: str) -> str:
         raise SetupError(
             f"{dist_name} is not installed: run ./test.sh or ./spark-submit.sh once to install it"
         ) from e
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -44,7 +44,7 @@ def slice_raw(tmp_path_factory) -> dict[str, Path]:
 def _pipeline(work: Path, raw: dict[str, Path], *cluster: str) -> Path:
     proc = submit(
         "jobs/pipeline.py",
-        *("--conf", "conf/flights.yaml", *cluster, *slice_overrides(raw, work)),
+        *("-c", "conf/flights.yaml", *cluster, *slice_overrides(raw, work)),
         log=work / "submit.log",
     )
     assert proc.returncode == 0, proc.stdout[-3000:]

@@ -32,7 +32,7 @@ def prepared(local_run, slice_raw, tmp_path_factory):
 
 def _cluster_args(cluster, raw, work, *extra):
     return (
-        *("--conf", "conf/flights.yaml", "--cluster", "standalone", "--master", cluster.master_url),
+        *("-c", "conf/flights.yaml", "--cluster", "standalone", "--master", cluster.master_url),
         *slice_overrides(raw, work, *extra),
     )
 
@@ -106,7 +106,7 @@ def test_training_killed_mid_epoch_resumes_from_its_last_checkpoint(cluster, pre
     tmp, ref = prepared["tmp"], prepared["ref"]
     work = tmp / "kill-train"
     args = (
-        *("--conf", "conf/flights.yaml", "--cluster", str(bare_executor_profile(tmp))),
+        *("-c", "conf/flights.yaml", "--cluster", str(bare_executor_profile(tmp))),
         *("--master", cluster.master_url),
         *slice_overrides(
             prepared["raw"], work, f"paths.data={ref / 'data'}", "pipeline.train.epochs=12"

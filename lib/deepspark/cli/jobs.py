@@ -1,77 +1,144 @@
-"""The shared entry point behind every ``jobs/<stage>.py``.
+"""The jobs: one per stage plus the whole pipeline, and the runner every entry point shares.
 
-``jobs/clean.py --conf conf/flights.yaml spark.master=local[4]`` parses the config files and
-overrides, builds the one SparkSession, calls ``run(cfg, spark)`` for each config, and on a
-user-facing error prints a single ``error: ...`` line and exits non-zero.
+``deepspark run clean -c conf/flights.yaml spark.master=local[4]``, ``python jobs/clean.py -c
+conf/flights.yaml`` and ``spark-submit .../deepspark/cli/submitted/job.py clean -c ...`` all end in
+:func:`main`: it parses the config files and overrides, builds the one SparkSession, calls the
+stage's ``run(cfg, spark)`` for each config, and on a user-facing error prints a single
+``error: ...`` line and exits non-zero.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
-import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
+from deepspark.cli import logs
 from deepspark.config import Config, load_config
+from deepspark.config.files import find
 from deepspark.config.loader import non_overrides
 from deepspark.errors import ConfigError, DeepsparkError
 
 RunFn = Callable[[Config, Any], Any]
 log = logging.getLogger("deepspark")
 
+FLIGHTS = ("conf/flights.yaml",)
+BOTH = ("conf/flights.yaml", "conf/digits.yaml")
 
-def parse_args(argv: Sequence[str], prog: str, default_confs: Sequence[str]) -> tuple[list, list]:
-    """``--conf FILE`` (repeatable) and ``key=value`` overrides; returns (conf paths, overrides)."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Run a deepspark stage. Overrides are dotted config keys, e.g. "
-        "spark.master=local[4] paths.data=/tmp/data",
+
+@dataclass(frozen=True)
+class Job:
+    """A stage (or the pipeline) as a command: what it runs, and on which configs by default."""
+
+    name: str
+    summary: str
+    defaults: tuple[str, ...] = FLIGHTS
+    spark: bool = True  # False: runs without Java (run gets None for the session)
+
+    def load(self) -> RunFn:
+        """The stage's ``run(cfg, spark)`` (its module imported now: pyspark is slow to import)."""
+        return importlib.import_module(f"deepspark.stages.{self.name}").run
+
+
+JOBS = {
+    job.name: job
+    for job in (
+        Job("pipeline", "every configured stage in order, one MLflow parent run", BOTH),
+        Job("ingest", "land the sources as raw files and bronze Parquet (declared schema)"),
+        Job("clean", "bronze -> silver: rules, UTC timestamps, dedup, pseudonyms, quarantine"),
+        Job("aggregate", "silver -> gold aggregates"),
+        Job("features", "gold/silver -> train/validation/test feature Parquet + manifest"),
+        Job("profile", "statistics and plots of any layer's tables"),
+        Job("cluster", "k-means over a table's numeric columns, k chosen by silhouette"),
+        Job("train", "distributed PyTorch training, tracked and registered through the gate", BOTH),
+        Job("evaluate", "the registered model against baselines, with plots", BOTH, spark=False),
+        Job("score", "batch scoring of the features with the registered model on Spark", BOTH),
     )
-    parser.add_argument("--conf", action="append", metavar="FILE", help="pipeline config YAML")
-    parser.add_argument("overrides", nargs="*", metavar="key=value")
-    args = parser.parse_args(list(argv))
+}
+# jobs/explore.py runs the profile stage: a top-level file named profile.py would shadow the
+# standard library's profile module, which pyspark imports at start-up.
+ALIASES = {"explore": "profile"}
+
+
+def lookup(name: str) -> Job:
+    """The job called ``name`` (or an alias of it); a ConfigError lists the known ones."""
+    job = JOBS.get(ALIASES.get(name, name))
+    if job is None:
+        raise ConfigError(f"unknown stage {name!r}; expected one of {', '.join(JOBS)}")
+    return job
+
+
+def job(name: str, argv: Sequence[str] | None = None) -> int:
+    """Run job ``name`` with command-line arguments ``argv``; returns the exit code."""
+    try:
+        spec = lookup(name)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return main(spec.load(), job=spec.name, default_confs=spec.defaults, argv=argv,
+                spark=spec.spark)  # fmt: skip
+
+
+def parser(prog: str, default_confs: Sequence[str] = FLIGHTS) -> argparse.ArgumentParser:
+    """The arguments every job takes: config files, the log level, and overrides."""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Overrides are dotted config keys, e.g. spark.master=local[4] "
+        "paths.data=/tmp/data pipeline.train.epochs=5",
+    )
+    p.add_argument(
+        "-c", "--config", action="append", metavar="FILE",
+        help=f"pipeline config YAML, repeatable (default: {' '.join(default_confs)})",
+    )  # fmt: skip
+    # The flag's old name: spark-submit has its own --conf key=value, so ours became -c/--config.
+    p.add_argument("--conf", dest="old_conf", action="append", help=argparse.SUPPRESS)
+    logs.add_arguments(p)
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    return p
+
+
+def parse_args(
+    argv: Sequence[str], prog: str, default_confs: Sequence[str]
+) -> tuple[list[str], list[str], str | None]:
+    """(config paths, overrides, log level) from a job's command line."""
+    args = parser(prog, default_confs).parse_args(list(argv))
+    if args.old_conf:
+        raise ConfigError(
+            f"--conf {args.old_conf[0]}: the config file option is -c/--config FILE "
+            "(--conf key=value is spark-submit's own option)"
+        )
     bad = non_overrides(args.overrides)
     if bad:
         raise ConfigError(f"expected key=value overrides, found {' '.join(bad)}")
-    return [resolve_conf_path(c) for c in (args.conf or default_confs)], args.overrides
-
-
-def resolve_conf_path(path: str) -> str:
-    """A config path as given, or its basename in the working directory.
-
-    spark-submit's ``--files`` puts shipped configs there when the driver runs on the cluster.
-    """
-    if not Path(path).exists() and Path(Path(path).name).exists():
-        return Path(path).name
-    return path
+    paths = [str(find(c)) for c in (args.config or default_confs)]
+    return paths, args.overrides, args.log_level
 
 
 def main(
     run: RunFn,
     *,
     job: str,
-    default_confs: Sequence[str] = ("conf/flights.yaml",),
+    default_confs: Sequence[str] = FLIGHTS,
     argv: Sequence[str] | None = None,
     spark: bool = True,
 ) -> int:
-    """Run ``run(cfg, spark)`` for each ``--conf``; returns the process exit code.
+    """Run ``run(cfg, spark)`` for each config; returns the process exit code.
 
     ``spark=False`` is for entry points that must work without Java: ``run`` gets ``None``, and
     a config asking for MLflow where it is not installed runs untracked, with one warning.
     """
-    logging.basicConfig(
-        level=os.environ.get("DEEPSPARK_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
     session = None
     try:
-        paths, overrides = parse_args(sys.argv[1:] if argv is None else argv, job, default_confs)
+        paths, overrides, level = parse_args(
+            sys.argv[1:] if argv is None else argv, job, default_confs
+        )
+        level = logs.setup(level)
         from deepspark.tracking import check_reachable, usable
 
         # Without Spark (python -m deepspark.train) MLflow is optional: missing, tracking is off.
@@ -81,11 +148,13 @@ def main(
         if spark:
             from deepspark.spark import build_session  # pyspark import is slow: after arg checks
 
-            session = build_session(configs[0].spark, app_name=f"deepspark-{job}")
+            session = build_session(configs[0].spark, f"deepspark-{job}", log_level=level)
         for cfg in configs:
             started = time.perf_counter()
             run(cfg, session)
-            log.info("%s %s done in %.1fs", job, cfg.pipeline.name, time.perf_counter() - started)
+            if job != "pipeline":  # the pipeline ends with its own summary
+                seconds = time.perf_counter() - started
+                log.info("%s %s done in %.1fs", job, cfg.pipeline.name, seconds)
         return 0
     except DeepsparkError as e:
         print(f"error: {e}", file=sys.stderr)

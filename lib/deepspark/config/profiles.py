@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from deepspark.config.files import PROFILE_DIR, conf_root
 from deepspark.config.loader import build, deep_merge, non_overrides, read_yaml
 from deepspark.config.pipeline import Scalar, _empty
 from deepspark.errors import ConfigError
-
-PROFILE_DIR = "conf/clusters"
 
 
 @dataclass(frozen=True)
@@ -72,11 +71,19 @@ class ClusterProfile:
 
 
 def profile_path(name: str, root: str | Path = ".") -> Path:
-    """The file behind ``--cluster NAME``: a path as given, else ``conf/clusters/NAME.yaml``."""
+    """The file behind ``--cluster NAME``: a path as given, else ``conf/clusters/NAME.yaml``.
+
+    ``conf/`` is the one under ``root``, or the installed package's when ``root`` has none.
+    """
     as_path = Path(name)
     if as_path.suffix in (".yaml", ".yml") or "/" in name:
         return as_path
-    return Path(root) / PROFILE_DIR / f"{name}.yaml"
+    return conf_root(root) / PROFILE_DIR / f"{name}.yaml"
+
+
+def profile_names(root: str | Path = ".") -> list[str]:
+    """The profiles ``--cluster`` knows, by name."""
+    return sorted(p.stem for p in (conf_root(root) / PROFILE_DIR).glob("*.yaml"))
 
 
 def load_profile(name: str, root: str | Path = ".") -> ClusterProfile:
@@ -87,7 +94,7 @@ def load_profile(name: str, root: str | Path = ".") -> ClusterProfile:
     """
     path = profile_path(name, root)
     if not path.exists():
-        known = sorted(p.stem for p in (Path(root) / PROFILE_DIR).glob("*.yaml"))
+        known = profile_names(root)
         raise ConfigError(
             f"unknown cluster profile {name!r}: no {path} (known: {', '.join(known) or 'none'})"
         )

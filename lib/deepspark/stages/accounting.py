@@ -21,7 +21,7 @@ def reconcile(table: str, rows_in: int, rows_out: int, rows_quarantined: int) ->
             f"{table}: rows_in={rows_in} != rows_clean={rows_out} + "
             f"rows_quarantined={rows_quarantined} (difference {diff})"
         )
-    log.info("%s: %d in -> %d clean + %d quarantined", table, rows_in, rows_out, rows_quarantined)
+    log.debug("%s: %d in -> %d clean + %d quarantined", table, rows_in, rows_out, rows_quarantined)
 
 
 def log_input(

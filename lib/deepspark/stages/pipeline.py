@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import time
+from collections.abc import Mapping
 
 from pyspark.sql import SparkSession
 
@@ -40,12 +42,22 @@ def applicable(cfg: Config) -> list[str]:
 
 
 def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
-    """Run every applicable stage; the first failure stops the pipeline (and is reported)."""
+    """Run every applicable stage; the first failure stops the pipeline (and is reported).
+
+    Each stage is announced as ``[3/9] aggregate`` with the time since the pipeline started, and
+    the pipeline ends with one table: rows in, out and quarantined, and seconds, per stage.
+    """
     results: dict[str, StageResult] = {}
+    seconds: dict[str, float] = {}
+    stages = applicable(cfg)
+    name = cfg.pipeline.name
+    started = time.perf_counter()
     with tracking.pipeline_run(cfg):
-        for stage in applicable(cfg):
-            log.info("pipeline %s: stage %s", cfg.pipeline.name, stage)
+        for i, stage in enumerate(stages, 1):
+            log.info("[%d/%d] %s %s (%s)", i, len(stages), name, stage, _clock(started))
+            begun = time.perf_counter()
             results[stage] = stage_runner(stage)(cfg, spark)
+            seconds[stage] = time.perf_counter() - begun
         totals = {
             f"{stage}.{k}": v
             for stage, r in results.items()
@@ -54,11 +66,40 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
         }
         tracking.log_metrics(totals)
     warnings = [w for r in results.values() for w in r.warnings]
+    log.info("pipeline %s done in %s:\n%s", name, _clock(started), summary_table(results, seconds))
     if warnings:
         log.warning(
             "pipeline %s finished with %d validation warning(s):\n  %s",
-            cfg.pipeline.name,
+            name,
             len(warnings),
             "\n  ".join(warnings),
         )
     return results
+
+
+def summary_table(results: Mapping[str, StageResult], seconds: Mapping[str, float]) -> str:
+    """Stage, rows in / out / quarantined and seconds, one row per stage, aligned.
+
+    A stage that moves no rows (train, evaluate) shows a dash, not a zero it never counted.
+    """
+    header = ("stage", "rows in", "rows out", "quarantined", "seconds")
+    rows = [header]
+    for stage, result in results.items():
+        counts = [result.metrics.get(k) for k in ("rows_in", "rows_out", "rows_quarantined")]
+        cells = [f"{int(c):,}" if c is not None else "-" for c in counts]
+        rows.append((stage, *cells, f"{seconds.get(stage, 0.0):.1f}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(
+        "  "
+        + "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+        for r in rows
+    )
+
+
+def _clock(started: float) -> str:
+    """Seconds since ``started`` as ``m:ss``."""
+    elapsed = int(time.perf_counter() - started)
+    return f"{elapsed // 60}:{elapsed % 60:02d}"

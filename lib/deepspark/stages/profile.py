@@ -87,7 +87,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
                         write_line_plot(df, plot, i, work)
                 tracking.log_artifacts(str(work), f"{STAGE}/{key}")
                 outputs[key] = final if target else f"mlflow:{STAGE}/{key}"
-                log.info("profile %s: %s", table, outputs[key])
+                log.debug("profile %s: %s", table, outputs[key])
             _commit(staged)
             metrics["rows_in"] = sum(v for k, v in metrics.items() if k.endswith(".rows"))
             tracking.log_metrics(metrics)

@@ -47,7 +47,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     if classes and io.legacy:
         raise InputError(
             f"{uri} was logged before deepspark served labels and probabilities (it answers raw "
-            f"class scores); retrain it to score it (./spark-submit.sh jobs/train.py --conf "
+            f"class scores); retrain it to score it (./spark-submit.sh jobs/train.py -c "
             f"{cfg.files[-1] if cfg.files else 'conf/<pipeline>.yaml'})"
         )
     layout = Layout(cfg.paths, cfg.pipeline.name)

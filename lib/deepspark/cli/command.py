@@ -1,0 +1,107 @@
+"""The ``deepspark`` command.
+
+deepspark run STAGE|pipeline [-c FILE]... [--log-level L | -v | -q] [key=value ...]
+deepspark submit STAGE|JOB.py [-c FILE]... [--cluster P] [--master URL] [--dry-run] ...
+deepspark config show [-c FILE]... [key=value ...]
+deepspark config schema | deepspark config reference
+deepspark clusters
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from deepspark.cli import jobs, spark_submit
+from deepspark.config.files import PACKAGED
+from deepspark.errors import DeepsparkError
+
+EPILOG = (
+    "Configs: -c FILE takes a path, or the name of an embedded one (flights, digits, co2, "
+    f"glucose; packaged in {PACKAGED}). Every command has --help."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command's parser: one sub-command per job of the tool."""
+    parser = argparse.ArgumentParser(
+        prog="deepspark",
+        description="Spark ETL -> distributed PyTorch -> MLflow pipelines.",
+        epilog=EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    stages = "\n".join(f"  {j.name:<10} {j.summary}" for j in jobs.JOBS.values())
+    run = sub.add_parser(
+        "run", help="run a stage or the whole pipeline in this process (local Spark)",
+        description="Run STAGE in this process: Spark in local mode, as the config says.\n\n"
+        f"stages:\n{stages}\n\nSTAGE comes first; `deepspark run STAGE --help` lists its options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    run.add_argument("stage", choices=[*jobs.JOBS, *jobs.ALIASES], metavar="STAGE")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="-c FILE, --log-level, key=value")
+    sub.add_parser(
+        "submit", add_help=False, prefix_chars="\0",
+        help="run a stage or job file under spark-submit (cluster profiles, pass-through options)",
+    )  # fmt: skip
+    config = sub.add_parser("config", help="show the resolved config, its schema or reference")
+    what = config.add_subparsers(dest="what", metavar="WHAT", required=True)
+    show = what.add_parser(
+        "show", help="the resolved config, each value with the file it came from",
+        description="The config as a job would load it (base file, pipeline file, overrides), "
+        "each value annotated with its source.",
+    )  # fmt: skip
+    show.add_argument(
+        "-c", "--config", action="append", metavar="FILE",
+        help="pipeline config (default: the embedded flights and digits)",
+    )  # fmt: skip
+    show.add_argument("overrides", nargs="*", metavar="key=value")
+    what.add_parser("schema", help="a JSON Schema for pipeline config files (for editors)")
+    what.add_parser("reference", help="the config reference (docs/CONFIG.md) as Markdown")
+    sub.add_parser("clusters", help="the cluster profiles for --cluster, with their descriptions")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``deepspark`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # submit parses its own arguments (spark-submit's pass through): hand them over untouched.
+    if argv[:1] == ["submit"]:
+        return spark_submit.main(argv[1:])
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return jobs.job(args.stage, args.args)
+    try:
+        if args.command == "clusters":
+            print(_clusters())
+        elif args.what == "show":
+            from deepspark.config.reference import show
+
+            paths = args.config or list(jobs.BOTH)
+            print(show([str(jobs.find(p)) for p in paths], args.overrides), end="")
+        elif args.what == "schema":
+            from deepspark.config.reference import json_schema
+
+            print(json.dumps(json_schema(), indent=2))
+        else:
+            from deepspark.config.reference import markdown
+
+            print(markdown(), end="")
+    except DeepsparkError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _clusters() -> str:
+    from deepspark.config.profiles import load_profile, profile_names, profile_path
+
+    rows = []
+    for name in profile_names():
+        profile = load_profile(name)
+        rows.append((name, profile.master, profile.description))
+    width = max(len(n) for n, _, _ in rows)
+    lines = [f"{n:<{width}}  {d} (master {m})" for n, m, d in rows]
+    where = profile_path(rows[0][0]).parent if rows else "conf/clusters"
+    return "\n".join([*lines, f"({where}; use: deepspark submit STAGE --cluster NAME)"])

@@ -1,0 +1,66 @@
+"""One log level for deepspark and Spark: ``--log-level``, ``-v``, ``-q`` or DEEPSPARK_LOG_LEVEL."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from deepspark.errors import ConfigError
+
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+ENV = "DEEPSPARK_LOG_LEVEL"
+# Libraries whose INFO lines say what deepspark's own lines already say ("Started local training
+# with 2 processes", "Closing down clientserver connection"): shown from DEBUG (-v) only.
+CHATTY = ("TorchDistributor", "py4j")
+
+
+class _Quiet(logging.Filter):
+    """Drops the chatty libraries' records below WARNING (they set their own logger levels)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith(CHATTY)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--log-level LEVEL``, ``-v`` (DEBUG) and ``-q`` (WARNING), one of them at most."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--log-level", type=str.upper, choices=LEVELS, metavar="LEVEL",
+        help=f"deepspark's level, one of {', '.join(LEVELS)} (default INFO, or ${ENV}); "
+        "Spark's is one step quieter (INFO shows Spark's warnings)",
+    )  # fmt: skip
+    group.add_argument(
+        "-v", "--verbose", dest="log_level", action="store_const", const="DEBUG",
+        help="--log-level DEBUG (and Spark's INFO)",
+    )  # fmt: skip
+    group.add_argument(
+        "-q", "--quiet", dest="log_level", action="store_const", const="WARNING",
+        help="--log-level WARNING: warnings, errors and the final summary only",
+    )  # fmt: skip
+
+
+def setup(level: str | None) -> str:
+    """Configure logging once per process; returns the level in effect.
+
+    The level also goes into the environment, so the training processes TorchDistributor and
+    torchrun start log at the same one. DEBUG is deepspark's only: the libraries' debug output
+    (py4j, matplotlib, urllib3) would bury ours.
+    """
+    level = (level or os.environ.get(ENV) or "INFO").upper()
+    if level not in LEVELS:
+        raise ConfigError(f"{ENV}={level}: expected one of {', '.join(LEVELS)}")
+    os.environ[ENV] = level
+    logging.basicConfig(
+        level="INFO" if level == "DEBUG" else level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    logging.getLogger("deepspark").setLevel(level)
+    if level != "DEBUG":
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_Quiet())
+        # MLflow configures its own loggers when imported (later), from this variable: its INFO
+        # lines ("Creating initial MLflow database tables...") are setup chatter.
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    return level
