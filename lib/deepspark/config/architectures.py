@@ -15,11 +15,11 @@ class CNNConfig:
     inputs (8x8 digits) and large ones (28x28 and up) get the same architecture.
     """
 
-    channels: tuple[int, ...] = (32, 64, 64)
-    kernel: int = 3
-    hidden: int = 64
-    dropout: float = 0.0
-    batch_norm: bool = False
+    channels: tuple[int, ...] = (32, 64, 64)  # output channels of each conv block
+    kernel: int = 3  # conv kernel size, odd
+    hidden: int = 64  # units of the dense layer
+    dropout: float = 0.0  # dropout before the output layer
+    batch_norm: bool = False  # batch normalization after every convolution
 
     def __post_init__(self) -> None:
         if not self.channels or min(self.channels) < 1:
@@ -36,9 +36,9 @@ class RNNConfig:
     ``cell`` picks LSTM, GRU or a plain (tanh) RNN; the forecast reads the last layer's last step.
     """
 
-    cell: Literal["lstm", "gru", "rnn"] = "lstm"
-    hidden: tuple[int, ...] = (64, 32)
-    dropout: float = 0.1  # between layers and before the head (forecasts overfit easily)
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"  # LSTM, GRU or a plain tanh RNN
+    hidden: tuple[int, ...] = (64, 32)  # units of each stacked layer, first to last
+    dropout: float = 0.1  # dropout between layers and before the head (forecasts overfit easily)
 
     def __post_init__(self) -> None:
         if not self.hidden or min(self.hidden) < 1:
@@ -50,8 +50,8 @@ class RNNConfig:
 class MLPConfig:
     """Dense layers over the flattened input; with no hidden layers, the linear ``y = Wx + b``."""
 
-    hidden: tuple[int, ...] = ()
-    dropout: float = 0.0
+    hidden: tuple[int, ...] = ()  # sizes of the hidden dense layers; []: a linear model
+    dropout: float = 0.0  # dropout after each hidden layer
 
     def __post_init__(self) -> None:
         if self.hidden and min(self.hidden) < 1:

@@ -19,13 +19,14 @@ class EvaluateConfig:
     percentage of a zero or near-zero target is undefined or meaningless.
     """
 
+    # Alias (champion, challenger) or version number of the model evaluated.
     model: str | int = "champion"
-    samples: int = 16
-    attribution_rows: int = 2048
-    ig_steps: int = 32
-    permutation_repeats: int = 3
-    mape_min_abs: float = 1.0
-    seed: int = 0
+    samples: int = 16  # test images explained with integrated gradients
+    attribution_rows: int = 2048  # test windows in the sequence attribution heatmap, at most
+    ig_steps: int = 32  # integrated-gradients steps (midpoint Riemann sum)
+    permutation_repeats: int = 3  # shuffles of each input for permutation importance
+    mape_min_abs: float = 1.0  # MAPE leaves out targets closer to zero than this
+    seed: int = 0  # seeds the samples, the shuffles and the baseline refit
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_]+", str(self.model)):

@@ -10,7 +10,7 @@ import dataclasses
 import datetime
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
@@ -78,9 +78,46 @@ def apply_override(cls: type, data: dict[str, Any], assignment: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: value is not valid YAML") from e
+    node = data
+    walked: list[str] = []
+    for part, last in _override_keys(cls, name, where):
+        walked.append(part)
+        if last:
+            node[part] = value
+            return
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{where}: {'.'.join(walked)!r} is not a section")
+
+
+def override_target(cls: type, assignment: str) -> tuple[tuple[str, ...], Any]:
+    """The key path and the parsed value of one ``a.b.c=value`` override, as applied to ``cls``.
+
+    The path is what :func:`apply_override` sets: ``spark.settings.spark.sql.shuffle.partitions=4``
+    is ``("spark", "settings", "spark.sql.shuffle.partitions")`` and ``4``. ``deepspark config
+    show`` uses it to tell which values an override set.
+
+    Raises:
+        ConfigError: the same errors :func:`apply_override` raises for the assignment itself.
+    """
+    holder: dict[str, Any] = {}
+    apply_override(cls, holder, assignment)
+    name = assignment.partition("=")[0]
+    path = tuple(part for part, _last in _override_keys(cls, name, ""))
+    node: Any = holder
+    for part in path[:-1]:
+        node = node[part]
+    return path, node[path[-1]]
+
+
+def _override_keys(cls: type, name: str, where: str) -> Iterator[tuple[str, bool]]:
+    """Walk a dotted override key along the dataclass fields: each key with whether it is last.
+
+    Once the walk reaches a mapping-typed field the rest of the path is one key, except in a
+    mapping of sections (``pipeline.sources.flights.uri``), where one part names the entry.
+    """
     parts = name.strip().split(".")
     tp: Any = cls
-    node = data
     walked: list[str] = []
     while parts:
         tp = _strip_optional(tp)
@@ -93,26 +130,19 @@ def apply_override(cls: type, data: dict[str, Any], assignment: str) -> None:
                     f"(expected one of: {', '.join(fields)})"
                 )
             walked.append(part)
-            if not parts:
-                node[part] = value
-                return
-            node = node.setdefault(part, {})
+            yield part, not parts
             tp = get_type_hints(tp)[part]
         elif get_origin(tp) in (dict, Mapping, typing.Mapping):
             val_tp = _strip_optional(get_args(tp)[1])
             if dataclasses.is_dataclass(val_tp) and len(parts) > 1:
-                # A mapping of sections (pipeline.sources.flights.uri): one part is the entry.
                 part = parts.pop(0)
                 walked.append(part)
-                node = node.setdefault(part, {})
+                yield part, False
                 tp = val_tp
                 continue
-            key = ".".join(parts)
-            node[key] = value
+            yield ".".join(parts), True
             return
         else:
-            raise ConfigError(f"{where}: {'.'.join(walked)!r} is not a section")
-        if not isinstance(node, dict):
             raise ConfigError(f"{where}: {'.'.join(walked)!r} is not a section")
 
 

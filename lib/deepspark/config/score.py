@@ -15,9 +15,10 @@ class ScoreConfig:
     the predictions land in ``predictions/<pipeline>/<output>``.
     """
 
+    # Alias (champion, challenger) or version number of the model that scores.
     model: str | int = "champion"
-    input: str = "features/test"
-    output: str = "scored"
+    input: str = "features/test"  # layer/table scored; it needs an x column like the features
+    output: str = "scored"  # table written: ``predictions/<pipeline>/<output>``
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z]+/[A-Za-z0-9_]+", self.input):

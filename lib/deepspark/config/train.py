@@ -23,8 +23,9 @@ class LoaderConfig:
     :func:`deepspark.data.choose_backend`; the training run records the backend it resolved to.
     """
 
+    # The reader: arrow (pyarrow) or petastorm; auto: chosen before launch.
     backend: Literal["auto", "arrow", "petastorm"] = "auto"
-    workers: int = 2
+    workers: int = 2  # threads decoding row groups ahead
     mix: int = 4  # row groups each training batch is drawn from (each shuffled within)
     prefetch: int = 4  # batches decoded ahead of the training step
 
@@ -56,9 +57,11 @@ class RegistryConfig:
     version included; otherwise it is ``challenger``, with the reason tagged on version and run.
     """
 
+    # Register the model and run the gate; false: evaluate and score are skipped.
     enabled: bool = True
     name: str | None = None  # registered model name; default: the pipeline's name
-    metric: Literal["auto", "accuracy", "mae", "rmse"] = "auto"  # auto: accuracy or mae
+    # The metric the gate compares versions on; auto: accuracy or mae, by task.
+    metric: Literal["auto", "accuracy", "mae", "rmse"] = "auto"
     beat_baselines: bool = True  # false: a version may be champion though a baseline beats it
     # The baselines the gate holds a version to; empty: all of them.
     baselines: tuple[Literal["persistence", "seasonal", "linear", "svc"], ...] = ()
@@ -68,25 +71,29 @@ class RegistryConfig:
 class TrainConfig:
     """One training job. ``batch_size`` is per process; the global batch is it x ``processes``."""
 
+    # The architecture; its settings are the section of the same name.
     model: Literal["cnn", "rnn", "mlp"]
     cnn: CNNConfig = field(default_factory=CNNConfig)
     rnn: RNNConfig = field(default_factory=RNNConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
+    epochs: int = 20  # passes over the training split, at most (early stopping may end sooner)
+    batch_size: int = 64  # samples per step and process
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    weight_decay: float = 1e-4  # AdamW decay of weights (biases and norms are not decayed)
+    # Learning rate after warmup: cosine decay to 0, or constant.
     schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = 0
+    warmup_epochs: int = 0  # epochs of linear learning-rate warmup
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    # auto: cross_entropy for a classifier, l1 for a forecaster.
     loss: Literal["auto", "cross_entropy", "l1", "mse", "huber"] = "auto"
-    monitor: Literal["auto", "loss", "accuracy", "mae", "rmse"] = "auto"  # auto: loss or mae
+    # The validation metric behind early stopping and the kept best weights; auto: loss or mae.
+    monitor: Literal["auto", "loss", "accuracy", "mae", "rmse"] = "auto"
     patience: int = 5  # epochs without a better validation metric before stopping; 0: never
-    min_delta: float = 0.0
+    min_delta: float = 0.0  # smallest change of the monitored metric that counts as better
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    seed: int = 0
-    processes: int = 2
-    use_gpu: bool = False
+    seed: int = 0  # seeds initial weights, dropout, augmentation and shuffling
+    processes: int = 2  # training processes (ranks); each reads its own row groups
+    use_gpu: bool = False  # one GPU per process; the Spark GPU settings must be in place
     local_mode: bool = True  # TorchDistributor: processes on the driver (True) or on executors
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on GPU only
     # What a forecaster learns the residual over: "linear", the linear baseline fitted on the
@@ -98,8 +105,8 @@ class TrainConfig:
     # updated every step with this decay. None: 0.995 for forecasters, off for classifiers.
     ema: float | None = None
     loader: LoaderConfig = field(default_factory=LoaderConfig)
-    resume: bool = True
-    log_every_s: float = 10.0
+    resume: bool = True  # continue from this config's checkpoint when a run stopped early
+    log_every_s: float = 10.0  # seconds between progress log lines (without a terminal)
     register: RegistryConfig = field(default_factory=RegistryConfig)
 
     def __post_init__(self) -> None:

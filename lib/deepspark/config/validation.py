@@ -29,8 +29,8 @@ def _empty() -> Mapping:
 class Bounds:
     """Inclusive bounds on one number; either side optional."""
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = None  # lowest allowed value; null: no lower bound
+    max: float | None = None  # highest allowed value; null: no upper bound
 
     def __post_init__(self) -> None:
         if self.min is None and self.max is None:
@@ -53,12 +53,12 @@ class Bounds:
 class ColumnExpectation:
     """What one column must satisfy; every key is optional."""
 
-    max_null_fraction: float | None = None
-    min_distinct: int | None = None  # approximate (HyperLogLog, 1.6 % error)
-    allowed: tuple[str, ...] = ()  # compared as text
-    mean: Bounds | None = None
-    stddev: Bounds | None = None
-    severity: Severity = "fail"
+    max_null_fraction: float | None = None  # largest fraction of nulls allowed
+    min_distinct: int | None = None  # fewest distinct values allowed (HyperLogLog: 1.6 % error)
+    allowed: tuple[str, ...] = ()  # the only values allowed, compared as text
+    mean: Bounds | None = None  # bounds on the column's mean
+    stddev: Bounds | None = None  # bounds on the column's standard deviation
+    severity: Severity = "fail"  # what a broken expectation of this column does
 
     def __post_init__(self) -> None:
         if self.max_null_fraction is not None and not 0 <= self.max_null_fraction <= 1:
@@ -71,10 +71,10 @@ class ColumnExpectation:
 class TimeCoverage:
     """A table's time grid: every ``unit`` between its first and last row must have a row."""
 
-    column: str
-    unit: Literal["hour", "day"] = "day"
-    keys: tuple[str, ...] = ()  # checked per series; without keys, for the whole table
-    max_missing: int = 0
+    column: str  # timestamp column
+    unit: Literal["hour", "day"] = "day"  # grid step: every hour (UTC) or day must have a row
+    keys: tuple[str, ...] = ()  # series columns: checked per series; none: the whole table
+    max_missing: int = 0  # missing steps allowed
     # Days are read in this zone (hours are UTC's): a local day's flights span two UTC dates,
     # so a missing local day leaves no empty UTC date.
     timezone: str | None = None
@@ -84,12 +84,13 @@ class TimeCoverage:
 class TableValidation:
     """Expectations and declarations for one ``layer/table``."""
 
-    rows: Bounds | None = None
-    rows_severity: Severity = "fail"
+    rows: Bounds | None = None  # bounds on the table's row count
+    rows_severity: Severity = "fail"  # what a row count outside rows does
     columns: Mapping[str, ColumnExpectation] = field(default_factory=_empty)
-    categorical: tuple[str, ...] = ()  # every value seen so far is kept; a new one is an anomaly
+    # Categorical columns: every value seen so far is kept, and a new one is an anomaly.
+    categorical: tuple[str, ...] = ()
     time: TimeCoverage | None = None
-    drift: Mapping[str, float] = field(default_factory=_empty)  # per-column KS thresholds
+    drift: Mapping[str, float] = field(default_factory=_empty)  # column -> its KS threshold
     # Columns that move by design from one delivery to the next (identifiers, date parts):
     # their distribution is not compared with the last run's.
     ignore_drift: tuple[str, ...] = ()
@@ -106,10 +107,11 @@ class Thresholds:
 
     rows_change: float = 0.5  # rows outside [1 - x, 1 + x] times the last run's
     null_increase: float = 0.2  # null fraction up by more than this (absolute)
-    drift: float = 0.7
+    drift: float = 0.7  # KS distance above which a numeric column has drifted
     spread_ratio: float = 10.0  # standard deviation grew or shrank by more than this factor
-    hours: float = 0.2
-    severity: Mapping[str, Severity] = field(default_factory=_empty)  # per check; default warn
+    hours: float = 0.2  # distance of the hour-of-day histogram above which timing has shifted
+    # Check (schema, nulls, drift, ...) -> what its anomaly does; a check not listed warns.
+    severity: Mapping[str, Severity] = field(default_factory=_empty)
 
     def __post_init__(self) -> None:
         for check in self.severity:
@@ -130,17 +132,18 @@ class SkewConfig:
     say so (the flights Quick start's November-December temperatures: 0.49).
     """
 
-    drift: float = 0.3
-    severity: Severity = "warn"
+    drift: float = 0.3  # KS distance from the training split above which an input is skewed
+    severity: Severity = "warn"  # what skew does to the scoring run
 
 
 @dataclass(frozen=True)
 class ValidationConfig:
     """Data validation for ingest, clean and aggregate outputs, and skew at scoring."""
 
-    enabled: bool = True
+    enabled: bool = True  # false: no statistics, expectations, anomaly or skew checks
     thresholds: Thresholds = field(default_factory=Thresholds)
     skew: SkewConfig = field(default_factory=SkewConfig)
+    # layer/table (bronze, silver or gold) -> its expectations.
     tables: Mapping[str, TableValidation] = field(default_factory=_empty)
 
     def __post_init__(self) -> None:
