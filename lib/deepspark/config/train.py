@@ -86,6 +86,9 @@ class TrainConfig:
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
     # auto: cross_entropy for a classifier, l1 for a forecaster.
     loss: Literal["auto", "cross_entropy", "l1", "mse", "huber"] = "auto"
+    # Classifiers: cross-entropy's label smoothing. A little keeps the validation loss from
+    # rewarding an early, less accurate epoch over confident later ones (digits, MODELS.md).
+    label_smoothing: float = 0.0
     # The validation metric behind early stopping and the kept best weights; auto: loss or mae.
     monitor: Literal["auto", "loss", "accuracy", "mae", "rmse"] = "auto"
     patience: int = 5  # epochs without a better validation metric before stopping; 0: never
@@ -117,6 +120,8 @@ class TrainConfig:
             raise ValueError(f"ema: expected a decay in [0, 1), found {self.ema}")
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("lr: expected > 0; weight_decay and grad_clip: >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing: expected [0, 1), found {self.label_smoothing}")
         if self.patience < 0 or not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError("patience: expected >= 0; warmup_epochs: in [0, epochs)")
 

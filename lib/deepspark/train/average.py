@@ -11,7 +11,7 @@ def averaged(net: Any, decay: float) -> Any:
     Averaging the weights of the last few hundred steps smooths the noise the last mini-batches
     leave in them; on flights it moved the worst of 5 seeds from 1.9 % to 4.8 % below the linear
     baseline's MAE (MODELS.md). The decay is ``train.ema`` as resolved at preflight: 0.995 for
-    forecasters and off for classifiers unless set (digits' CNN, at 99 %, was not measured).
+    forecasters and off for classifiers unless set (conf/digits.yaml sets 0.99: MODELS.md).
     """
     if decay <= 0:
         return None

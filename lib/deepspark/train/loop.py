@@ -36,12 +36,13 @@ class Step:
     grad_clip: float
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
     x_shape: tuple[int, ...] = ()
+    label_smoothing: float = 0.0
 
 
 def loss_fn(step: Step, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy for classes; for forecasts, the configured loss on standardized errors."""
     if step.task == "classification":
-        return F.cross_entropy(pred, y)
+        return F.cross_entropy(pred, y, label_smoothing=step.label_smoothing)
     # Learn in standard units: the loss scale (and with it clipping and weight decay) does not
     # depend on the target's units.
     pred, y = pred / step.y_std, y / step.y_std

@@ -61,6 +61,7 @@ class Trainer:
             task=job.task, loss=cfg.loss, y_std=job.y_scale[1] if job.y_scale else 1.0,
             device=device, bf16=cfg.precision == "bf16" or (cfg.precision == "auto" and gpu),
             grad_clip=cfg.grad_clip, augment=self._augment(), x_shape=job.x_shape,
+            label_smoothing=cfg.label_smoothing,
         )  # fmt: skip
         self.train_loader, self.val_loader = _loaders(job, rank, world, self.steps)
         self.reporter = Reporter(
