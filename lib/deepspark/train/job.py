@@ -79,7 +79,7 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     # Resolved here, once: every rank reads with the backend the job carries, and the run's
     # parameters record it. A missing Petastorm fails now, in one line, not in every rank.
     backend = choose_backend(tcfg.loader.backend, tcfg.loader.workers)
-    log.info("loader backend: %s (loader.backend: %s)", backend, tcfg.loader.backend)
+    log.debug("loader backend: %s (loader.backend: %s)", backend, tcfg.loader.backend)
     layout = Layout(cfg.paths, cfg.pipeline.name)
     manifest = features.read(layout.path("features", MANIFEST))
     wanted = _KIND_OF_MODEL.get(tcfg.model)

@@ -35,23 +35,32 @@ def with_distributor(job: TrainJob) -> dict[str, Any] | None:
         num_processes=cfg.processes, local_mode=cfg.local_mode, use_gpu=cfg.use_gpu
     )
     started = time.perf_counter()
-    log.info(
+    log.debug(
         "TorchDistributor: %d process(es), local_mode=%s, use_gpu=%s",
         cfg.processes, cfg.local_mode, cfg.use_gpu,
     )  # fmt: skip
+    # torchrun prints a five-line banner when OMP_NUM_THREADS is unset; each process sets its
+    # thread count itself (worker.py), so name that count here and spare the log.
+    threads = str(max(1, (os.cpu_count() or 1) // cfg.processes))
+    unset = "OMP_NUM_THREADS" not in os.environ
+    if unset and cfg.local_mode:
+        os.environ["OMP_NUM_THREADS"] = threads
     try:
         # Executors may have deepspark only as the --py-files zip: see deepspark.train.shipped.
         fn, args = (train_worker, (job,)) if cfg.local_mode else shipped(train_worker, job)
         summary = distributor.run(fn, *args)
     except RuntimeError as e:
         raise TrainingError(f"training failed: {_first_line(e)} (worker output above)") from e
+    finally:
+        if unset:
+            os.environ.pop("OMP_NUM_THREADS", None)
     # Every rank returns rank 0's summary; when rank 0 died, TorchDistributor can still hand back
     # another rank's (empty) result: no summary means no trained model, whatever the exit status.
     if not summary:
         raise TrainingError(
             "training failed on rank 0 (its traceback is in the worker output above)"
         )
-    log.info("training finished in %.1fs", time.perf_counter() - started)
+    log.debug("training finished in %.1fs", time.perf_counter() - started)
     return summary
 
 

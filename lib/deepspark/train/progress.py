@@ -42,8 +42,8 @@ class Progress:
             if step >= self.steps:
                 sys.stderr.write("\n")
             sys.stderr.flush()
-        else:
-            log.info(
+        else:  # a log file: the epoch's summary line says enough unless debugging (-v)
+            log.debug(
                 "%s step %d/%d, %.0f samples/s, loss %.4f, eta %.0fs",
                 head, step, self.steps, rate, loss, eta,
             )  # fmt: skip

@@ -20,8 +20,14 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     """Train, validate each epoch, checkpoint, stop early, test; returns rank 0's summary."""
     from deepspark.train.trainer import Trainer
 
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if not logging.getLogger().handlers:  # a process of its own: log like the driver does
+        level = os.environ.get("DEEPSPARK_LOG_LEVEL", "INFO")
+        logging.basicConfig(
+            level=logging.INFO if level == "DEBUG" else level,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            datefmt="%H:%M:%S",
+        )
+        logging.getLogger("deepspark").setLevel(level)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device, gpu = _device(job.train.use_gpu, world, int(os.environ.get("LOCAL_RANK", 0)))
     summary = Trainer(job, rank=rank, world=world, device=device, gpu=gpu).fit()
