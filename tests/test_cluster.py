@@ -103,6 +103,18 @@ def test_stage_writes_labelled_table_and_logs_the_search(spark, workdir, cfg):
     assert [c["size"] for c in doc["clusters"]] == [12, 8, 5]
     assert doc["clusters"][1]["mean"]["x"] == pytest.approx(100.0, abs=0.5)
 
+    # The chosen model, a Spark ML pipeline with a signature from its input example, gives the
+    # ids the table has (MLflow 3.17's Spark flavor logs it under the run's artifacts).
+    uri = f"runs:/{run.info.run_id}/kmeans"
+    info = mlflow.models.get_model_info(uri)
+    assert "spark" in info.flavors and info.metadata["k"] == 3
+    assert info.signature.inputs.input_names() == ["x", "y"]
+    assert info.signature.outputs.input_names() == ["prediction"]
+    assert info.saved_input_example_info is not None
+    clustered = table.dropna(subset=["cluster"])
+    labels = mlflow.pyfunc.load_model(uri).predict(clustered[["x", "y"]])
+    assert list(labels) == clustered["cluster"].astype(int).tolist()
+
 
 def _no_mlflow(cfg):
     return dataclasses.replace(cfg, mlflow=dataclasses.replace(cfg.mlflow, enabled=False))

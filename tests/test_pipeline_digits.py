@@ -136,6 +136,39 @@ def test_one_tracked_training_run_with_curves_and_a_servable_model(run):
     assert accuracy == pytest.approx(train.data.metrics["test.accuracy"])
 
 
+def test_training_run_has_system_metrics_and_its_model_the_test_metrics(run):
+    cfg = run["cfg"]
+    client = mlflow.MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    runs = client.search_runs([exp.experiment_id])
+    (train,) = [r for r in runs if r.data.tags.get("deepspark.stage") == "train"]
+    run_id = train.info.run_id
+    # A curve, sampled by rank 0 alone: one point per step (a second monitor would repeat steps).
+    cpu = client.get_metric_history(run_id, "system/cpu_utilization_percentage")
+    assert len(cpu) >= 2 and [m.step for m in cpu] == list(range(len(cpu)))
+    assert "system/system_memory_usage_megabytes" in train.data.metrics
+    # Only the training run samples the host; the stage runs' work happens on Spark's executors.
+    sampled = {
+        r.data.tags.get("deepspark.stage")
+        for r in runs
+        if any(k.startswith("system/") for k in r.data.metrics)
+    }
+    assert sampled == {"train"}
+
+    # The test metrics and the baseline are on the logged model, on the test split, once.
+    (logged,) = client.search_logged_models([exp.experiment_id])
+    on_model = {m.key: m for m in client.get_logged_model(logged.model_id).metrics}
+    for key in ("test.accuracy", "test.rows", "baseline.svc.accuracy"):
+        assert on_model[key].value == train.data.metrics[key], key
+        assert on_model[key].run_id == run_id, key
+        assert on_model[key].dataset_name == "digits/features/test", key
+        assert len(client.get_metric_history(run_id, key)) == 1, key
+    assert not any(k.startswith(("system/", "val_", "train_")) for k in on_model)
+    # The registered version is that model: its page links to the model and these numbers.
+    (version,) = client.search_model_versions("name='digits'")
+    assert version.source == f"models:/{logged.model_id}"
+
+
 def test_stage_inputs_are_recorded_as_mlflow_datasets(run):
     cfg = run["cfg"]
     client = mlflow.MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)

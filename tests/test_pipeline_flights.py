@@ -191,6 +191,12 @@ def test_mlflow_has_parent_and_nested_stage_runs(run):
             "validation/anomalies.csv", "validation/anomalies.json", "validation/checks.png",
         ]  # fmt: skip
         assert "validation.warnings" in stages[stage].data.metrics
+    # The chosen k-means, a Spark ML model whose signature takes the configured features.
+    kmeans = mlflow.models.get_model_info(f"runs:/{stages['cluster'].info.run_id}/kmeans")
+    spec = cfg.pipeline.cluster
+    assert "spark" in kmeans.flavors and kmeans.metadata["k"] == stages["cluster"].data.metrics["k"]
+    assert kmeans.signature.inputs.input_names() == list(spec.features)
+    assert kmeans.signature.outputs.input_names() == ["prediction"]
 
 
 def test_rerun_gives_identical_output(run, spark):

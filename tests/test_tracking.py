@@ -54,7 +54,7 @@ def test_an_unreachable_tracking_server_fails_fast_in_one_line(entry):
         port = s.getsockname()[1]
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, *entry, "--conf", "conf/digits.yaml",
+        [sys.executable, *entry, "-c", "conf/digits.yaml",
          f"mlflow.tracking_uri=http://127.0.0.1:{port}"],
         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -71,7 +71,7 @@ def test_an_unreachable_tracking_server_fails_fast_in_one_line(entry):
 def test_http_limits_go_to_the_environment_unless_the_user_set_them(monkeypatch):
     for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(tracking, "_HTTP_ENV_SET", {})
+    monkeypatch.setattr(tracking, "_ENV_SET", {})
     tracking.bound_http(MlflowConfig(http_retries=3, http_timeout_s=20))
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "20"
@@ -117,3 +117,56 @@ def test_a_failed_mlflow_call_reads_as_one_short_line():
     )
     assert tracking.one_line(OSError("disk full\nmore")) == "disk full"
     assert tracking.one_line(RuntimeError("x" * 400)) == "x" * 297 + "..."
+
+
+def test_system_metrics_interval_goes_to_the_environment_unless_the_user_set_it(monkeypatch):
+    key = "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"
+    monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", raising=False)
+    monkeypatch.setattr(tracking, "_ENV_SET", {})
+    assert tracking.system_metrics(MlflowConfig(system_metrics_s=1.5))
+    assert os.environ[key] == "1.5"
+    assert os.environ["MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING"] == "1"
+    monkeypatch.setenv(key, "30")
+    assert tracking.system_metrics(MlflowConfig(system_metrics_s=1.0))
+    assert os.environ[key] == "30"
+    assert not tracking.system_metrics(MlflowConfig(system_metrics_s=0))
+
+
+def _monitors() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "SystemMetricsMonitor" and t.is_alive()]
+
+
+@pytest.mark.parametrize("end", ["FINISHED", "FAILED", "dropped"])
+def test_system_metrics_draw_a_curve_and_stop_with_the_run(tmp_path, monkeypatch, end):
+    import time
+
+    monkeypatch.setattr(tracking, "_ENV_SET", {})
+    for key in ("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(key, raising=False)
+    cfg = MlflowConfig(
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        artifact_root=str(tmp_path / "artifacts"),
+        system_metrics_s=0.2,
+    )
+    mlflow = tracking.setup(cfg)
+    before = len(_monitors())
+    run = mlflow.start_run(log_system_metrics=tracking.system_metrics(cfg))
+    try:
+        time.sleep(1.5)
+    finally:
+        if end == "dropped":  # what the Reporter does once the server stopped answering
+            tracking.drop_active_run()
+        else:
+            mlflow.end_run(status=end)
+    deadline = time.monotonic() + 5
+    while len(_monitors()) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(_monitors()) == before, "the system metrics thread outlived its run"
+    history = mlflow.MlflowClient().get_metric_history(
+        run.info.run_id, "system/cpu_utilization_percentage"
+    )
+    assert len(history) >= 2 and [m.step for m in history] == list(range(len(history)))
+    assert all(0 <= m.value <= 100 for m in history)

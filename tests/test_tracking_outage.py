@@ -96,8 +96,8 @@ def test_server_down_mid_run_keeps_checkpoints_and_a_rerun_logs_only_the_results
         epochs_lost = f"epochs {first_lost}-{EPOCHS}" if first_lost < EPOCHS else f"epoch {EPOCHS}"
         last = err.strip().splitlines()[-1]
         assert re.fullmatch(
-            rf"error: MLflow logging failed mid-run \({epochs_lost} metrics, test metrics, "
-            r"learning-curve plots, model, registry gate; first error: request to "
+            rf"error: MLflow logging failed mid-run \({epochs_lost} metrics, learning-curve plots, "
+            r"model, test metrics, registry gate; first error: request to "
             rf"{re.escape(url)}/api/2\.0/mlflow/\S+ failed: \[Errno 111\] Connection refused\); "
             rf"training finished and its checkpoints are kept in {re.escape(str(folder))}; rerun "
             r"the same command with the server up to log the results to run ([0-9a-f]{32})",

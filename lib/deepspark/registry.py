@@ -7,6 +7,8 @@ features (new split, new scaling) cannot make an old metric look better or worse
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -83,7 +85,10 @@ def register_and_gate(
     from mlflow.exceptions import MlflowException
 
     client = mlflow.MlflowClient()
-    version = int(mlflow.register_model(model_uri, name).version)
+    # register_model prints "Successfully registered model ..." and "Created version ..." to
+    # stderr; the gate's own log line below says that and why.
+    with contextlib.redirect_stderr(io.StringIO()):
+        version = int(mlflow.register_model(model_uri, name).version)
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
@@ -150,7 +155,7 @@ def registered_model(cfg: Config, ref: str | int, purpose: str) -> tuple[Any, st
             ) from e
         raise InputError(
             f"registered model {name!r} has no version or alias {ref}; train it first "
-            f"(./spark-submit.sh jobs/train.py --conf {where})"
+            f"(./spark-submit.sh jobs/train.py -c {where})"
         ) from e
     return mlflow, name, uri, version
 

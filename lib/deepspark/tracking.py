@@ -7,6 +7,10 @@ MLflow itself is optional for training without Spark (``python -m deepspark.trai
 with torch, numpy, pyarrow and pyyaml only): :func:`usable` turns tracking off there, with one
 warning, when the package is missing. A Spark job that asks for it fails in one line instead.
 
+Training runs carry MLflow's system metrics (``system/...``: CPU, memory, disk, network, GPU),
+sampled every ``mlflow.system_metrics_s`` by a thread that ends with the run
+(:func:`system_metrics`).
+
 A tracking server that stops answering mid-job costs bounded time (``mlflow.http_retries`` and
 ``mlflow.http_timeout_s``), and ending a run it can no longer reach never hides the job's own error.
 """
@@ -34,10 +38,11 @@ from deepspark.errors import DeepsparkError, SetupError
 
 log = logging.getLogger(__name__)
 _PARAM_KEY_INVALID = re.compile(r"[^A-Za-z0-9_\-. :/]")
-# What setup() put into the environment: a later setup in the same process may change its own
-# values, but never one the user set.
-_HTTP_ENV_SET: dict[str, str] = {}
+# What setup() and system_metrics() put into the environment: a later call in the same process
+# may change its own values, but never one the user set.
+_ENV_SET: dict[str, str] = {}
 _WARNED_MISSING = False  # usable() has said that MLflow is missing
+_WARNED_NO_PSUTIL = False  # system_metrics() has said that psutil is missing
 
 
 class TrackingError(DeepsparkError):
@@ -138,13 +143,53 @@ def bound_http(cfg: MlflowConfig) -> None:
     server that went away into minutes; training would stall on every epoch's metrics. Values
     the user set in the environment win.
     """
-    for key, value in (
-        ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(cfg.http_retries)),
-        ("MLFLOW_HTTP_REQUEST_TIMEOUT", str(cfg.http_timeout_s)),
-    ):
-        current = os.environ.get(key)
-        if current is None or current == _HTTP_ENV_SET.get(key):
-            os.environ[key] = _HTTP_ENV_SET[key] = value
+    _put_env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(cfg.http_retries))
+    _put_env("MLFLOW_HTTP_REQUEST_TIMEOUT", str(cfg.http_timeout_s))
+
+
+def _put_env(key: str, value: str) -> None:
+    """``os.environ[key] = value`` unless the user set ``key`` (this module's own value is not)."""
+    current = os.environ.get(key)
+    if current is None or current == _ENV_SET.get(key):
+        os.environ[key] = _ENV_SET[key] = value
+
+
+def system_metrics(cfg: MlflowConfig) -> bool:
+    """Whether the next run gets MLflow's system metrics (``start_run(log_system_metrics=...)``).
+
+    Sets their sampling interval (``mlflow.system_metrics_s``, one sample per logged point) so a
+    one-minute training run draws a curve (MLflow's default is a point every 10 s); a value the
+    user set in ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` wins. CPU, memory, disk and network
+    come from psutil; GPU utilization and memory from pynvml (the ``gpu`` extra), which MLflow
+    skips, with an INFO line, where it is missing or finds no GPU. Without psutil MLflow would
+    refuse to start the run: the run goes on without system metrics, after one warning.
+    """
+    if cfg.system_metrics_s <= 0:
+        return False
+    if importlib.util.find_spec("psutil") is None:
+        global _WARNED_NO_PSUTIL
+        if not _WARNED_NO_PSUTIL:
+            log.warning("psutil is not installed: the training run logs no system metrics")
+        _WARNED_NO_PSUTIL = True
+        return False
+    _put_env("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", str(cfg.system_metrics_s))
+    _put_env("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    return True
+
+
+def stop_system_metrics(run_id: str) -> None:
+    """Stop the run's system-metrics thread without a last call to the server, if it still runs.
+
+    ``mlflow.end_run`` stops it (and logs its last point) once the server has marked the run
+    ended; when that call failed, or the run was dropped (:func:`drop_active_run`), the thread
+    would otherwise keep sampling and asking the server about the run until the process exits.
+    """
+    from mlflow.tracking import fluent
+
+    # MLflow's registry of monitors, the one end_run reads (private; mlflow is pinned).
+    monitor = fluent.run_id_to_system_metrics_monitor.pop(run_id, None)
+    if monitor is not None:
+        monitor._shutdown_event.set()  # finish() would join and flush: one more failing call
 
 
 def one_line(e: BaseException) -> str:
@@ -185,7 +230,7 @@ def drop_active_run() -> None:
 
     stack = fluent._active_run_stack.get()  # private, but what end_run pops (mlflow is pinned)
     if stack:
-        stack.pop()
+        stop_system_metrics(stack.pop().info.run_id)
     MLFLOW_RUN_ID.unset()
 
 
@@ -276,11 +321,16 @@ def log_dataset(name: str, path: str, *, rows: int, digest: str, schema: str, co
     if not active():
         return
     import mlflow
+
+    tags = {"path": path, "rows": str(rows), "schema": schema[:5000]}
+    mlflow.log_input(meta_dataset(name, path, digest), context=context, tags=tags)
+
+
+def meta_dataset(name: str, path: str, digest: str) -> Any:
+    """The MLflow dataset :func:`log_dataset` records (metrics name it to say what they are on)."""
     from mlflow.data.meta_dataset import MetaDataset
 
-    dataset = MetaDataset(_dataset_source(path), name=name, digest=digest)
-    tags = {"path": path, "rows": str(rows), "schema": schema[:5000]}
-    mlflow.log_input(dataset, context=context, tags=tags)
+    return MetaDataset(_dataset_source(path), name=name, digest=digest)
 
 
 def _dataset_source(path: str) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 
 import pytest
 from pyspark.ml.functions import vector_to_array
@@ -75,6 +77,24 @@ def test_every_row_comes_back_and_excluded_rows_are_counted(spark, clustered):
     got = clustered.table.select("id", "cluster")
     assertDataFrameEqual(got, spark.createDataFrame(expected, "id int, cluster int"))
     assert clustered.table.columns == ["id", "x", "y", "cluster"]
+
+
+def test_the_model_gives_every_clustered_row_the_id_the_table_has(spark, clustered):
+    got = clustered.model.transform(spark.createDataFrame(BLOBS, SCHEMA))
+    expected = clustered.table.where("cluster IS NOT NULL").select("id", "cluster")
+    assertDataFrameEqual(got.select("id", got[clu.LABEL].alias("cluster")), expected)
+
+
+def test_the_search_logs_a_line_per_k_as_it_goes(spark, caplog):
+    vectors = kmeans.vectorize(spark.createDataFrame(BLOBS, SCHEMA), ["x", "y"], True)
+    with caplog.at_level(logging.INFO, logger="deepspark"):
+        scores, _ = kmeans.silhouette_by_k(vectors, [3, 26], seed=1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("k-means k=")]
+    assert len(lines) == 2, lines
+    assert re.fullmatch(rf"k-means k=3: silhouette {scores[3]:.4f} \(\d+\.\ds\)", lines[0])
+    # 25 rows hold fewer than 26 distinct points: MLlib gives fewer centres, k is not a candidate.
+    assert re.fullmatch(r"k-means k=26: skipped, only \d+ distinct centres \(\d+\.\ds\)", lines[1])
+    assert list(scores) == [3]
 
 
 def test_search_on_a_sample_then_fit_on_every_row(spark):

@@ -11,8 +11,9 @@ from deepspark.errors import ConfigError
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 ENV = "DEEPSPARK_LOG_LEVEL"
 # Libraries whose INFO lines say what deepspark's own lines already say ("Started local training
-# with 2 processes", "Closing down clientserver connection"): shown from DEBUG (-v) only.
-CHATTY = ("TorchDistributor", "py4j")
+# with 2 processes", "Closing down clientserver connection", matplotlib's unit guesses): shown
+# from DEBUG (-v) only.
+CHATTY = ("TorchDistributor", "py4j", "matplotlib")
 
 
 class _Quiet(logging.Filter):

@@ -39,9 +39,10 @@ LAYERS = (
 class SparkConfig:
     """How the one SparkSession is built; spark-submit flags win over ``master``."""
 
-    app_name: str = "deepspark"
-    master: str = "local[*]"
-    driver_memory: str = "2g"
+    app_name: str = "deepspark"  # Spark application name (the UI and the cluster manager show it)
+    master: str = "local[*]"  # master URL when run as plain Python; spark-submit's --master wins
+    driver_memory: str = "2g"  # driver heap when run as plain Python; spark-submit's wins
+    # spark.* setting -> value for the session; one given to spark-submit wins.
     settings: Mapping[str, Scalar] = field(default_factory=_empty)
 
 
@@ -49,22 +50,27 @@ class SparkConfig:
 class PathsConfig:
     """Where data lives: ``{data}/{layer}/{pipeline}/{table}`` for every layer in LAYERS."""
 
-    data: str = "work/data"
-    checkpoints: str = "work/checkpoints"  # {checkpoints}/{pipeline}/{model}-{hash}/
+    data: str = "work/data"  # root of every data layer: {data}/{layer}/{pipeline}/{table}
+    # Training checkpoints go to {checkpoints}/{pipeline}/{model}-{hash}/.
+    checkpoints: str = "work/checkpoints"
 
 
 @dataclass(frozen=True)
 class MlflowConfig:
     """Tracking store; a local SQLite file by default, or a tracking server URI."""
 
+    # Tracking store: a database URI or a server URL, never with credentials.
     tracking_uri: str = "sqlite:///work/mlflow.db"
+    # Where a new experiment keeps its artifacts (a path or a URI).
     artifact_root: str = "work/mlartifacts"
-    experiment: str = "deepspark"
+    experiment: str = "deepspark"  # MLflow experiment name, created on first use
+    # false: nothing is tracked or registered, so evaluate and score are skipped.
     enabled: bool = True
     # A server that stops answering mid-run costs at most about (retries + 1) x timeout per call,
     # and a job stops calling it after the first failure; MLflow's own defaults are 7 and 120 s.
-    http_retries: int = 2  # MLFLOW_HTTP_REQUEST_MAX_RETRIES, unless set in the environment
-    http_timeout_s: int = 30  # MLFLOW_HTTP_REQUEST_TIMEOUT, unless set in the environment
+    http_retries: int = 2  # retries per MLflow HTTP call (MLFLOW_HTTP_REQUEST_MAX_RETRIES wins)
+    http_timeout_s: int = 30  # seconds per MLflow HTTP request (MLFLOW_HTTP_REQUEST_TIMEOUT wins)
+    system_metrics_s: float = 2.0  # training runs' system/* sampling interval in s; 0: none
 
     def __post_init__(self) -> None:
         # Config is logged (config.yaml artifact, params) and shipped with --files: a password in
@@ -91,9 +97,10 @@ class PrivacyConfig:
     its owner may read it). With both set they must hold the same key.
     """
 
-    key_env: str = "DEEPSPARK_PSEUDONYM_KEY"
+    key_env: str = "DEEPSPARK_PSEUDONYM_KEY"  # environment variable that holds the HMAC key
+    # File that holds the key (owner-only); with key_env set too, they must match.
     key_file: str | None = None
-    min_key_bytes: int = 16
+    min_key_bytes: int = 16  # shortest key accepted, in bytes
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.key_env):
@@ -108,11 +115,17 @@ class PrivacyConfig:
 class SourceConfig:
     """One raw table: where it is, its format, and its explicit schema (no inference, ever)."""
 
+    # A path or URI Spark reads, or ``package://<package>/<file>`` for a file shipped in an
+    # installed Python package (copied into the raw zone first).
     uri: str
-    format: Literal["csv", "json", "parquet"]
+    format: Literal["csv", "json", "parquet"]  # how Spark parses the files
+    # Column -> Spark type (int, double, string, ``array<float>``, ...); ``p{0..63}``: p0 to p63.
     schema: Mapping[str, str]
+    # Spark reader options (header, sep, nullValue, encoding, ...).
     options: Mapping[str, Scalar] = field(default_factory=_empty)
+    # Array column -> the column range gathered into it (pixels: p{0..63}).
     arrays: Mapping[str, str] = field(default_factory=_empty)
+    # Ingest fails when a larger fraction of rows does not parse.
     max_quarantine_fraction: float = 0.05
 
     def __post_init__(self) -> None:
@@ -126,8 +139,8 @@ class SourceConfig:
 class RangeRule:
     """Inclusive bounds; a null value passes (null handling is the null policy's job)."""
 
-    min: float | None = None
-    max: float | None = None
+    min: float | None = None  # lowest allowed value; null: no lower bound
+    max: float | None = None  # highest allowed value; null: no upper bound
 
     def __post_init__(self) -> None:
         if self.min is None and self.max is None:
@@ -144,10 +157,11 @@ class TimestampRule:
     ``hhmm`` is an int like 517 for 05:17 and 2400 means midnight at the end of the day.
     """
 
-    column: str | None = None
-    format: str | None = None
+    column: str | None = None  # text column to parse with format (instead of fields)
+    format: str | None = None  # Spark datetime pattern of column; null: yyyy-MM-dd HH:mm:ss
+    # [year, month, day, hhmm] columns of a local clock time (instead of column).
     fields: tuple[str, ...] = ()
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # IANA zone the time is read in, then converted to UTC
 
     def __post_init__(self) -> None:
         if bool(self.column) == bool(self.fields):
@@ -158,13 +172,19 @@ class TimestampRule:
 
 @dataclass(frozen=True)
 class CleanConfig:
-    """Cleaning rules for one table, applied in order: dedupe, nulls, types, ranges, privacy."""
+    """One table's cleaning, in order: pseudonymize, fill, required, timestamps, ranges, dedupe."""
 
+    # Key columns: one row per key is kept, the others are quarantined as duplicates.
     dedupe: tuple[str, ...] = ()
+    # Columns that must not be null; a row with a null is quarantined.
     required: tuple[str, ...] = ()
+    # Column -> constant that replaces its nulls, before the rules run.
     fill: Mapping[str, Scalar] = field(default_factory=_empty)
+    # Column -> inclusive bounds; a row outside them is quarantined.
     ranges: Mapping[str, RangeRule] = field(default_factory=_empty)
+    # New column -> how to build its UTC timestamp; a row that does not parse is quarantined.
     timestamps: Mapping[str, TimestampRule] = field(default_factory=_empty)
+    # Identifier columns replaced by their keyed HMAC (see privacy).
     pseudonymize: tuple[str, ...] = ()
 
 
@@ -175,10 +195,10 @@ MetricFn = Literal["count", "count_if", "sum", "mean", "min", "max", "stddev", "
 class MetricSpec:
     """One aggregate column: ``fn`` over ``column`` (``where`` is a Spark SQL condition)."""
 
-    fn: MetricFn
-    column: str | None = None
-    where: str | None = None
-    q: float | None = None
+    fn: MetricFn  # aggregate function (percentile is exact, not approximate)
+    column: str | None = None  # input column; count and count_if need none
+    where: str | None = None  # Spark SQL condition; the metric sees only rows where it holds
+    q: float | None = None  # the quantile in [0, 1], for fn: percentile
 
     def __post_init__(self) -> None:
         if self.fn not in ("count", "count_if") and not self.column:
@@ -193,29 +213,31 @@ class MetricSpec:
 class TimeBucket:
     """Truncate ``column`` to ``unit``; a day is a calendar date in ``timezone``."""
 
-    column: str
+    column: str  # timestamp column to bucket
+    # hour: the UTC hour as a timestamp; day: the calendar date in timezone.
     unit: Literal["hour", "day"]
-    output: str
-    timezone: str = "UTC"
+    output: str  # name of the bucket column, grouped by after keys
+    timezone: str = "UTC"  # IANA zone of the calendar day, for unit: day
 
 
 @dataclass(frozen=True)
 class JoinSpec:
     """Join a clean table onto the aggregate; ``match`` maps aggregate columns to its columns."""
 
-    source: str
-    match: Mapping[str, str]
+    source: str  # the clean table (a source name) joined onto the aggregate
+    match: Mapping[str, str]  # aggregate column -> the joined table's column it equals
+    # Spark join type; full keeps rows found on one side only.
     how: Literal["left", "inner", "full"] = "left"
-    columns: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()  # columns of the joined table added to the aggregate
 
 
 @dataclass(frozen=True)
 class AggregateConfig:
     """Group a clean table by ``keys`` (+ a time bucket) and compute named metrics."""
 
-    source: str
-    keys: tuple[str, ...]
-    metrics: Mapping[str, MetricSpec]
+    source: str  # the clean table (a source name) to aggregate
+    keys: tuple[str, ...]  # group-by columns besides the time bucket ([]: one group per bucket)
+    metrics: Mapping[str, MetricSpec]  # output column -> the metric computed into it
     time: TimeBucket | None = None
     join: JoinSpec | None = None
 
@@ -224,8 +246,8 @@ class AggregateConfig:
 class TimeSplit:
     """Time-based split by the target's timestamp: train < validation_start <= val < test_start."""
 
-    validation_start: str
-    test_start: str
+    validation_start: str  # ISO 8601 instant where validation starts (earlier: train)
+    test_start: str  # ISO 8601 instant where test starts
 
 
 Frequency = Literal["minute", "hour", "day", "week", "month"]
@@ -256,20 +278,22 @@ class SequenceFeatures:
     ``series_key`` names the column that tells series apart; without it the table is one series.
     """
 
-    source: str
-    time: str
-    frequency: Frequency
+    source: str  # the table to window: an aggregate (gold) or a source (silver)
+    time: str  # timestamp column the grid is built on
+    frequency: Frequency  # grid step; a missing step becomes a row of nulls
+    # Columns fed to the model at each step, standardized on the training split.
     inputs: tuple[str, ...]
-    target: str
-    window: int
+    target: str  # column forecast horizon steps after the window's last step
+    window: int  # steps of history in each sample
     split: TimeSplit
-    series_key: str | None = None
-    horizon: int = 1
-    season: int | None = None  # steps; default: SEASON_BY_FREQUENCY[frequency]
+    series_key: str | None = None  # column that tells series apart; null: the table is one series
+    horizon: int = 1  # how many steps ahead the target is
+    season: int | None = None  # seasonal baseline's period in steps; null: a day, week or year
+    # Column -> value for its nulls and missing steps; others stay missing.
     fill: Mapping[str, float] = field(default_factory=_empty)
     # Cyclical time features added to every step as sin/cos pairs, read in ``timezone``.
     calendar: tuple[CalendarFeature, ...] = ()
-    timezone: str = "UTC"
+    timezone: str = "UTC"  # IANA zone the calendar features are read in
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.horizon < 1:
@@ -296,11 +320,11 @@ class SequenceFeatures:
 class FractionSplit:
     """Random split by a seeded content hash, stratified by label when ``stratify``."""
 
-    train: float
-    validation: float
-    test: float
-    seed: int = 13
-    stratify: bool = True
+    train: float  # fraction of rows in the training split
+    validation: float  # fraction in the validation split
+    test: float  # fraction in the test split; the three add up to 1
+    seed: int = 13  # seed of the content hash that assigns rows to splits
+    stratify: bool = True  # keep each label's share the same in every split
 
     def __post_init__(self) -> None:
         if abs(self.train + self.validation + self.test - 1.0) > 1e-9:
@@ -311,11 +335,11 @@ class FractionSplit:
 class ImageFeatures:
     """Image arrays scaled to [0, 1] by ``max_value``, stored flat; ``shape`` is (C, H, W)."""
 
-    source: str
-    column: str
-    shape: tuple[int, ...]
-    label: str
-    max_value: float
+    source: str  # the table holding the images: a source (silver) or an aggregate
+    column: str  # array column of pixel values, C x H x W of them, row-major
+    shape: tuple[int, ...]  # [channels, height, width]
+    label: str  # integer class label column
+    max_value: float  # pixel values are divided by this, to [0, 1]
     split: FractionSplit
 
 
@@ -326,9 +350,9 @@ class OutputLayout:
     Petastorm shards by row group: each split must have at least ``min_row_groups`` of them.
     """
 
-    files_per_split: int = 4
-    row_group_mb: int = 4
-    min_row_groups: int = 2
+    files_per_split: int = 4  # Parquet files written per split
+    row_group_mb: int = 4  # Parquet row-group size in MB
+    min_row_groups: int = 2  # the stage fails when a split has fewer row groups than this
 
 
 @dataclass(frozen=True)
@@ -348,21 +372,22 @@ class FeaturesConfig:
 class LinePlot:
     """A line per ``by`` group of mean(``y``) against ``x`` (Spark SQL expressions)."""
 
-    table: str
-    x: str
-    y: str
-    by: str | None = None
-    title: str = ""
+    table: str  # layer/table to plot
+    x: str  # Spark SQL expression on the x axis
+    y: str  # Spark SQL expression, averaged per x
+    by: str | None = None  # Spark SQL expression: one line per value; null: a single line
+    title: str = ""  # plot title
 
 
 @dataclass(frozen=True)
 class ProfileConfig:
     """Which outputs to profile (``layer/table``), and the plot budget."""
 
+    # layer/table outputs to profile: statistics, histograms, correlations.
     tables: tuple[str, ...] = ()
-    sample_rows: int = 50_000
-    histogram_bins: int = 30
-    max_histograms: int = 12
+    sample_rows: int = 50_000  # rows in the seeded sample for the correlation heatmap, at most
+    histogram_bins: int = 30  # bins per histogram
+    max_histograms: int = 12  # numeric columns that get a histogram, at most
     lines: tuple[LinePlot, ...] = ()
 
     def __post_init__(self) -> None:
@@ -382,14 +407,15 @@ class KMeansConfig:
     column, null on the rows a feature was missing from (those are counted, never dropped).
     """
 
-    table: str
-    features: tuple[str, ...]
-    output: str
-    k_min: int = 2
-    k_max: int = 8
-    seed: int = 13
+    table: str  # layer/table to cluster
+    features: tuple[str, ...]  # numeric columns the clusters are found in
+    output: str  # gold table written: the input plus a cluster column
+    k_min: int = 2  # smallest k tried (at least 2)
+    k_max: int = 8  # largest k tried
+    seed: int = 13  # seed of the k-means fits and of the search sample
+    # Rows in the seeded sample the k search runs on; null: every row.
     sample_rows: int | None = None
-    standardize: bool = True
+    standardize: bool = True  # z-score every feature first, so a column's units do not weigh
 
     def __post_init__(self) -> None:
         layer, sep, name = self.table.partition("/")
@@ -424,9 +450,11 @@ class KMeansConfig:
 class PipelineConfig:
     """One pipeline: its sources and the declarative spec of every stage."""
 
-    name: str
-    sources: Mapping[str, SourceConfig]
+    name: str  # lower_snake_case; names the data folders and the registered model
+    sources: Mapping[str, SourceConfig]  # name -> a raw table, ingested into ``bronze/<name>``
+    # Source name -> its cleaning rules, bronze -> silver.
     clean: Mapping[str, CleanConfig] = field(default_factory=_empty)
+    # Gold table name -> how it is aggregated from a clean table.
     aggregates: Mapping[str, AggregateConfig] = field(default_factory=_empty)
     features: FeaturesConfig | None = None
     profile: ProfileConfig = field(default_factory=ProfileConfig)
@@ -435,6 +463,7 @@ class PipelineConfig:
     evaluate: EvaluateConfig | None = None  # defaults apply when absent and a model is trained
     score: ScoreConfig | None = None  # defaults apply when absent and a model is trained
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    # The stages a run goes through, in order; one with nothing to do is skipped.
     stages: tuple[str, ...] = STAGES
 
     def __post_init__(self) -> None:
@@ -480,6 +509,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    # Base profile this file is merged over, relative to it; a base names no base.
     base: str | None = None
     files: tuple[str, ...] = field(default=(), metadata={"yaml": False})
 

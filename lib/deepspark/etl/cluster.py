@@ -14,7 +14,9 @@ every pair of rows, so it is affordable on the whole table. Its values are compa
 not with scikit-learn's Euclidean silhouette.
 
 Cluster ids are ordered by size, largest first (ties by MLlib's index): MLlib's own indices
-depend on the initialization, sizes do not, so ``cluster 0`` is always the dominant group.
+depend on the initialization, sizes do not, so ``cluster 0`` is always the dominant group. The
+same relabelling is a pipeline stage too (:func:`labeller`), so the model logged to MLflow gives
+the ids the table has.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from functools import reduce
 from itertools import chain
 
-from pyspark.ml.feature import VectorAssembler
+from pyspark.ml.feature import SQLTransformer, VectorAssembler
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -35,6 +37,8 @@ CLUSTER = "cluster"
 RAW = "__cluster_raw"
 VECTOR = "__cluster_vector"
 PREDICTION = "__cluster_prediction"
+# The logged model's output column: the one MLflow's Spark pyfunc flavor returns.
+LABEL = "prediction"
 # MLlib's default: ample for a few features; a fit that has not converged by then is still a
 # valid partition, and its silhouette says how good it is.
 MAX_ITER = 20
@@ -49,20 +53,37 @@ def complete(features: Sequence[str]) -> Column:
     return reduce(operator.and_, checks)
 
 
-def assemble(rows: DataFrame, features: Sequence[str]) -> DataFrame:
-    """``rows`` plus ``RAW``: the features as one vector (a transformation, no job)."""
-    return VectorAssembler(inputCols=list(features), outputCol=RAW).transform(rows)
+def assembler(features: Sequence[str], output: str) -> VectorAssembler:
+    """The stage that puts the features into one vector column, ``output``."""
+    return VectorAssembler(inputCols=list(features), outputCol=output)
 
 
-def relabel(predicted: DataFrame, counts: Mapping[int, int]) -> DataFrame:
-    """MLlib's predictions -> an int ``cluster`` numbered by size, largest first (ties: index).
+def by_size(counts: Mapping[int, int]) -> list[int]:
+    """MLlib's cluster indices, largest cluster first (ties: index); a position is a cluster id."""
+    return sorted(counts, key=lambda c: (-counts[c], c))
+
+
+def relabel(predicted: DataFrame, order: Sequence[int]) -> DataFrame:
+    """MLlib's predictions -> an int ``cluster``: the position of its index in ``order``.
 
     The working columns are dropped.
     """
-    order = sorted(counts, key=lambda c: (-counts[c], c))
     mapping = F.create_map(*chain.from_iterable((F.lit(c), F.lit(i)) for i, c in enumerate(order)))
     assigned = predicted.withColumn(CLUSTER, mapping[F.col(PREDICTION)].cast("int"))
     return assigned.drop(PREDICTION, VECTOR)
+
+
+def labeller(order: Sequence[int]) -> SQLTransformer:
+    """:func:`relabel` as a pipeline stage: MLlib's prediction -> the cluster id in ``LABEL``.
+
+    The working columns stay (``SELECT *``): the caller's own columns, an id say, must pass
+    through, and Spark SQL has no "every column but these".
+    """
+    cases = " ".join(f"WHEN {c} THEN {i}" for i, c in enumerate(order))
+    return SQLTransformer(
+        statement=f"SELECT *, CAST(CASE `{PREDICTION}` {cases} END AS INT) AS `{LABEL}` "
+        "FROM __THIS__"
+    )
 
 
 def best_k(scores: Mapping[int, float]) -> int:

@@ -11,6 +11,11 @@ finite. MLflow gets the silhouette of every k (``silhouette_k<k>``), the chosen 
 - ``centroids.png``: each cluster's mean per feature in the original units, coloured by how many
   standard deviations it sits from the mean over all clustered rows;
 - ``centroids.csv`` and ``centroids.json``: the same numbers (the JSON with the whole search).
+
+The chosen model itself is logged too, as a Spark ML model (``mlflow.spark``) under ``kmeans/``
+in the run's artifacts (``runs:/<run>/kmeans``; MLflow 3.17's Spark flavor makes no LoggedModel):
+one pipeline from the feature columns to the cluster id the table got (``prediction``), with a
+signature inferred from an input example of five clustered rows.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from deepspark.config import Config, to_plain
 from deepspark.config.pipeline import KMeansConfig
 from deepspark.errors import ConfigError, InputError, ReconciliationError
 from deepspark.etl import cluster as clu
+from deepspark.etl.profile import col
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult, kmeans
@@ -74,6 +80,8 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
             tracking.log_artifacts(tmp, f"{STAGE}/{spec.output}")
         out.commit()
         tracking.log_metrics(metrics)
+        if tracking.active():
+            _log_model(spark, df, result, spec)
     log.info(
         "cluster %s: k=%d (silhouette %.3f; by k: %s), %d rows clustered, %d excluded -> %s",
         spec.table,
@@ -85,6 +93,45 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         target,
     )
     return StageResult(STAGE, metrics, {spec.output: target})
+
+
+def _log_model(
+    spark: SparkSession, df: DataFrame, result: kmeans.Clustering, spec: KMeansConfig
+) -> None:
+    """Log the chosen model to the active run, with an input example and the signature it gives.
+
+    The signature is inferred from what the model answers on the example, not left to MLflow,
+    whose own inference only warns when it fails: a model without one would pass unnoticed.
+    """
+    import warnings
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    features = df.select(*(col(f) for f in spec.features))
+    # Collected once, then turned back into Spark rows of the same types: two limit() jobs need
+    # not return the same rows.
+    example = features.where(clu.complete(spec.features)).limit(5).toPandas()
+    rows = spark.createDataFrame(example, features.schema)
+    answers = result.model.transform(rows).select(clu.LABEL).toPandas()
+    with warnings.catch_warnings():
+        # Integer columns "cannot represent missing values": the model's input is complete rows.
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(example, answers)
+    mlflow.spark.log_model(
+        result.model,
+        artifact_path="kmeans",
+        signature=signature,
+        input_example=example,
+        # Otherwise MLflow infers them by loading the model in a new Python process (a new JVM).
+        pip_requirements=mlflow.spark.get_default_pip_requirements(),
+        metadata={
+            "k": result.k,
+            "silhouette": result.silhouette,
+            "features": list(spec.features),
+            "standardize": spec.standardize,
+        },
+    )
 
 
 def _check_input(df: DataFrame, spec: KMeansConfig, source: str) -> None:

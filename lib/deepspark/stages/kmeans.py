@@ -11,13 +11,20 @@ The silhouette is MLlib's :class:`~pyspark.ml.evaluation.ClusteringEvaluator` wi
 squared Euclidean distance (the distance k-means minimizes); it runs in O(rows x k), not over
 every pair of rows, so it is affordable on the whole table. Its values are comparable across k,
 not with scikit-learn's Euclidean silhouette.
+
+The search logs one line per k as it is scored (a search over a large table takes minutes), and
+the outcome includes the chosen model as one Spark ML pipeline, from the feature columns to the
+cluster id (:attr:`Clustering.model`), for the stage to log to MLflow.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.clustering import KMeans, KMeansModel
 from pyspark.ml.evaluation import ClusteringEvaluator
 from pyspark.ml.feature import StandardScaler
@@ -32,14 +39,18 @@ from deepspark.etl.cluster import (
     PREDICTION,
     RAW,
     VECTOR,
-    assemble,
+    assembler,
     best_k,
+    by_size,
     centroid_profiles,
     complete,
     feature_stats,
+    labeller,
     relabel,
 )  # fmt: skip
 from deepspark.etl.profile import col
+
+log = logging.getLogger("deepspark")
 
 
 def count_complete(df: DataFrame, features: Sequence[str]) -> tuple[int, int]:
@@ -48,16 +59,23 @@ def count_complete(df: DataFrame, features: Sequence[str]) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def vectorizer(rows: DataFrame, features: Sequence[str], standardize: bool) -> PipelineModel:
+    """The stages from the features to ``VECTOR``; with ``standardize``, z-scored over ``rows``.
+
+    ``rows`` must be complete (see :func:`complete`). A constant feature scales to 0.
+    """
+    if not standardize:
+        return PipelineModel([assembler(features, VECTOR)])
+    scaler = StandardScaler(inputCol=RAW, outputCol=VECTOR, withMean=True, withStd=True)
+    return Pipeline(stages=[assembler(features, RAW), scaler]).fit(rows)
+
+
 def vectorize(rows: DataFrame, features: Sequence[str], standardize: bool) -> DataFrame:
     """``rows`` plus ``VECTOR``: the features as one vector, z-scored over ``rows`` if asked.
 
     ``rows`` must be complete (see :func:`complete`). A constant feature scales to 0.
     """
-    assembled = assemble(rows, features)
-    if not standardize:
-        return assembled.withColumnRenamed(RAW, VECTOR)
-    scaler = StandardScaler(inputCol=RAW, outputCol=VECTOR, withMean=True, withStd=True)
-    return scaler.fit(assembled).transform(assembled).drop(RAW)
+    return vectorizer(rows, features, standardize).transform(rows).drop(RAW)
 
 
 def fit_kmeans(vectors: DataFrame, k: int, seed: int) -> KMeansModel:
@@ -77,37 +95,52 @@ def silhouette(model: KMeansModel, vectors: DataFrame) -> float:
 def silhouette_by_k(
     vectors: DataFrame, ks: Iterable[int], seed: int
 ) -> tuple[dict[int, float], dict[int, KMeansModel]]:
-    """Fit every k and score it; a k with fewer distinct rows than k is left out of both maps."""
+    """Fit every k and score it; a k with fewer distinct rows than k is left out of both maps.
+
+    One INFO line per k, as it is scored: k, its silhouette and the seconds it took.
+    """
     scores: dict[int, float] = {}
     models: dict[int, KMeansModel] = {}
     for k in ks:
+        started = time.perf_counter()
         model = fit_kmeans(vectors, k, seed)
         # MLlib returns fewer centres than k when there are fewer distinct points: that is a
         # smaller k already scored, not a candidate of its own.
-        if len(model.clusterCenters()) < k:
+        found = len(model.clusterCenters())
+        if found < k:
+            log.info("k-means k=%d: skipped, only %d distinct centres (%.1fs)", k, found,
+                     time.perf_counter() - started)  # fmt: skip
             continue
         scores[k] = silhouette(model, vectors)
         models[k] = model
+        log.info("k-means k=%d: silhouette %.4f (%.1fs)", k, scores[k],
+                 time.perf_counter() - started)  # fmt: skip
     return scores, models
 
 
-def assign(model: KMeansModel, vectors: DataFrame) -> tuple[DataFrame, dict[int, int]]:
+def assign(model: KMeansModel, vectors: DataFrame) -> tuple[DataFrame, list[int], dict[int, int]]:
     """``vectors`` with an int ``cluster`` (ids by size, largest first) and the cluster sizes.
 
     Returns:
-        The rows with ``cluster`` added and the working columns dropped, and ``{cluster: rows}``.
+        The rows with ``cluster`` added and the working columns dropped; MLlib's index of each
+        cluster id (see :func:`by_size`); and ``{cluster: rows}``.
     """
     predicted = model.transform(vectors)
     counts = {r[0]: r[1] for r in predicted.groupBy(PREDICTION).count().collect()}
-    order = sorted(counts, key=lambda c: (-counts[c], c))
-    return relabel(predicted, counts), {i: counts[c] for i, c in enumerate(order)}
+    order = by_size(counts)
+    return relabel(predicted, order), order, {i: counts[c] for i, c in enumerate(order)}
 
 
 @dataclass
 class Clustering:
-    """The outcome of :func:`cluster_table`; ``table`` reads cached data until :meth:`unpersist`."""
+    """The outcome of :func:`cluster_table`; ``table`` reads cached data until :meth:`unpersist`.
+
+    ``model`` is the chosen k-means as one fitted pipeline: the feature columns (complete rows)
+    in, the cluster id the table got in ``prediction`` out (MLlib's working columns beside it).
+    """
 
     table: DataFrame
+    model: PipelineModel
     k: int
     silhouette: float
     scores: dict[int, float]
@@ -155,7 +188,8 @@ def cluster_table(df: DataFrame, spec: KMeansConfig, where: str | None = None) -
             f"({', '.join(features)}) present and finite; trying k up to k_max={spec.k_max} "
             f"needs more than {spec.k_max}"
         )
-    vectors = vectorize(df.where(ok), features, spec.standardize).persist()
+    prep = vectorizer(df.where(ok), features, spec.standardize)
+    vectors = prep.transform(df.where(ok)).drop(RAW).persist()
     cached = [vectors]
     rows_searched = rows_complete
     try:
@@ -166,6 +200,8 @@ def cluster_table(df: DataFrame, spec: KMeansConfig, where: str | None = None) -
             search = vectors.sample(fraction=fraction, seed=spec.seed).persist()
             cached.append(search)
             rows_searched = search.count()
+        log.debug("k-means: trying k=%d..%d on %d of %d complete rows", spec.k_min, spec.k_max,
+                 rows_searched, rows_complete)  # fmt: skip
         scores, models = silhouette_by_k(search, range(spec.k_min, spec.k_max + 1), spec.seed)
         if not scores:
             raise InputError(
@@ -178,7 +214,7 @@ def cluster_table(df: DataFrame, spec: KMeansConfig, where: str | None = None) -
         else:  # the search ran on a sample: the chosen k is fitted and scored on every row
             model = fit_kmeans(vectors, k, spec.seed)
             score = silhouette(model, vectors)
-        assigned, sizes = assign(model, vectors)
+        assigned, order, sizes = assign(model, vectors)
         profiles = centroid_profiles(assigned, features).collect()
         stats = feature_stats(vectors, features).first()
     except BaseException:
@@ -188,6 +224,7 @@ def cluster_table(df: DataFrame, spec: KMeansConfig, where: str | None = None) -
     excluded = df.where(~ok).withColumn(CLUSTER, F.lit(None).cast("int"))
     return Clustering(
         table=assigned.select(*map(col, df.columns), CLUSTER).unionByName(excluded),
+        model=PipelineModel([*prep.stages, model, labeller(order)]),
         k=k,
         silhouette=score,
         scores=scores,

@@ -1,10 +1,11 @@
-"""Rank 0's last step of training: the logged model and the model registry's gate.
+"""Rank 0's last steps of training: the logged model and the model registry's gate.
 
 The model is logged as the :class:`deepspark.serving.FeatureModel` pyfunc (labels and
 probabilities, or forecasts in the target's units) with its signature, an input example, the
 pins inference needs (:func:`deepspark.serving.requirements`) and the deepspark source (the
-module's class lives there); when the config asks for it, the logged model is then registered
-and gated as champion or challenger. Each step goes through the
+module's class lives there); the Reporter then logs the test metrics onto it (:func:`model_id`),
+and when the config asks for it, the logged model is registered and gated as champion or
+challenger. Each step goes through the
 :class:`~deepspark.train.report.Reporter`'s guard, so a tracking server that stopped answering
 costs neither the training nor a stall, and a rerun does only the steps that did not reach MLflow.
 """
@@ -28,36 +29,59 @@ if TYPE_CHECKING:
     from deepspark.train.state import Logged
 
 log = logging.getLogger("deepspark.train")
+# The step the model is logged at. MLflow links to a new LoggedModel every metric the run holds
+# at the model's step (default 0: epoch 0's curves and a system sample), which would read as
+# the model's own; no metric is logged at -1, so the model carries only the test metrics and
+# baselines the Reporter logs with its id.
+MODEL_STEP = -1
 
 
-def publish(
+def publish_model(
     call: Callable[..., tuple[bool, Any]],
     mlflow: Any,
     job: TrainJob,
     done: Logged,
     net: Any,
-    summary: dict,
     test: dict,
 ) -> None:
-    """Log the model, then run the registry gate, skipping what ``done`` says already happened.
+    """Log the model, unless ``done`` says it already was; its URI goes to ``done.model``.
 
     Args:
         call: the Reporter's guard, ``call(what, fn, *args) -> (whether it ran, its result)``.
         mlflow: the MLflow module, with the job's run active.
-        job: the training job (its config says whether and under what name to register).
-        done: what has reached the run; its "model" and "registry" entries are updated here.
+        job: the training job.
+        done: what has reached the run; its "model" entry is updated here.
         net: the trained model.
-        summary: the test metrics; the registry's outcome is added to it.
-        test: the test split's arrays ("x", "y").
+        test: the test split's arrays ("x" gives the input example).
     """
     if not done.model:
         example = test["x"][:5].astype(np.float32)
         classes = job.n_out if job.task == "classification" else None
         done.model = call("model", _log_model, mlflow, net, example, classes)[1] or ""
+
+
+def run_gate(
+    call: Callable[..., tuple[bool, Any]],
+    mlflow: Any,
+    job: TrainJob,
+    done: Logged,
+    summary: dict,
+    test: dict,
+) -> None:
+    """Register the logged model and run the registry gate, if configured and not done yet.
+
+    Args:
+        call: the Reporter's guard, ``call(what, fn, *args) -> (whether it ran, its result)``.
+        mlflow: the MLflow module, with the job's run active.
+        job: the training job (its config says whether and under what name to register).
+        done: what has reached the run; its "registry" entry is updated here.
+        summary: the test metrics; the registry's outcome is added to it.
+        test: the test split's arrays ("x", "y").
+    """
     if job.train.register.enabled:
         if not done.registry:
-            gate = call("registry gate", _register, mlflow, job, done.model, summary, test)
-            done.registry = gate[1] or {}
+            outcome = call("registry gate", _register, mlflow, job, done.model, summary, test)
+            done.registry = outcome[1] or {}
         summary.update(done.registry)
 
 
@@ -144,8 +168,19 @@ def _log_model(mlflow: Any, net: Any, example: np.ndarray, classes: int | None) 
             # The module's class lives in deepspark: ship the package so the model loads anywhere.
             code_paths=[package],
             metadata=serving.metadata(classes),
+            step=MODEL_STEP,
         )
     return info.model_uri
+
+
+def model_id(model_uri: str) -> str | None:
+    """The LoggedModel id in ``models:/<id>``, the URI :func:`publish_model` keeps; else None.
+
+    A checkpoint written before MLflow 3 may hold a ``runs:/`` URI: no LoggedModel to link to.
+    """
+    prefix = "models:/"
+    rest = model_uri[len(prefix) :] if model_uri.startswith(prefix) else ""
+    return rest if rest.startswith("m-") and "/" not in rest else None
 
 
 def _package_dir(package: Any, tmp: str) -> str:

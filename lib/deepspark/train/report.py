@@ -2,7 +2,9 @@
 
 One MLflow run per training job, whichever launcher started it: created by rank 0 (nested under
 the pipeline's run when there is one), reopened when a killed job resumes, ended by rank 0.
-Other ranks get a Reporter that does nothing. :mod:`.publish` logs the model and registers it.
+Other ranks get a Reporter that does nothing. :mod:`.publish` logs the model and registers it;
+the test metrics are logged onto that model. Rank 0's run also samples the host's system metrics
+(:func:`deepspark.tracking.system_metrics`) until it ends, however it ends.
 
 Every MLflow call goes through one guard. A tracking server that stops answering mid-run must not
 cost the training: the first failure is logged once, MLflow is not called again for the rest of
@@ -26,7 +28,7 @@ from deepspark import baselines
 from deepspark.config import to_plain
 from deepspark.data import read_split
 from deepspark.train.job import TrainJob
-from deepspark.train.publish import publish
+from deepspark.train.publish import model_id, publish_model, run_gate
 from deepspark.train.state import Logged
 
 log = logging.getLogger("deepspark.train")
@@ -78,7 +80,12 @@ class Reporter:
         epoch = int(record["epoch"])
         metrics = {k: float(v) for k, v in record.items() if k != "epoch"}
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        log.info("epoch %d: %s", epoch + 1, shown)
+        # Three lines per run at the default level (every epoch with -v): the curves are in
+        # MLflow, and a terminal has the progress bar.
+        every = -(-self.job.train.epochs // 3)
+        last = epoch + 1 == self.job.train.epochs
+        level = logging.INFO if (epoch + 1) % every == 0 or last else logging.DEBUG
+        log.log(level, "epoch %d: %s", epoch + 1, shown)
         if self.enabled:
             self._log_epoch(record)
 
@@ -103,12 +110,14 @@ class Reporter:
         if not self.enabled:
             return summary
         done, mlflow = self.done, self.mlflow
-        if not done.test:
-            metrics = {k: float(v) for k, v in summary.items() if _num(v)}
-            done.test = self._call("test metrics", lambda: mlflow.log_metrics(metrics))[0]
         if not done.plots:
             done.plots = self._call("learning-curve plots", self._log_curves, history)[0]
-        publish(self._call, mlflow, self.job, done, net, summary, test)
+        # The model first: the test metrics are logged onto it (and the run) in one call.
+        publish_model(self._call, mlflow, self.job, done, net, test)
+        if not done.test:
+            metrics = {k: float(v) for k, v in summary.items() if _num(v)}
+            done.test = self._call("test metrics", self._log_test, metrics)[0]
+        run_gate(self._call, mlflow, self.job, done, summary, test)
         self._close()
         summary["run_id"] = self.run_id
         failed = self.progress().failed
@@ -136,6 +145,8 @@ class Reporter:
             except Exception as e:  # the error that ended training is the one to report
                 reason = tracking.one_line(e)
                 log.warning("MLflow: could not mark run %s %s: %s", self.run_id, status, reason)
+        if self.run_id is not None:  # end_run stops the system metrics, unless it failed
+            tracking.stop_system_metrics(self.run_id)
 
     def _call(self, what: str | int, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
         """``fn(*args)`` unless MLflow already failed in this run: (whether it ran, its result).
@@ -167,13 +178,17 @@ class Reporter:
         mlflow = tracking.setup(cfg.mlflow)
         # In-process launches inside a pipeline run already have that run active in this thread.
         nested = mlflow.active_run() is not None
+        # A thread sampling CPU, memory, disk, network and GPUs into system/... metrics, from
+        # start_run to end_run (a reopened run continues their steps). Rank 0 only: it watches
+        # the whole host, which the other local ranks share.
+        system = tracking.system_metrics(cfg.mlflow)
         if self.run_id is not None:
-            mlflow.start_run(run_id=self.run_id, nested=nested)
+            mlflow.start_run(run_id=self.run_id, nested=nested, log_system_metrics=system)
         else:
             tags = {**tracking.run_tags(cfg), "deepspark.stage": "train"}
             mlflow.start_run(
                 run_name=f"{cfg.pipeline.name}-train", parent_run_id=self.job.parent_run_id,
-                nested=nested, tags=tags,
+                nested=nested, tags=tags, log_system_metrics=system,
             )  # fmt: skip
             self.done = Logged()  # a new run holds nothing yet
         self.run_id = mlflow.active_run().info.run_id
@@ -193,6 +208,22 @@ class Reporter:
                 f"{cfg.pipeline.name}/features/{split}", info.url, rows=info.rows,
                 digest=info.digest, schema=schema, context=split,
             )  # fmt: skip
+
+    def _log_test(self, metrics: dict[str, float]) -> None:
+        """The test metrics and baselines, in the run and on the logged model, in one call.
+
+        MLflow writes a metric logged with ``model_id`` to the run and to the LoggedModel, where
+        the experiment's Models tab compares them (a registered version's page links to that
+        model); naming the test split as their dataset says which rows every model was scored on.
+        """
+        from deepspark import tracking
+
+        info = self.job.splits["test"]
+        name = f"{self.job.config.pipeline.name}/features/test"
+        self.mlflow.log_metrics(
+            metrics, model_id=model_id(self.done.model),
+            dataset=tracking.meta_dataset(name, info.url, info.digest),
+        )  # fmt: skip
 
     def _log_epoch(self, record: Mapping[str, float]) -> None:
         epoch = int(record["epoch"])
