@@ -111,7 +111,7 @@ def test_server_down_mid_run_keeps_checkpoints_and_a_rerun_logs_only_the_results
         assert len(trained["history"]) == EPOCHS
 
         store = serve(tmp_path, port, "server-again")
-        proc = train(args, tmp_path, "rerun")
+        proc = train([*args, "-v"], tmp_path, "rerun")  # -v: a trained step would log a line
         err = finish(proc, tmp_path, "rerun")
         assert proc.returncode == 0, err[-3000:]
         assert "reporting only" in err and "epoch 1/" not in err, err[-3000:]

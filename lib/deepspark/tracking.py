@@ -186,8 +186,10 @@ def stop_system_metrics(run_id: str) -> None:
     """
     from mlflow.tracking import fluent
 
-    # MLflow's registry of monitors, the one end_run reads (private; mlflow is pinned).
-    monitor = fluent.run_id_to_system_metrics_monitor.pop(run_id, None)
+    # MLflow's registry of monitors, the one end_run reads: private, so a release without it
+    # (the supported range is mlflow 3.x) leaves the thread to end with the process.
+    monitors = getattr(fluent, "run_id_to_system_metrics_monitor", {})
+    monitor = monitors.pop(run_id, None)
     if monitor is not None:
         monitor._shutdown_event.set()  # finish() would join and flush: one more failing call
 

@@ -81,7 +81,8 @@ def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
     outputs = {"model_uri": uri, "mlflow_run": run.info.run_id}
     outputs.update({f"{STAGE}/{f}": f"{run.info.artifact_uri}/{STAGE}/{f}" for f in files})
     headline = {k: v for k, v in metrics.items() if k in _HEADLINE}
-    log.info("evaluated %s on %d test rows: %s", title, test_info.rows,
+    # DEBUG: the training's "test:" line said the same numbers; the plots are what is new here.
+    log.debug("evaluated %s on %d test rows: %s", title, test_info.rows,
              ", ".join(f"{k} {v:.4g}" for k, v in headline.items()))  # fmt: skip
     return StageResult(STAGE, metrics, outputs)
 

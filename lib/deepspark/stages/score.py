@@ -9,9 +9,11 @@ quarantine with a reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+from collections.abc import Iterator
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
@@ -62,9 +64,12 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         n_bad = out.write_counted(
             quarantined_rows(marked, source=table, stage=STAGE), layout.quarantine(STAGE, table)
         )
-        udf = mlflow.pyfunc.spark_udf(
-            spark, uri, result_type=sc.result_type(classes), env_manager="local"
-        )
+        # env_manager="local" on purpose: executors run this venv (or its packed copy), which
+        # the model's pinned requirements came from; MLflow warns about it on every call.
+        with _without_env_manager_warning():
+            udf = mlflow.pyfunc.spark_udf(
+                spark, uri, result_type=sc.result_type(classes), env_manager="local"
+            )
         skew = Skew(cfg, layout, scfg.input)
         scored = skew.watch(clean_rows(marked)).withColumn(sc.RAW, udf(F.col(sc.X)))
         n_out = out.write_counted(
@@ -83,7 +88,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
         metrics.update({f"skew.{k}": round(v, 4) for k, v in skew.distances.items()})
         out.commit()
         tracking.log_metrics(metrics)
-    log.info("scored %s with %s v%d -> %s", source, name, version, target)
+    log.debug("scored %s with %s v%d -> %s", source, name, version, target)
     return StageResult(STAGE, metrics, {"predictions": target, "model_uri": uri}, tuple(warnings))
 
 
@@ -138,3 +143,18 @@ class Skew:
             for k, d in distances.items()
         ]
         return judge(self.layout, STAGE, found, chart, self.cfg.skew.drift)
+
+
+@contextlib.contextmanager
+def _without_env_manager_warning() -> Iterator[None]:
+    """Drop MLflow's ``env_manager="local"`` warning (only that one) while the UDF is built."""
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+
+    def keep(record: logging.LogRecord) -> bool:
+        return "env_manager" not in record.getMessage()
+
+    pyfunc_log.addFilter(keep)
+    try:
+        yield
+    finally:
+        pyfunc_log.removeFilter(keep)

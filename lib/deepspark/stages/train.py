@@ -38,7 +38,7 @@ def run(cfg: Config, spark: SparkSession | None) -> StageResult:
         active = mlflow.active_run()  # the pipeline's parent run, when run from jobs/pipeline.py
         parent = active.info.run_id if active is not None else None
     job = prepare(cfg, parent_run_id=parent)
-    log.info(
+    log.debug(
         "train %s: %s on %s, %d train rows, checkpoints in %s",
         cfg.pipeline.name, cfg.pipeline.train.model, job.x_shape, job.splits["train"].rows,
         job.checkpoint_dir,

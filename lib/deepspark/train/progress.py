@@ -39,8 +39,8 @@ class Progress:
                 f"\r{head} [{bar}] {step}/{self.steps} {rate:,.0f} samples/s "
                 f"loss {loss:.4f} eta {eta:.0f}s"
             )
-            if step >= self.steps:
-                sys.stderr.write("\n")
+            if step >= self.steps:  # erased: the next epoch redraws it, the log keeps the lines
+                sys.stderr.write("\r\x1b[K")
             sys.stderr.flush()
         else:  # a log file: the epoch's summary line says enough unless debugging (-v)
             log.debug(

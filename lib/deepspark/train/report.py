@@ -80,9 +80,9 @@ class Reporter:
         epoch = int(record["epoch"])
         metrics = {k: float(v) for k, v in record.items() if k != "epoch"}
         shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-        # Three lines per run at the default level (every epoch with -v): the curves are in
+        # Two lines per run at the default level (every epoch with -v): the curves are in
         # MLflow, and a terminal has the progress bar.
-        every = -(-self.job.train.epochs // 3)
+        every = -(-self.job.train.epochs // 2)
         last = epoch + 1 == self.job.train.epochs
         level = logging.INFO if (epoch + 1) % every == 0 or last else logging.DEBUG
         log.log(level, "epoch %d: %s", epoch + 1, shown)
