@@ -106,7 +106,10 @@ class Reporter:
         test = _read(self.job, "test", ["x", "y", *extra])
         train = _read(self.job, "train", ["x", "y"]) if self.job.linear is None else None
         summary.update(self._test(net, step, test, train))
-        log.info("test: %s", ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if _num(v)))
+        # With the registry on, the gate's line says the deciding metric against every baseline.
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if _num(v))
+        level = logging.DEBUG if self.job.train.register.enabled else logging.INFO
+        log.log(level, "test: %s", shown)
         if not self.enabled:
             return summary
         done, mlflow = self.done, self.mlflow
