@@ -349,7 +349,8 @@ def visible_text(dom: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom))).strip()
 
 
-def test_run_page_renders_the_training_run(store):
+def required_browser() -> str:
+    """The headless browser, or a skip (a failure in CI, which sets DEEPSPARK_REQUIRE_CHROMIUM)."""
     browser = chromium()
     if browser is None:
         message = "no chromium or chromium-browser on PATH (Debian: apt-get install -y chromium)"
@@ -357,9 +358,18 @@ def test_run_page_renders_the_training_run(store):
         if os.environ.get("DEEPSPARK_REQUIRE_CHROMIUM") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    good = store.summaries[0]
+    return browser
+
+
+def experiment_id(store) -> str:  # noqa: ANN001
     found = call(store, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="deepspark")
-    exp_id = found["experiment"]["experiment_id"]
+    return found["experiment"]["experiment_id"]
+
+
+def test_run_page_renders_the_training_run(store):
+    browser = required_browser()
+    good = store.summaries[0]
+    exp_id = experiment_id(store)
     # The UI routes in the URL's fragment (a hash router), its query string included.
     url = f"{store.url}/#/experiments/{exp_id}/runs/{good['run_id']}?{ML_MODE}"
 
@@ -417,15 +427,9 @@ def screenshot(browser: str, store: Store, url: str, name: str, size: str) -> No
 
 
 def test_system_metrics_tab_and_models_view_render(store):
-    browser = chromium()
-    if browser is None:
-        message = "no chromium or chromium-browser on PATH (Debian: apt-get install -y chromium)"
-        if os.environ.get("DEEPSPARK_REQUIRE_CHROMIUM") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    browser = required_browser()
     good = store.summaries[0]
-    found = call(store, "/api/2.0/mlflow/experiments/get-by-name", experiment_name="deepspark")
-    exp_id = found["experiment"]["experiment_id"]
+    exp_id = experiment_id(store)
     base = f"{store.url}/#/experiments/{exp_id}"
 
     # The run's System metrics tab: a chart per system/ metric, drawn from rank 0's samples (the

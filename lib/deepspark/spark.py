@@ -86,6 +86,12 @@ def build_session(
     java = "spark.driver.extraJavaOptions"
     settings[java] = driver_java_options(settings.get(java, ""))
     settings.setdefault("spark.ui.showConsoleProgress", console_progress())
+    # Python workers run this interpreter (its venv has pandas, pyarrow, torch), not whatever
+    # `python3` is first on the PATH: `deepspark run` from a plain shell sets nothing else, and
+    # the SparkContext reads the variable, not the setting, when it is built in-process.
+    os.environ.setdefault(
+        "PYSPARK_PYTHON", str(cfg.settings.get("spark.pyspark.python") or sys.executable)
+    )
     for key, value in settings.items():
         if key not in submitted:
             builder = builder.config(key, value)
