@@ -18,7 +18,8 @@ import yaml
 
 from deepspark.config import Config, load_config, to_plain
 from deepspark.config.loader import deep_merge, read_yaml
-from deepspark.config.reference import json_schema, markdown, reference_keys, show
+from deepspark.config.reference import json_schema, markdown, reference_keys
+from deepspark.config.show import show
 from deepspark.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "clusters":
             print(_clusters())
         elif args.what == "show":
-            from deepspark.config.reference import show
+            from deepspark.config.show import show
 
             paths = args.config or list(jobs.BOTH)
             print(show([str(jobs.find(p)) for p in paths], args.overrides), end="")

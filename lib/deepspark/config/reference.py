@@ -1,4 +1,4 @@
-"""The config reference, generated from the dataclasses: JSON Schema, docs/CONFIG.md, ``show``.
+"""The config reference, generated from the dataclasses: the JSON Schema and docs/CONFIG.md.
 
 Everything here walks the type hints of :class:`~deepspark.config.Config` the way the loader reads
 them, and takes each key's meaning from its comment in the dataclass source (trailing, or the
@@ -13,21 +13,17 @@ import dataclasses
 import functools
 import inspect
 import io
-import json
-import math
 import re
 import tokenize
 import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Union, get_args, get_origin, get_type_hints
 
-import yaml
-
-from deepspark.config import load_config, to_plain
-from deepspark.config.loader import deep_merge, override_target, read_yaml
+from deepspark.config import to_plain
 from deepspark.config.pipeline import Config
+from deepspark.config.show import one_line_yaml
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
@@ -74,25 +70,6 @@ def markdown() -> str:
     return "\n".join(out)
 
 
-def show(paths: Sequence[str | Path], overrides: Sequence[str] = ()) -> str:
-    """The resolved config of each path as YAML, each value followed by where it came from.
-
-    A value is annotated ``# <file>`` when a YAML file set it, ``# override`` when a ``key=value``
-    did, ``# default`` when neither did. Several paths give several documents (``---``).
-
-    Raises:
-        ConfigError: a file or an override the loader refuses (its own message).
-    """
-    docs = []
-    for path in paths:
-        cfg = load_config(path, overrides)  # the loader's checks and errors, before anything else
-        how = f" and {len(overrides)} override(s)" if overrides else ""
-        lines = [f"# resolved from {', '.join(cfg.files)}{how}"]
-        _emit(to_plain(cfg), (), 0, lines, _Sources(cfg.files, overrides))
-        docs.append("\n".join(lines) + "\n")
-    return "---\n".join(docs)
-
-
 _INTRO = """\
 # Configuration reference
 
@@ -111,7 +88,7 @@ A job's config is read in three layers, each over the one before:
 Mappings merge key by key; anything else (a value, a list) is replaced whole. Each file is checked
 on its own: an unknown key or a wrong type is an error naming the file and the dotted key. Keys
 marked *required* are checked once the layers are merged, so a base file may supply them. A key
-left out takes its default. `deepspark config show conf/flights.yaml [key=value ...]` prints the
+left out takes its default. `deepspark config show -c conf/flights.yaml [key=value ...]` prints the
 resolved config with the source of every value; `deepspark config schema` prints a JSON Schema of
 a config file, for editors and CI.
 
@@ -158,7 +135,7 @@ def _key(cls: type, f: dataclasses.Field, tp: Any, key: str) -> ConfigKey:
     if dataclasses.is_dataclass(_strip(tp)) and f.default_factory is not dataclasses.MISSING:
         default = "*defaults*"  # the table below has them
     else:
-        default = f"`{_flow(value)}`" if has_default else "*required*"
+        default = f"`{one_line_yaml(value)}`" if has_default else "*required*"
     return ConfigKey(key, _type_text(tp), default, _meaning(cls, f))
 
 
@@ -328,84 +305,3 @@ def _schema(tp: Any, defs: dict[str, Any], resolved: bool) -> dict[str, Any]:
 
 def _listed(names: str | list[str]) -> list[str]:
     return [names] if isinstance(names, str) else list(names)
-
-
-# --- show ----------------------------------------------------------------------------------------
-
-
-class _From:
-    """A value from one layer (a file or ``override``); not a Mapping, so a merge replaces it."""
-
-    __slots__ = ("label", "items")
-
-    def __init__(self, label: str, items: list[Any] | None) -> None:
-        self.label, self.items = label, items
-
-
-def _wrap(value: Any, label: str) -> Any:
-    # Keys as the loader stores them (str(k)), so a lookup by the loaded config's keys finds them.
-    if isinstance(value, Mapping):
-        return {str(k): _wrap(v, label) for k, v in value.items()}
-    items = [_wrap(v, label) for v in value] if isinstance(value, list) else None
-    return _From(label, items)
-
-
-class _Sources:
-    """Where each value of a loaded config came from, by replaying the loader on labelled data.
-
-    The files are merged with the loader's own ``deep_merge`` and the overrides set the paths
-    ``override_target`` gives, so what wins here is what won there.
-    """
-
-    def __init__(self, files: Sequence[str], overrides: Sequence[str]) -> None:
-        tree: dict[str, Any] = {}
-        for file in files:  # base first, as the loader merges them
-            tree = deep_merge(tree, _wrap(read_yaml(Path(file)), file))
-        for assignment in overrides:
-            keys, value = override_target(Config, assignment)
-            node = tree
-            for part in keys[:-1]:
-                node = node.setdefault(part, {})
-            node[keys[-1]] = _wrap(value, "override")
-        self.tree, self.last = tree, files[-1]
-
-    def __call__(self, at: tuple[str | int, ...]) -> str:
-        """The label of the value at key path ``at``: a file, ``override`` or ``default``."""
-        node: Any = self.tree
-        for part in at:
-            if isinstance(node, dict):
-                if part not in node:
-                    return "default"
-                node = node[part]
-            elif isinstance(node, _From) and node.items is not None and isinstance(part, int):
-                node = node.items[part]
-            else:
-                break
-        # A mapping empty in both files merges into a plain dict: the later file said so last.
-        return node.label if isinstance(node, _From) else self.last
-
-
-def _emit(value: Any, at: tuple, indent: int, out: list[str], source: _Sources) -> None:
-    pad = " " * indent
-    for k, v in value.items():
-        here = (*at, k)
-        if isinstance(v, dict) and v:
-            out.append(f"{pad}{_flow(k)}:")
-            _emit(v, here, indent + 2, out, source)
-        elif isinstance(v, list) and any(isinstance(i, dict) for i in v):
-            out.append(f"{pad}{_flow(k)}:")
-            for i, item in enumerate(v):  # a list of sections: every item is a mapping
-                sub: list[str] = []
-                _emit(item, (*here, i), indent + 4, sub, source)
-                sub[0] = f"{pad}  - {sub[0].lstrip()}"
-                out += sub
-        else:
-            out.append(f"{pad}{_flow(k)}: {_flow(v)}  # {source(here)}")
-
-
-def _flow(value: Any) -> str:
-    """One value as YAML on one line (flow style), quoted where plain text would misread."""
-    if isinstance(value, str) and "\n" in value:
-        return json.dumps(value)  # a JSON string is a valid double-quoted YAML scalar
-    text = yaml.safe_dump(value, default_flow_style=True, width=math.inf, sort_keys=False)
-    return text.removesuffix("\n...\n").strip()
