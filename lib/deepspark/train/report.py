@@ -106,9 +106,11 @@ class Reporter:
         test = _read(self.job, "test", ["x", "y", *extra])
         train = _read(self.job, "train", ["x", "y"]) if self.job.linear is None else None
         summary.update(self._test(net, step, test, train))
-        # With the registry on, the gate's line says the deciding metric against every baseline.
+        # When the gate runs (tracking and the registry on), its line says the deciding metric
+        # against every baseline; otherwise this line is the only place the results appear.
         shown = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if _num(v))
-        level = logging.DEBUG if self.job.train.register.enabled else logging.INFO
+        gated = self.enabled and self.job.train.register.enabled
+        level = logging.DEBUG if gated else logging.INFO
         log.log(level, "test: %s", shown)
         if not self.enabled:
             return summary
