@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from deepspark.cli import jobs, spark_submit
-from deepspark.config.files import PACKAGED
+from deepspark.config.files import PACKAGED, find
 from deepspark.errors import DeepsparkError
 
 EPILOG = (
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from deepspark.config.show import show
 
             paths = args.config or list(jobs.BOTH)
-            print(show([str(jobs.find(p)) for p in paths], args.overrides), end="")
+            print(show([str(find(p)) for p in paths], args.overrides), end="")
         elif args.what == "schema":
             from deepspark.config.reference import json_schema
 

@@ -7,9 +7,8 @@ import logging
 import os
 
 from deepspark.errors import ConfigError
+from deepspark.logconf import ENV, LEVELS, configure
 
-LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-ENV = "DEEPSPARK_LOG_LEVEL"
 # Libraries whose INFO lines say what deepspark's own lines already say ("Started local training
 # with 2 processes", "Closing down clientserver connection", matplotlib's unit guesses): shown
 # from DEBUG (-v) only.
@@ -45,19 +44,13 @@ def setup(level: str | None) -> str:
     """Configure logging once per process; returns the level in effect.
 
     The level also goes into the environment, so the training processes TorchDistributor and
-    torchrun start log at the same one. DEBUG is deepspark's only: the libraries' debug output
-    (py4j, matplotlib, urllib3) would bury ours.
+    torchrun start log at the same one (:func:`deepspark.logconf.configure` there too).
     """
     level = (level or os.environ.get(ENV) or "INFO").upper()
     if level not in LEVELS:
         raise ConfigError(f"{ENV}={level}: expected one of {', '.join(LEVELS)}")
     os.environ[ENV] = level
-    logging.basicConfig(
-        level="INFO" if level == "DEBUG" else level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    logging.getLogger("deepspark").setLevel(level)
+    configure(level)
     if level != "DEBUG":
         for handler in logging.getLogger().handlers:
             handler.addFilter(_Quiet())

@@ -178,12 +178,17 @@ def command(args: SubmitArgs, *, python: str | None = None, dist: str = "dist") 
     )
     profile_overrides += local_key_override(configs, master=options[1], create=not args.dry_run)
     # Without -c the job runs its defaults: ship every config so each default can be read.
-    extra = [] if given else sorted(str(p) for p in (conf_root() / "conf").glob("*.yaml"))
-    extra += [str(conf_root() / "conf" / f) for f in (profile.files if profile else ())]
+    conf = conf_root() / "conf"
+    extra = [] if given else sorted(str(p) for p in conf.glob("*.yaml"))
+    extra += [str(conf / f) for f in (profile.files if profile else ())]
     lists = {
         "--files": conf_files(configs, extra),
         "--py-files": [str(library_zip(dist))],
     }
+    if "--archives" in options:  # the packed venv: first in the one --archives list
+        i = options.index("--archives")
+        lists["--archives"] = [options[i + 1]]
+        del options[i : i + 2]
     theirs: list[str] = []
     for name, val in args.spark:
         if name in MERGED and val is not None:
@@ -191,10 +196,6 @@ def command(args: SubmitArgs, *, python: str | None = None, dist: str = "dist") 
         else:
             theirs += [name] if val is None else [name, val]
     for name in MERGED:
-        if name == "--archives" and "--archives" in options and name in lists:
-            i = options.index("--archives")  # the packed venv, merged with the user's archives
-            lists[name] = [options.pop(i + 1), *lists[name]]
-            options.pop(i)
         if lists.get(name):
             options += [name, ",".join(lists[name])]
     job_args = [a for c in args.configs for a in ("-c", c)]

@@ -11,6 +11,7 @@ import logging
 import os
 from typing import Any
 
+from deepspark.logconf import ENV, configure
 from deepspark.train.job import TrainJob
 
 log = logging.getLogger("deepspark.train")
@@ -21,13 +22,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     from deepspark.train.trainer import Trainer
 
     if not logging.getLogger().handlers:  # a process of its own: log like the driver does
-        level = os.environ.get("DEEPSPARK_LOG_LEVEL", "INFO")
-        logging.basicConfig(
-            level=logging.INFO if level == "DEBUG" else level,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            datefmt="%H:%M:%S",
-        )
-        logging.getLogger("deepspark").setLevel(level)
+        configure(os.environ.get(ENV, "INFO"))
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device, gpu = _device(job.train.use_gpu, world, int(os.environ.get("LOCAL_RANK", 0)))
     summary = Trainer(job, rank=rank, world=world, device=device, gpu=gpu).fit()
