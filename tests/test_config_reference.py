@@ -84,7 +84,7 @@ UNKNOWN = "additionalProperties"
         (("pipeline", "train", "epohcs"), 3, UNKNOWN),
         (("pipeline", "train", "epochs"), "many", "type"),
         (("pipeline", "train", "epochs"), True, "type"),  # YAML's bool is no int to the loader
-        (("pipeline", "train", "model"), "gpt", "enum"),
+        (("pipeline", "train", "model"), "gpt", "anyOf"),  # a built-in or module:factory
         (("pipeline", "train", "cnn", "channels"), 32, "type"),  # a list is never a scalar
         (("spark", "settings", "spark.x"), [1], "type"),  # a map of scalars
         (("pipeline", "sources", "digits", "sep"), ",", UNKNOWN),  # inside a map's entry
@@ -177,7 +177,8 @@ def test_reference_reads_meanings_from_the_source():
     assert (grad_clip.type, grad_clip.default) == ("float", "`1.0`")
     assert by_key["pipeline.train.residual"].meaning.startswith("What a forecaster learns")
     assert by_key["pipeline.name"].default == "*required*"
-    assert by_key["pipeline.train.model"].type == "one of `cnn`, `rnn`, `mlp`"
+    assert by_key["pipeline.train.model"].type == "one of `cnn`, `rnn`, `mlp` or string"
+    assert by_key["pipeline.train.model_args"].type == "map of scalar (string, number or bool)"
     assert by_key["pipeline.cluster"].type == "section or null"
 
 

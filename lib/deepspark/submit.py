@@ -4,7 +4,8 @@ The master and driver memory must be fixed before the driver JVM starts (a runni
 change them), so the same config the job will load is turned into spark-submit flags: ``--master``
 (and ``--deploy-mode``), ``--driver-memory``, one ``--conf k=v`` per Spark setting, ``--archives``
 with the packed venv when the cluster profile ships one; :func:`conf_files` lists the config files
-for ``--files`` and :func:`library_zip` builds the ``--py-files`` zip.
+for ``--files``, :func:`library_zip` builds the ``--py-files`` zip and :func:`model_files` adds
+a ``package.module:factory`` model's source.
 """
 
 from __future__ import annotations
@@ -146,7 +147,44 @@ def library_zip(dist: str | Path = "dist", src: str | Path = PACKAGE_DIR) -> Pat
         ``{dist}/deepspark-{version}.zip``.
     """
     src = Path(src)
-    target = Path(dist) / f"{src.name}-{_version(src.name)}.zip"
+    return _zip_tree(src, Path(dist) / f"{src.name}-{_version(src.name)}.zip")
+
+
+def model_files(configs: Sequence[Config], dist: str | Path = "dist") -> list[str]:
+    """The ``--py-files`` a ``package.module:factory`` model needs: its file or zipped package.
+
+    A package is zipped as ``{dist}/{package}.zip``, the name training ranks on executors look
+    for (:mod:`deepspark.train.worker`). Found as training preflight finds it: on ``sys.path``
+    or in the working directory. Nothing when it is installed (site-packages: the environment
+    ships it) or not found here (the driver's preflight then says so in one line).
+    """
+    import importlib.machinery
+
+    from deepspark.models.custom import is_custom, top_level
+
+    out: list[str] = []
+    for cfg in configs:
+        train = cfg.pipeline.train
+        if train is None or not is_custom(train.model):
+            continue
+        top = top_level(train.model)
+        spec = importlib.machinery.PathFinder.find_spec(top, [*sys.path, os.getcwd()])
+        origin = spec.origin if spec is not None else None
+        if origin is None or not os.path.isfile(origin):
+            continue
+        path = Path(origin)
+        if any(part.endswith("-packages") for part in path.parts):
+            continue
+        if path.name == "__init__.py":
+            path = _zip_tree(path.parent, Path(dist) / f"{top}.zip")
+        shipped = path
+        if str(shipped) not in out:
+            out.append(str(shipped))
+    return out
+
+
+def _zip_tree(src: Path, target: Path) -> Path:
+    """``src`` zipped into ``target`` under its own name, rebuilt only when out of date."""
     sources = sorted(
         p
         for p in src.rglob("*")

@@ -5,7 +5,8 @@
 
 The master, driver memory and Spark settings come from the same resolved config the job loads,
 with a cluster profile on top (conf/clusters/; ``--master`` and SPARK_MASTER win over it), the
-library zip (``--py-files``) and every config file involved (``--files``). spark-submit's own
+library zip and a ``package.module:factory`` model's source (``--py-files``) and every config
+file involved (``--files``). spark-submit's own
 options (``--conf k=v``, ``--packages``, ``--jars``, ``--py-files``, ...) pass through: they come
 after ours, so theirs win, and the comma-separated lists are merged with ours. ``-c`` is our
 config file (spark-submit's short ``-c`` for ``--conf`` is not available here; write ``--conf``).
@@ -28,7 +29,13 @@ from deepspark.config.loader import non_overrides
 from deepspark.config.profiles import load_profile, profile_names
 from deepspark.envpack import archive_path, packed_env
 from deepspark.errors import ConfigError, DeepsparkError
-from deepspark.submit import conf_files, library_zip, local_key_override, submit_args
+from deepspark.submit import (
+    conf_files,
+    library_zip,
+    local_key_override,
+    model_files,
+    submit_args,
+)
 
 ENTRY = Path(__file__).resolve().parent / "submitted" / "job.py"
 # spark-submit's options that take a value (Spark 3.5 and 4.x), and those that do not.
@@ -183,7 +190,9 @@ def command(args: SubmitArgs, *, python: str | None = None, dist: str = "dist") 
     extra += [str(conf / f) for f in (profile.files if profile else ())]
     lists = {
         "--files": conf_files(configs, extra),
-        "--py-files": [str(library_zip(dist))],
+        # A package.module:factory model's source too: the driver, the ranks and Spark's workers
+        # import it (README: your own model).
+        "--py-files": [str(library_zip(dist)), *model_files(configs, dist)],
     }
     if "--archives" in options:  # the packed venv: first in the one --archives list
         i = options.index("--archives")

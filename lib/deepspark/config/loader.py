@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -243,6 +244,7 @@ def _build_dataclass(cls: type, value: Any, *, file: str, key: str, partial: boo
         sub = f"{key}.{name}" if key else name
         if name in value:
             kwargs[name] = _build(hints[name], value[name], file=file, key=sub, partial=partial)
+            _check_pattern(f, hints[name], kwargs[name], f"{file}: {sub}")
         elif f.default is _MISSING and f.default_factory is _MISSING and not partial:
             raise ConfigError(f"{file}: missing required key {sub!r}")
     if partial:
@@ -251,6 +253,20 @@ def _build_dataclass(cls: type, value: Any, *, file: str, key: str, partial: boo
         return cls(**kwargs)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"{at}: {e}") from e
+
+
+def _check_pattern(f: dataclasses.Field, tp: Any, value: Any, at: str) -> None:
+    """A string field's ``pattern`` (metadata) holds, or the value is one of its Literal choices.
+
+    ``pipeline.train.model``: a built-in name or ``package.module:factory``; checked here so the
+    error names the key, as the type checks do (``__post_init__`` errors name the section).
+    """
+    pattern = f.metadata.get("pattern")
+    if pattern is None or not isinstance(value, str) or re.fullmatch(pattern, value):
+        return
+    choices = [c for o in get_args(tp) if get_origin(o) is Literal for c in get_args(o)]
+    if value not in choices:
+        raise ConfigError(f"{at}: expected {f.metadata.get('expected', pattern)}, found {value!r}")
 
 
 def _strip_optional(tp: Any) -> Any:

@@ -263,7 +263,10 @@ def _object(cls: type, defs: dict[str, Any], resolved: bool) -> dict[str, Any]:
     props: dict[str, Any] = {}
     required = []
     for f in _fields(cls):
-        props[f.name] = {**_schema(hints[f.name], defs, resolved), "description": _meaning(cls, f)}
+        schema = _schema(hints[f.name], defs, resolved)
+        if "pattern" in f.metadata:  # strings must match it too (the loader checks the same)
+            schema = _with_pattern(schema, f"^(?:{f.metadata['pattern']})$")
+        props[f.name] = {**schema, "description": _meaning(cls, f)}
         has_default, default = _default(f)
         if has_default:
             props[f.name]["default"] = default
@@ -271,6 +274,13 @@ def _object(cls: type, defs: dict[str, Any], resolved: bool) -> dict[str, Any]:
             required.append(f.name)
     obj = {"description": _summary(cls), "additionalProperties": False, "properties": props}
     return {**obj, "required": required} if resolved and required else obj
+
+
+def _with_pattern(schema: dict[str, Any], pattern: str) -> dict[str, Any]:
+    """``schema`` with ``pattern`` on its string alternative (a Literal's enum stays as it is)."""
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_with_pattern(s, pattern) for s in schema["anyOf"]]}
+    return {**schema, "pattern": pattern} if schema.get("type") == "string" else schema
 
 
 def _schema(tp: Any, defs: dict[str, Any], resolved: bool) -> dict[str, Any]:

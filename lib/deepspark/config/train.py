@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from deepspark.config.architectures import CNNConfig, MLPConfig, RNNConfig
+from deepspark.config.frozen import FrozenMap
 
 Task = Literal["classification", "regression"]
+BUILTIN = ("cnn", "rnn", "mlp")
+# A dotted module path, a colon, an identifier (deepspark.models.custom imports it).
+FACTORY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+def _no_args() -> Mapping[str, str | int | float | bool]:
+    return FrozenMap()
 
 
 @dataclass(frozen=True)
@@ -71,8 +81,14 @@ class RegistryConfig:
 class TrainConfig:
     """One training job. ``batch_size`` is per process; the global batch is it x ``processes``."""
 
-    # The architecture; its settings are the section of the same name.
-    model: Literal["cnn", "rnn", "mlp"]
+    # The architecture; a built-in one takes its settings from the section of the same name.
+    # Or your own, package.module:factory, called as factory(x_shape, n_out, task, **model_args)
+    # to return the nn.Module mapping (batch, *x_shape) to (batch, n_out) (README: your model).
+    model: Literal["cnn", "rnn", "mlp"] | str = field(
+        metadata={"pattern": FACTORY.pattern, "expected": "cnn, rnn, mlp or package.module:factory"}
+    )
+    # Keyword arguments for a package.module:factory model (scalars); built-in models take none.
+    model_args: Mapping[str, bool | int | float | str] = field(default_factory=_no_args)
     cnn: CNNConfig = field(default_factory=CNNConfig)
     rnn: RNNConfig = field(default_factory=RNNConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
@@ -113,6 +129,16 @@ class TrainConfig:
     register: RegistryConfig = field(default_factory=RegistryConfig)
 
     def __post_init__(self) -> None:
+        if self.model not in BUILTIN and not FACTORY.fullmatch(self.model):
+            raise ValueError(
+                f"model: expected {', '.join(BUILTIN)} or package.module:factory, "
+                f"found {self.model!r}"
+            )
+        if self.model in BUILTIN and self.model_args:
+            raise ValueError(
+                f"model_args: only for a package.module:factory model; model {self.model} takes "
+                f"its settings from pipeline.train.{self.model}, found {', '.join(self.model_args)}"
+            )
         for name in ("epochs", "batch_size", "processes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, found {getattr(self, name)}")

@@ -36,7 +36,9 @@ def build_model(
     """
     from deepspark.models.net import FeatureNet, make_core
 
-    core = make_core(cfg, tuple(x_shape), n_out)
+    # FeatureNet's rule: a regressor is what has target statistics to answer in.
+    task = "regression" if y_scale is not None else "classification"
+    core = make_core(cfg, tuple(x_shape), n_out, task)
     return FeatureNet(
         core,
         tuple(x_shape),

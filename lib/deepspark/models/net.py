@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepspark.models.custom import build_core, is_custom
+
 if TYPE_CHECKING:  # configs arrive as arguments: this floor imports no config module
     from deepspark.config.architectures import CNNConfig, MLPConfig, RNNConfig
     from deepspark.config.train import TrainConfig
@@ -85,8 +87,16 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-def make_core(cfg: TrainConfig, x_shape: tuple[int, ...], n_out: int) -> nn.Module:
-    """The architecture ``cfg.model`` names, for inputs of ``x_shape`` (no batch axis)."""
+def make_core(
+    cfg: TrainConfig, x_shape: tuple[int, ...], n_out: int, task: str = "classification"
+) -> nn.Module:
+    """The architecture ``cfg.model`` names, for inputs of ``x_shape`` (no batch axis).
+
+    A ``package.module:factory`` is called with ``task`` and ``cfg.model_args``
+    (:mod:`deepspark.models.custom`).
+    """
+    if is_custom(cfg.model):
+        return build_core(cfg.model, x_shape, n_out, task, cfg.model_args)
     if cfg.model == "cnn":
         if len(x_shape) != 3:
             raise ValueError(
@@ -147,9 +157,15 @@ class FeatureNet(nn.Module):
             self.register_buffer("linear_bias", torch.tensor(float(bias)))
             # The core's last layer starts at zero, so the untrained model is the linear forecast
             # exactly, not that plus a random head's noise; training moves it from there.
-            last = [m for m in core.modules() if isinstance(m, nn.Linear)][-1]
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+            linears = [m for m in core.modules() if isinstance(m, nn.Linear)]
+            if not linears:  # a custom core may have none
+                raise ValueError(
+                    f"residual=linear: expected the core to end in an nn.Linear (it starts at "
+                    f"zero), found none in {type(core).__name__}; set train.residual to none"
+                )
+            nn.init.zeros_(linears[-1].weight)
+            if linears[-1].bias is not None:
+                nn.init.zeros_(linears[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         shaped = x.reshape(x.shape[0], *self.x_shape)

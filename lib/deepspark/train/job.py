@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +26,7 @@ from deepspark.data.backend import choose_backend
 from deepspark.errors import ConfigError, InputError
 from deepspark.layout import MANIFEST, SPLITS, Layout
 from deepspark.manifest import FeatureManifest
+from deepspark.models import custom
 from deepspark.tracking import tracking_uri
 
 X, Y = "x", "y"
@@ -47,6 +50,8 @@ class TrainJob:
     parent_run_id: str | None = None
     persistence: int | None = None  # the target's index among a step's inputs (residual model)
     linear: LinearFit | None = None  # the linear baseline the model learns the residual over
+    # A package.module:factory model: the folder to put on sys.path, as the driver found it.
+    model_root: str | None = None
 
     @property
     def train(self) -> TrainConfig:
@@ -114,6 +119,7 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     except ValueError as e:
         raise ConfigError(f"{where}: pipeline.train.{e}") from e
     y_scale = manifest.y_scale  # a forecaster's target statistics: checked here, not in a rank
+    model_root = _check_custom(resolved, manifest, where) if custom.is_custom(tcfg.model) else None
     residual = resolved.residual
     persistence = _persistence(manifest, where) if residual == "persistence" else None
     linear = _linear(splits["train"], resolved, y_scale) if residual == "linear" else None
@@ -133,7 +139,27 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
         parent_run_id=parent_run_id,
         persistence=persistence,
         linear=linear,
+        model_root=model_root,
     )
+
+
+def _check_custom(tcfg: TrainConfig, manifest: FeatureManifest, where: str) -> str:
+    """Build a ``package.module:factory`` model once and run a dummy batch: one line if wrong.
+
+    The working directory counts as importable, as under ``python -m``: the ``deepspark``
+    command's own ``sys.path`` does not hold it. Returns the folder the ranks put on sys.path.
+    """
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    try:
+        custom.check_core(
+            tcfg.model, manifest.x_shape, manifest.n_out, manifest.task, tcfg.model_args
+        )
+        root = custom.import_root(tcfg.model)
+    except ValueError as e:
+        raise ConfigError(f"{where}: pipeline.train.model={tcfg.model}: {e}") from e
+    log.debug("model %s: imported from %s", tcfg.model, root)
+    return root
 
 
 def _linear(train: SplitInfo, tcfg: TrainConfig, y_scale: tuple[float, float]) -> LinearFit:
@@ -178,4 +204,5 @@ def checkpoint_dir(cfg: Config, manifest: FeatureManifest, *, backend: str | Non
     blob = json.dumps({"train": train, "features": features}, sort_keys=True, default=str)
     digest = hashlib.sha256(blob.encode()).hexdigest()[:12]
     root = cfg.paths.checkpoints
-    return str(Path(root).resolve() / cfg.pipeline.name / f"{cfg.pipeline.train.model}-{digest}")
+    name = cfg.pipeline.train.model.replace(":", ".")  # package.module:factory: no colon in paths
+    return str(Path(root).resolve() / cfg.pipeline.name / f"{name}-{digest}")

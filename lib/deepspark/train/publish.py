@@ -57,7 +57,8 @@ def publish_model(
     if not done.model:
         example = test["x"][:5].astype(np.float32)
         classes = job.n_out if job.task == "classification" else None
-        done.model = call("model", _log_model, mlflow, net, example, classes)[1] or ""
+        logged = call("model", _log_model, mlflow, net, example, classes, job.train.model)
+        done.model = logged[1] or ""
 
 
 def run_gate(
@@ -146,17 +147,23 @@ def baseline_check(task: str, reg: RegistryConfig, summary: dict) -> BaselineChe
     return BaselineCheck(metric, float(value), int(rows), chosen)
 
 
-def _log_model(mlflow: Any, net: Any, example: np.ndarray, classes: int | None) -> str:
+def _log_model(mlflow: Any, net: Any, example: np.ndarray, classes: int | None, model: str) -> str:
+    import sys
+
     import torch
 
     import deepspark
     from deepspark import serving
+    from deepspark.models import custom
 
     net = net.to("cpu").eval()
     with tempfile.TemporaryDirectory() as tmp:
         module = os.path.join(tmp, "module.pt")
         torch.save(net, module)
         package = _package_dir(deepspark, tmp)
+        code = [package]
+        if custom.is_custom(model):  # the core's class is pickled by reference: ship its source
+            code.append(_package_dir(sys.modules[custom.top_level(model)], tmp))
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=os.path.join(package, serving.ENTRY),
@@ -165,8 +172,9 @@ def _log_model(mlflow: Any, net: Any, example: np.ndarray, classes: int | None) 
             signature=serving.signature(example.shape[1], classes),
             input_example=example,
             pip_requirements=serving.requirements(),
-            # The module's class lives in deepspark: ship the package so the model loads anywhere.
-            code_paths=[package],
+            # The module's class lives in deepspark (and a custom core's in the user's package):
+            # ship the source so the model loads anywhere.
+            code_paths=code,
             metadata=serving.metadata(classes),
             step=MODEL_STEP,
         )
@@ -184,17 +192,23 @@ def model_id(model_uri: str) -> str | None:
 
 
 def _package_dir(package: Any, tmp: str) -> str:
-    """The package's source folder; under spark-submit it is inside a zip, so extract it."""
-    folder = os.path.dirname(package.__file__)
-    if os.path.isdir(folder):
-        return folder
+    """A top-level package's source folder, or a top-level module's file.
+
+    Under spark-submit it may be inside a zip (``--py-files``): then it is extracted into ``tmp``.
+    """
+    paths = list(getattr(package, "__path__", []))  # a namespace package has no __file__
+    is_package = bool(paths)
+    where = paths[0] if is_package else getattr(package, "__file__", None) or ""
+    if os.path.exists(where):
+        return where
     archive = getattr(package.__loader__, "archive", None)  # zipimport
     if archive is None:
-        raise RuntimeError(f"cannot locate the source of {package.__name__} ({folder})")
-    prefix = f"{package.__name__}/"
+        raise RuntimeError(f"cannot locate the source of {package.__name__} ({where})")
+    name = package.__name__
     with zipfile.ZipFile(archive) as zf:
-        zf.extractall(tmp, [n for n in zf.namelist() if n.startswith(prefix)])
-    return os.path.join(tmp, package.__name__)
+        wanted = [n for n in zf.namelist() if n.startswith(f"{name}/") or n == f"{name}.py"]
+        zf.extractall(tmp, wanted)
+    return os.path.join(tmp, name if is_package else f"{name}.py")
 
 
 def _metric(metric: str, pred: np.ndarray, y: np.ndarray) -> float:

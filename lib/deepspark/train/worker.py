@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from deepspark.logconf import ENV, configure
@@ -23,10 +24,35 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
 
     if not logging.getLogger().handlers:  # a process of its own: log like the driver does
         configure(os.environ.get(ENV, "INFO"))
+    _importable(job)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device, gpu = _device(job.train.use_gpu, world, int(os.environ.get("LOCAL_RANK", 0)))
     summary = Trainer(job, rank=rank, world=world, device=device, gpu=gpu).fit()
     return _leave_together(world, summary)
+
+
+def _importable(job: TrainJob) -> None:
+    """A ``package.module:factory`` model's module on this process's ``sys.path``.
+
+    A rank is a fresh interpreter (TorchDistributor's torchrun children, torchrun itself): it has
+    neither the driver's ``sys.path`` additions nor its working directory. On the driver's host
+    the folder preflight found is there; on an executor, the module arrives as ``--py-files``
+    (``pkg.zip`` or ``module.py``) in the working directory, which Spark puts on its Python
+    worker's path but not on a torchrun child's.
+    """
+    if job.model_root is None:
+        return
+    from deepspark.models.custom import top_level
+
+    top, here = top_level(job.train.model), os.getcwd()
+    candidates = (
+        job.model_root,
+        os.path.join(here, f"{top}.zip"),
+        here if os.path.exists(os.path.join(here, f"{top}.py")) else "",
+    )
+    found = next((p for p in candidates if p and os.path.exists(p)), None)
+    if found is not None and found not in sys.path:
+        sys.path.append(found)
 
 
 def _leave_together(world: int, summary: dict[str, Any] | None) -> dict[str, Any] | None:
