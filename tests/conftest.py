@@ -48,3 +48,21 @@ def workdir(tmp_path, monkeypatch):
     """A fresh working directory: relative config paths (work/data, work/mlflow.db) land here."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def flights_slice(spark, tmp_path_factory):
+    """The whole flights pipeline on ten January days, run once for every module that reads it.
+
+    tests/test_pipeline_flights.py checks what each stage wrote; tests/test_tune.py searches on
+    its features (on a copy). Built once: the ten days' ETL and training are most of its cost.
+    """
+    from deepspark.layout import Layout
+    from deepspark.stages import pipeline
+    from tests.realdata import slice_config, write_slice
+
+    tmp = tmp_path_factory.mktemp("flights")
+    raw = write_slice(tmp / "raw")
+    cfg = slice_config(raw, tmp)
+    results = pipeline.run(cfg, spark)
+    return {"cfg": cfg, "raw": raw, "results": results, "layout": Layout(cfg.paths, "flights")}

@@ -81,7 +81,7 @@ def test_unknown_key_names_key_and_file(tmp_path):
         load_config(path)
     assert str(e.value) == (
         f"{path}: unknown key 'pipeline.clen' (expected one of: name, sources, clean, "
-        "aggregates, features, profile, cluster, train, evaluate, score, validation, stages)"
+        "aggregates, features, profile, cluster, train, tune, evaluate, score, validation, stages)"
     )
 
 

@@ -96,11 +96,11 @@ def test_model_args_are_part_of_the_checkpoint_identity(tmp_path, byo):
 RANK = """
 import importlib.util, pickle, sys
 from deepspark.models import build_model
-from deepspark.train.worker import _importable
+from deepspark.train.worker import importable
 
 job = pickle.load(open(sys.argv[1], "rb"))
 assert importlib.util.find_spec("tiny_gru") is None, "importable before the job said where"
-_importable(job)
+importable(job)
 net = build_model(job.train, job.x_shape, job.n_out, y_scale=job.y_scale)
 print(type(net.core).__name__, net.core.gru.hidden_size)
 """

@@ -11,18 +11,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from deepspark.io import Layout
-from deepspark.stages import pipeline
-from tests.realdata import GARBLED, read_slice, slice_config, write_slice
+from tests.realdata import GARBLED, read_slice, slice_config
 
 
-@pytest.fixture(scope="module")
-def run(spark, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("flights")
-    raw = write_slice(tmp / "raw")
-    cfg = slice_config(raw, tmp)
-    results = pipeline.run(cfg, spark)
-    return {"cfg": cfg, "raw": raw, "results": results, "layout": Layout(cfg.paths, "flights")}
+@pytest.fixture
+def run(flights_slice):
+    return flights_slice  # conftest.py: built once, shared with tests/test_tune.py
 
 
 def table(run, layer, name):

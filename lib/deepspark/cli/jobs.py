@@ -57,6 +57,7 @@ JOBS = {
         Job("profile", "statistics and plots of any layer's tables"),
         Job("cluster", "k-means over a table's numeric columns, k chosen by silhouette"),
         Job("train", "distributed PyTorch training, tracked and registered through the gate", BOTH),
+        Job("tune", "an Optuna search over pipeline.train keys, one trial per Spark task"),
         Job("evaluate", "the registered model against baselines, with plots", BOTH, spark=False),
         Job("score", "batch scoring of the features with the registered model on Spark", BOTH),
     )

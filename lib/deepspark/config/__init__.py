@@ -45,28 +45,42 @@ __all__ = [
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
-    """Load a pipeline config, its ``base`` profile (relative to it), then ``key=value`` overrides.
+    """Load a pipeline config, what it ``extends`` or its ``base`` profile, then overrides.
 
     Each file is checked on its own first, so an unknown key or a wrong type is reported against
     the file that holds it; required keys are checked on the merged result.
     """
     path = Path(path)
-    data = read_yaml(path)
-    build(Config, data, file=str(path), partial=True)
-    files = [str(path)]
-    base = data.get("base")
-    if base:
-        base_path = path.parent / base
-        base_data = read_yaml(base_path)
-        if "base" in base_data:
-            raise ConfigError(f"{base_path}: a base profile cannot name another base")
-        build(Config, base_data, file=str(base_path), partial=True)
-        data = deep_merge(base_data, data)
-        files.insert(0, str(base_path))
+    files: list[str] = []
+    data = _read(path, files)
     for assignment in overrides:
         apply_override(Config, data, assignment)
     cfg = build(Config, data, file=str(path))
     return dataclasses.replace(cfg, files=tuple(files))
+
+
+def _read(path: Path, files: list[str]) -> dict[str, Any]:
+    """One file merged over what it extends (recursively) or over its base; ``files`` in order."""
+    if str(path) in files:
+        raise ConfigError(f"{path}: extends itself (through {' -> '.join(files)})")
+    data = read_yaml(path)
+    build(Config, data, file=str(path), partial=True)
+    parent = data.pop("extends", None)
+    if parent and data.get("base"):
+        raise ConfigError(f"{path}: a file that extends another takes its base from it; drop base")
+    if parent:
+        below = _read(path.parent / parent, files)
+    elif data.get("base"):
+        base_path = path.parent / data["base"]
+        below = read_yaml(base_path)
+        if "base" in below or "extends" in below:
+            raise ConfigError(f"{base_path}: a base profile cannot name another base")
+        build(Config, below, file=str(base_path), partial=True)
+        files.append(str(base_path))
+    else:
+        below = {}
+    files.append(str(path))
+    return deep_merge(below, data)
 
 
 def spark_value(value: object) -> str:

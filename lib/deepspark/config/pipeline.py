@@ -17,6 +17,7 @@ from deepspark.config.evaluate import EvaluateConfig
 from deepspark.config.frozen import FrozenMap
 from deepspark.config.score import ScoreConfig
 from deepspark.config.train import TrainConfig
+from deepspark.config.tune import TuneConfig
 from deepspark.config.validation import ValidationConfig
 
 Scalar = str | int | float | bool
@@ -31,7 +32,7 @@ STAGES = (
 )  # fmt: skip
 LAYERS = (
     "raw", "bronze", "silver", "gold", "features", "quarantine", "profiles", "predictions",
-    "validation",
+    "validation", "tuning",
 )  # fmt: skip
 
 
@@ -460,6 +461,8 @@ class PipelineConfig:
     profile: ProfileConfig = field(default_factory=ProfileConfig)
     cluster: KMeansConfig | None = None
     train: TrainConfig | None = None
+    # A hyperparameter search over pipeline.train keys (deepspark run tune; not a pipeline stage).
+    tune: TuneConfig | None = None
     evaluate: EvaluateConfig | None = None  # defaults apply when absent and a model is trained
     score: ScoreConfig | None = None  # defaults apply when absent and a model is trained
     validation: ValidationConfig = field(default_factory=ValidationConfig)
@@ -511,6 +514,9 @@ class Config:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     # Base profile this file is merged over, relative to it; a base names no base.
     base: str | None = None
+    # A pipeline config this file overlays (relative to it): its keys win, the rest comes from
+    # there, base included. The tune stage's best.yaml extends the config it searched.
+    extends: str | None = None
     files: tuple[str, ...] = field(default=(), metadata={"yaml": False})
 
     @property

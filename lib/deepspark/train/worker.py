@@ -24,14 +24,14 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
 
     if not logging.getLogger().handlers:  # a process of its own: log like the driver does
         configure(os.environ.get(ENV, "INFO"))
-    _importable(job)
+    importable(job)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device, gpu = _device(job.train.use_gpu, world, int(os.environ.get("LOCAL_RANK", 0)))
     summary = Trainer(job, rank=rank, world=world, device=device, gpu=gpu).fit()
     return _leave_together(world, summary)
 
 
-def _importable(job: TrainJob) -> None:
+def importable(job: TrainJob) -> None:
     """A ``package.module:factory`` model's module on this process's ``sys.path``.
 
     A rank is a fresh interpreter (TorchDistributor's torchrun children, torchrun itself): it has
