@@ -7,7 +7,14 @@ by construction and a trial takes a second.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -37,7 +44,7 @@ def runs_of(uri: str) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def study(spark, flights_slice, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tune")
-    source = flights_slice["layout"].path("features", "flights")
+    source = Path(flights_slice["layout"].path("features", "train")).parent
     shutil.copytree(source, tmp / "data" / "features" / "flights")
     cfg = slice_config(
         flights_slice["raw"], tmp, *SPACE, "pipeline.tune.trials=4",
@@ -77,7 +84,7 @@ def test_the_best_config_is_an_overlay_that_trains_and_registers_through_the_gat
     winner = runs[runs["metrics.value"] == runs["metrics.value"].min()].iloc[0]
     assert best.pipeline.train.lr == pytest.approx(float(winner["params.lr"]))
     assert str(list(best.pipeline.train.rnn.hidden)) == winner["params.rnn.hidden"]
-    assert best.paths == cfg.paths and best.pipeline.tune == cfg.pipeline.tune
+    assert best.paths == cfg.paths and best.mlflow == cfg.mlflow  # the searched setup
     trained = train_stage.run(best, spark)
     assert trained.outputs["registered_model"] == "flights"
     trials = pd.read_csv(result.outputs["trials"])
@@ -207,3 +214,47 @@ def test_a_store_executors_cannot_reach_fails_before_any_trial(spark, tmp_path):
 
 def flights_conf():
     return ROOT / "conf" / "flights.yaml"
+
+
+@pytest.mark.slow
+def test_a_study_killed_mid_trial_resumes_where_it_stopped(tmp_path):
+    # `deepspark run tune` killed (SIGKILL: no cleanup) while a trial runs, after one finished;
+    # the same command again keeps the finished trial, re-runs the cut one and completes.
+    cfg = synthetic(tmp_path, "pipeline.tune.space={lr: {low: 0.001, high: 0.03, log: true}}")
+    args = [*_overrides(cfg), "pipeline.tune.trials=3", "pipeline.tune.epochs=40",
+            "pipeline.tune.pruner.kind=none", "pipeline.train.patience=0",
+            "pipeline.tune.space={lr: {low: 0.001, high: 0.03, log: true}}"]  # fmt: skip
+    cmd = [sys.executable, "-m", "deepspark.cli", "run", "tune", "-c", str(flights_conf()), *args]
+    env = {**os.environ, "DEEPSPARK_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    db = tmp_path / "mlflow.db"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        states = _trial_states(db)
+        if states.count("FINISHED") >= 1 and "RUNNING" in states:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the study ended before a trial could be cut"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = _trial_states(db)
+    assert "RUNNING" in before
+
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    study = open_for(load_config(flights_conf(), args))
+    trials = sorted(study.get_trials(), key=lambda t: t.number)
+    cut = [t for t in trials if t.user_attrs.get(studies.INTERRUPTED)]
+    assert len(cut) == 1 and cut[0].state.name == "FAIL"
+    rerun = [t for t in trials if t.number > cut[0].number and t.params == cut[0].params]
+    assert rerun and rerun[0].state.name == "COMPLETE"
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 3  # kept + re-run + the rest
+
+
+def _trial_states(db: Path) -> list[str]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db, timeout=5) as con:
+        rows = con.execute("SELECT status FROM runs WHERE name LIKE '%-trial-%'").fetchall()
+    return [r[0] for r in rows]
