@@ -58,6 +58,7 @@ def study(spark, work: Path, args, parallelism: int, name: str, queue=()) -> dic
         opened, _ = studies.open_study(name, exp.experiment_id, cfg, job)
         for params in reversed(queue):  # MLflow's storage hands queued trials out newest first
             opened.enqueue_trial(params)
+        opened._storage.flush_all_batches()  # queued in this instance; the stage opens its own
     started = time.perf_counter()
     result = tune.run(cfg, spark)
     seconds = time.perf_counter() - started

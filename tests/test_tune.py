@@ -24,6 +24,7 @@ from deepspark.config import load_config
 from deepspark.errors import ConfigError, InputError
 from deepspark.stages import train as train_stage
 from deepspark.stages import tune
+from deepspark.stages.tune import TuneError
 from deepspark.train.job import prepare
 from deepspark.tune import study as studies
 from deepspark.tune.space import suggest
@@ -107,8 +108,10 @@ def test_a_hopeless_trial_is_pruned_at_the_end_of_its_warmup(spark, tmp_path):
     cfg = synthetic(tmp_path, space, "pipeline.tune.trials=1", *pruner)
     opened = open_for(cfg)
     opened.enqueue_trial({"lr": 0.02})
+    opened._storage.flush_all_batches()  # this instance's queue: the stage opens its own
     assert tune.run(cfg, spark).metrics["trials_complete"] == 1
     opened.enqueue_trial({"lr": 1.0e-7})
+    opened._storage.flush_all_batches()
     more = load_config(cfg.files[-1], [*_overrides(cfg), space, "pipeline.tune.trials=2", *pruner])
     m = tune.run(more, spark).metrics
     assert (m["trials_complete"], m["trials_pruned"]) == (1, 1)
@@ -133,6 +136,7 @@ def test_a_killed_study_keeps_its_trials_and_reruns_the_unfinished_one(spark, tm
     opened = open_for(cfg)
     cut = opened.ask()
     values = suggest(cut, cfg.pipeline.tune.space)
+    opened._storage.flush_all_batches()
     kept = {t.number: t.value for t in opened.get_trials() if t.state.name == "COMPLETE"}
 
     space = "pipeline.tune.space={lr: {low: 0.001, high: 0.03, log: true}}"
@@ -146,6 +150,20 @@ def test_a_killed_study_keeps_its_trials_and_reruns_the_unfinished_one(spark, tm
     rerun = [t for t in trials.values() if t.number > cut.number]
     assert len(rerun) == 1 and rerun[0].state.name == "COMPLETE"
     assert rerun[0].params == pytest.approx(values)  # the same trial, run again
+
+
+def test_a_study_whose_every_trial_fails_ends_in_one_error(spark, tmp_path):
+    # Valid config values that the features cannot take: each trial fails in its own preflight,
+    # is recorded as failed with the reason, and the study goes on; with none completed, it ends
+    # in one line carrying the first reason.
+    cfg = synthetic(tmp_path, "pipeline.tune.space={batch_size: {choices: [5000, 6000]}}",
+                    "pipeline.tune.trials=2")  # fmt: skip
+    with pytest.raises(TuneError) as e:
+        tune.run(cfg, spark)
+    message = str(e.value)
+    assert message.startswith("tune flights: no trial of study flights-tune-")
+    assert "completed (2 failed; the first: " in message and "\n" not in message
+    assert "rows, fewer than one batch per process (1 x " in message
 
 
 def _overrides(cfg) -> list[str]:

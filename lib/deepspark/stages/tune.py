@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from deepspark import tracking
 from deepspark.config import Config, to_plain
-from deepspark.errors import ConfigError
+from deepspark.errors import ConfigError, DeepsparkError
 from deepspark.io import Layout, staged_outputs
 from deepspark.stages import StageResult
 from deepspark.train.job import TrainJob, prepare
@@ -42,7 +42,13 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 STAGE = "tune"
+
+
 log = logging.getLogger("deepspark")
+
+
+class TuneError(DeepsparkError):
+    """A study ended with no completed trial."""
 
 
 def run(cfg: Config, spark: SparkSession) -> StageResult:
@@ -162,6 +168,12 @@ def _result(cfg: Config, study, progress: Progress, job: TrainJob, outputs: dict
                  "train it: deepspark run train -c %s", cfg.pipeline.name, best.number, metric,
                  best.value, report.describe(best.params),
                  len(progress.outcomes), seconds, outputs["best_config"])  # fmt: skip
-    else:
-        log.warning("tune %s: no trial completed (%s)", cfg.pipeline.name, counts)
+    elif counts["fail"]:
+        failed = [o for o in progress.outcomes if o.error]
+        first = failed[0].error.strip().splitlines()[-1] if failed else "see the trial runs"
+        raise TuneError(
+            f"tune {cfg.pipeline.name}: no trial of study {study.study_name} completed "
+            f"({counts['fail']} failed; the first: {first}); each trial's traceback is its "
+            "MLflow run's error.txt"
+        )
     return StageResult(STAGE, metrics, {**outputs, "mlflow_run": study._study_id})

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from deepspark.config import Config, load_config, to_plain
+from deepspark.config.loader import deep_merge
 from deepspark.tune.space import from_stored, nested
 
 log = logging.getLogger("deepspark")
@@ -29,7 +30,7 @@ def overlay(cfg: Config, params: Mapping[str, Any], header: str) -> str:
     data: dict[str, Any] = {"extends": str(source)}
     pipeline = changed.pop("pipeline", {})
     pipeline.pop("tune", None)
-    train = _merge(pipeline.get("train", {}), nested(params))
+    train = deep_merge(pipeline.get("train", {}), nested(params))
     data.update(changed)
     data["pipeline"] = {**pipeline, "train": train}
     comment = "".join(f"# {line}\n" for line in header.splitlines())
@@ -52,16 +53,6 @@ def _diff(mine: Any, theirs: Any) -> Any:
             out[key] = value
         elif value != theirs[key]:
             out[key] = _diff(value, theirs[key])
-    return out
-
-
-def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
     return out
 
 
