@@ -103,6 +103,9 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--work", type=Path, default=ROOT / "work" / "bench-tune")
     args = p.parse_args()
+    from deepspark.cli import logs
+
+    logs.setup("INFO")  # the stages' progress and every trial's line
     from deepspark.config import load_config
     from deepspark.spark import build_session
     from deepspark.stages import pipeline

@@ -140,7 +140,7 @@ def run_trials(
             args=(spark, cfg, study, ref, progress, lock, threads),
             name=f"tune-{i}",
             daemon=True,
-        )  # fmt: skip
+        )
         for i in range(min(tune.parallelism, progress.total - progress.done))
     ]
     for w in workers:
@@ -175,7 +175,7 @@ def _worker(spark: Any, cfg: Config, study: Any, ref: StudyRef, progress: Progre
         try:
             outcome = _run_one(spark, cfg, ref, trial, params, threads)
             with lock:
-                _tell(study, client, trial, outcome, params)
+                _tell(study, client, trial, outcome)
                 progress.outcomes.append(outcome)
                 _log_outcome(ref.metric, trial.number, outcome, params, progress)
         except BaseException as e:  # a bug, or the driver going down: stop every slot
@@ -208,7 +208,7 @@ def _name_run(client: Any, cfg: Config, study: str, trial: Any) -> None:
     client.set_tag(trial._trial_id, "deepspark.stage", "tune-trial")
 
 
-def _tell(study: Any, client: Any, trial: Any, outcome: TrialOutcome, params: dict) -> None:
+def _tell(study: Any, client: Any, trial: Any, outcome: TrialOutcome) -> None:
     import math
 
     from optuna.trial import TrialState
