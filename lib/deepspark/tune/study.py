@@ -171,6 +171,9 @@ def _worker(spark: Any, cfg: Config, study: Any, ref: StudyRef, progress: Progre
             progress.issued += 1
             trial = study.ask()
             params = suggest(trial, cfg.pipeline.tune.space)
+            # MLflow's storage queues the values; written now, a kill from here on leaves a
+            # trial that a resumed study can re-run with them (found by the SIGKILL test).
+            study._storage.flush_all_batches()
         _name_run(client, cfg, ref.name, trial)
         try:
             outcome = _run_one(spark, cfg, ref, trial, params, threads)
