@@ -166,6 +166,21 @@ def test_a_study_whose_every_trial_fails_ends_in_one_error(spark, tmp_path):
     assert "rows, fewer than one batch per process (1 x " in message
 
 
+def test_a_custom_models_arguments_are_searched_on_the_executors(spark, tmp_path, monkeypatch):
+    # tests/byo is on the driver's path only (as a user's folder would be): each trial's Spark
+    # task finds the module through the job's import root, and model_args.width is searched.
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "byo"))
+    cfg = synthetic(tmp_path, "pipeline.train.model=tiny_gru:make", "pipeline.tune.trials=2",
+                    "pipeline.tune.space={model_args.width: {choices: [4, 12]}}")  # fmt: skip
+    opened = open_for(cfg)
+    for width in (4, 12):  # both values, whatever the sampler would have drawn
+        opened.enqueue_trial({"model_args.width": width})
+    opened._storage.flush_all_batches()
+    m = tune.run(cfg, spark).metrics
+    assert m["trials_complete"] == 2
+    assert sorted(t.params["model_args.width"] for t in opened.get_trials()) == [4, 12]
+
+
 def _overrides(cfg) -> list[str]:
     return [
         f"paths.data={cfg.paths.data}", f"paths.checkpoints={cfg.paths.checkpoints}",
