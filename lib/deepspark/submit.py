@@ -177,9 +177,8 @@ def model_files(configs: Sequence[Config], dist: str | Path = "dist") -> list[st
             continue
         if path.name == "__init__.py":
             path = _zip_tree(path.parent, Path(dist) / f"{top}.zip")
-        shipped = path
-        if str(shipped) not in out:
-            out.append(str(shipped))
+        if str(path) not in out:
+            out.append(str(path))
     return out
 
 

@@ -85,9 +85,10 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     except BaseException:
         client.set_terminated(study_run, status="KILLED")
         raise
-    outputs = _outputs(cfg, spark, study, job, client, study_run)
+    done = report.snapshot(study)
+    outputs = _outputs(cfg, spark, done, job, client, study_run)
     client.set_terminated(study_run, status="FINISHED")
-    return _result(cfg, study, progress, job, outputs, time.perf_counter() - started)
+    return _result(cfg, done, progress, job, outputs, study_run, time.perf_counter() - started)
 
 
 def study_name(cfg: Config, job: TrainJob) -> str:
@@ -115,7 +116,10 @@ def _threads(spark: SparkSession, parallelism: int) -> int:
 
 
 def _outputs(cfg: Config, spark: SparkSession, study, job: TrainJob, client, run_id: str) -> dict:
-    """best.yaml and trials.csv (staged, beside the pipeline's data), plots: all in the run."""
+    """best.yaml and trials.csv (staged, beside the pipeline's data), plots: all in the run.
+
+    ``study`` is the in-memory snapshot (:func:`deepspark.tune.report.snapshot`).
+    """
     tune = cfg.pipeline.tune
     layout = Layout(cfg.paths, cfg.pipeline.name)
     metric = job.train.monitor
@@ -123,11 +127,12 @@ def _outputs(cfg: Config, spark: SparkSession, study, job: TrainJob, client, run
     written: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp, staged_outputs(spark) as out:
         frame = report.trials_table(study)
+        csv = frame.to_csv(index=False)
         table = layout.path("tuning", "trials.csv")
-        out.write_text(table, frame.to_csv(index=False))
+        out.write_text(table, csv)
         written["trials"] = table
         local = [Path(tmp) / "trials.csv"]
-        local[0].write_text(frame.to_csv(index=False))
+        local[0].write_text(csv)
         if params is not None:
             best = study.best_trial
             path = layout.path("tuning", "best.yaml")
@@ -150,7 +155,7 @@ def _outputs(cfg: Config, spark: SparkSession, study, job: TrainJob, client, run
     return written
 
 
-def _result(cfg: Config, study, progress: Progress, job: TrainJob, outputs: dict,
+def _result(cfg: Config, study, progress: Progress, job: TrainJob, outputs: dict, run_id: str,
             seconds: float) -> StageResult:  # fmt: skip
     from optuna.trial import TrialState
 
@@ -176,4 +181,4 @@ def _result(cfg: Config, study, progress: Progress, job: TrainJob, outputs: dict
             f"({counts['fail']} failed; the first: {first}); each trial's traceback is its "
             "MLflow run's error.txt"
         )
-    return StageResult(STAGE, metrics, {**outputs, "mlflow_run": study._study_id})
+    return StageResult(STAGE, metrics, {**outputs, "mlflow_run": run_id})

@@ -26,7 +26,6 @@ def overlay(cfg: Config, params: Mapping[str, Any], header: str) -> str:
     """The YAML text of the overlay: ``extends``, what the command line changed, the best values."""
     source = Path(cfg.where).resolve()
     changed = _diff(to_plain(cfg), to_plain(load_config(source)))
-    changed.pop("tune", None)
     data: dict[str, Any] = {"extends": str(source)}
     pipeline = changed.pop("pipeline", {})
     pipeline.pop("tune", None)
@@ -54,6 +53,19 @@ def _diff(mine: Any, theirs: Any) -> Any:
         elif value != theirs[key]:
             out[key] = _diff(value, theirs[key])
     return out
+
+
+def snapshot(study: Any) -> Any:
+    """The study's trials, read once, in an in-memory study of the same name and direction.
+
+    MLflow's storage answers every ``get_trials`` with a query per trial, and the table, the
+    plots, the best trial and the counts each ask again: the report reads this copy instead.
+    """
+    import optuna
+
+    copy = optuna.create_study(study_name=study.study_name, directions=study.directions)
+    copy.add_trials(sorted(study.get_trials(deepcopy=False), key=lambda t: t.number))
+    return copy
 
 
 def best_params(study: Any, space: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from deepspark.config import Config, to_plain
-from deepspark.config.loader import apply_override, build
+from deepspark.config.loader import build, override_target
 from deepspark.config.tune import SearchRange
 from deepspark.errors import ConfigError
 
@@ -45,15 +45,17 @@ def apply(cfg: Config, params: Mapping[str, Any]) -> Config:
     """``cfg`` with ``pipeline.train.<key>`` set to each value, rebuilt and checked like a file."""
     data = to_plain(cfg)
     for key, value in params.items():
-        apply_override(Config, data, f"pipeline.train.{key}=")
         _set(data, ["pipeline", "train", *_path(key)], value)
     return dataclasses.replace(build(Config, data, file=cfg.where), files=cfg.files)
 
 
 def _path(key: str) -> list[str]:
-    # model_args is a free mapping: the rest of the key is one entry, as in an override.
-    head, _, rest = key.partition("model_args.")
-    return ["model_args", rest] if not head and rest else key.split(".")
+    """The key's path below ``pipeline.train``, walked as the loader walks an override.
+
+    The loader knows which sections are free mappings (``model_args.width`` is one entry of
+    ``model_args``); an unknown key is its ConfigError, naming the keys that exist.
+    """
+    return list(override_target(Config, f"pipeline.train.{key}=")[0][2:])
 
 
 def _set(data: dict[str, Any], path: list[str], value: Any) -> None:
