@@ -5,8 +5,8 @@
 #   source scripts/bootstrap.sh --setup             # what the wrappers do
 #   source scripts/bootstrap.sh --check-java-only   # only the Java check (used by the tests)
 #
-# --setup: cd to the repo root, pick the locked stack ($DEEPSPARK_STACK, default `petastorm`: one of
-# locks/*.txt), create its venv (${DEEPSPARK_VENV:-.venv} for petastorm, .venv-<stack> otherwise)
+# --setup: cd to the repo root, pick the locked stack ($DEEPSPARK_STACK, default `current`: one of
+# locks/*.txt), create its venv (${DEEPSPARK_VENV:-.venv} for current, .venv-<stack> otherwise)
 # with the newest python3.X that the lock's `# python:` line admits, (re)install `.[<extras>]` under
 # the lock's constraints whenever pyproject.toml or the lock changed since the last install, check
 # for Java, and export:
@@ -81,6 +81,30 @@ deepspark_find_python() {
     return 1
 }
 
+# The Pythons some stack takes: the union of the locks' `# python:` ranges, as "3.11-3.14" (or, were
+# there a gap, "3.11-3.12, 3.14").
+deepspark_all_pythons() {
+    local stack range a b minor taken=() start="" prev="" out=""
+    for stack in $(deepspark_stacks); do
+        range="$(deepspark_python_range "locks/$stack.txt")" || continue
+        read -r a b <<<"$range"
+        for ((minor = a; minor < b; minor++)); do taken[minor]=1; done
+    done
+    # An indexed array lists its indices in ascending order: close a run at each gap, and the last.
+    for minor in "${!taken[@]}" end; do
+        if [[ -n "$prev" && "$minor" != end ]] && ((minor == prev + 1)); then
+            prev="$minor"
+            continue
+        fi
+        if [[ -n "$start" ]]; then
+            out="${out:+$out, }3.$start"
+            [[ "$prev" != "$start" ]] && out="$out-3.$prev"
+        fi
+        start="$minor" prev="$minor"
+    done
+    echo "$out"
+}
+
 # One line for "no interpreter fits this stack": which Pythons it takes, which stacks take the ones
 # that are here.
 deepspark_no_python() {
@@ -97,7 +121,7 @@ deepspark_no_python() {
     if [[ -n "$have" && ${#fits[@]} -gt 0 ]]; then
         hint="$hint, or use a stack for python3 $have: DEEPSPARK_STACK=${fits[0]}"
     elif [[ -n "$have" ]]; then
-        hint="$hint; no stack supports python3 $have (deepspark runs on 3.11-3.14)"
+        hint="$hint; no stack supports python3 $have (deepspark runs on $(deepspark_all_pythons))"
     fi
     deepspark_error "stack $DEEPSPARK_STACK needs Python 3.$low to 3.$((high - 1)), and none" \
         "was found on the PATH: $hint"
@@ -158,7 +182,7 @@ deepspark_bootstrap() {
 
     deepspark_require_java || return 1
 
-    DEEPSPARK_STACK="${DEEPSPARK_STACK:-petastorm}"
+    DEEPSPARK_STACK="${DEEPSPARK_STACK:-current}"
     if [[ ! -f "locks/$DEEPSPARK_STACK.txt" ]]; then
         deepspark_error "unknown stack '$DEEPSPARK_STACK' (DEEPSPARK_STACK): choose one of" \
             "$(deepspark_stacks) (README: Stacks)"
@@ -173,7 +197,7 @@ deepspark_bootstrap() {
     read -r low high <<<"$range"
     # The Quick start stack keeps the plain .venv; the others get one each, so switching stacks
     # never reinstalls over another stack's venv.
-    if [[ "$DEEPSPARK_STACK" == petastorm ]]; then
+    if [[ "$DEEPSPARK_STACK" == current ]]; then
         DEEPSPARK_VENV="${DEEPSPARK_VENV:-.venv}"
     else
         DEEPSPARK_VENV="${DEEPSPARK_VENV:-.venv-$DEEPSPARK_STACK}"

@@ -68,7 +68,8 @@ def test_unknown_stack_names_the_stacks(tmp_path):
 
 def test_no_interpreter_for_the_stack_names_the_versions_and_a_stack_that_fits(tmp_path):
     repo = _checkout(tmp_path)
-    proc = _setup(repo, _bin(tmp_path, {"python3": "3.13", "python3.13": "3.13"}))
+    path = _bin(tmp_path, {"python3": "3.13", "python3.13": "3.13"})
+    proc = _setup(repo, path, DEEPSPARK_STACK="petastorm")
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == (
         "error: stack petastorm needs Python 3.11 to 3.12, and none was found on the PATH: "
@@ -87,15 +88,38 @@ def test_an_interpreter_no_lock_supports(tmp_path):
     )
 
 
-def test_the_newest_admitted_interpreter_is_chosen(tmp_path):
-    # petastorm admits 3.11-3.12: with 3.11, 3.12 and 3.13 on the PATH, 3.12 builds the venv (the
-    # fake cannot, which is where the script stops, naming it).
+def test_the_pythons_deepspark_runs_on_are_read_from_the_locks(tmp_path):
+    # The union of the locks' `# python:` ranges, gaps and all: here current takes 3.14 only.
     repo = _checkout(tmp_path)
-    path = _bin(tmp_path, {"python3.11": "3.11", "python3.12": "3.12", "python3.13": "3.13"})
-    proc = _setup(repo, path)
+    lock = repo / "locks" / "current.txt"
+    lock.write_text(lock.read_text().replace("# python: >=3.11,<3.15", "# python: >=3.14,<3.15"))
+    proc = _setup(repo, _bin(tmp_path, {"python3": "3.13"}), DEEPSPARK_STACK="current")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (
+        "error: stack current needs Python 3.14 to 3.14, and none was found on the PATH: "
+        "install one (e.g. python3.14); no stack supports python3 3.13 (deepspark runs on "
+        "3.11-3.12, 3.14)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("stack", "venv", "newest"),
+    [
+        # petastorm admits 3.11-3.12: of 3.11, 3.12 and 3.13 on the PATH, 3.12 builds the venv (the
+        # fake cannot, which is where the script stops, naming it).
+        ("petastorm", ".venv-petastorm", "3.12"),
+        # The default stack, current, admits 3.11-3.14 and keeps the Quick start's .venv.
+        (None, ".venv", "3.13"),
+    ],
+)
+def test_the_newest_admitted_interpreter_is_chosen(tmp_path, stack, venv, newest):
+    repo = _checkout(tmp_path)
+    versions = ("3.11", "3.12", "3.13", "3.15")
+    path = _bin(tmp_path, {f"python{v}": v for v in versions})
+    proc = _setup(repo, path, **({"DEEPSPARK_STACK": stack} if stack else {}))
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1].startswith(
-        f"error: could not create .venv with {path}/python3.12 "
+        f"error: could not create {venv} with {path}/python{newest} "
     )
 
 
