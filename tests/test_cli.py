@@ -95,9 +95,11 @@ def test_the_pipeline_summary_is_one_aligned_row_per_stage():
         "ingest": StageResult("ingest", {"rows_in": 336776, "rows_out": 336770,
                                          "rows_quarantined": 6}),
         "train": StageResult("train", {"epochs": 12}),
+        "score": StageResult("score", skipped="not scored: no champion"),
     }  # fmt: skip
     assert summary_table(results, {"ingest": 12.34, "train": 61.0}).splitlines() == [
         "  stage   rows in  rows out  quarantined  seconds",
         "  ingest  336,776   336,770            6     12.3",
         "  train         -         -            -     61.0",
+        "  score   not scored: no champion",  # a stage skipped for what it found says why
     ]

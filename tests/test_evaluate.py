@@ -53,12 +53,13 @@ def store(tmp_path_factory):
     write_features(tmp / "data", "digits", "image", SPLITS)
     flights = train_stage.run(tracked(tmp, "sequence", "pipeline.train.epochs=4"), None)
     digits = train_stage.run(tracked(tmp, "image", "pipeline.train.epochs=1"), None)
-    assert flights.outputs["registry_alias"] == digits.outputs["registry_alias"] == "champion"
+    # The real gate decides their aliases; the tests evaluate v1 of each by number.
+    assert flights.metrics["registry.version"] == digits.metrics["registry.version"] == 1.0
     return tmp
 
 
 def test_image_classifier_metrics_tables_and_plots(store):
-    result = evaluate_stage.run(tracked(store, "image"), None)
+    result = evaluate_stage.run(tracked(store, "image", "pipeline.evaluate.model=1"), None)
     m = result.metrics
     test = pq.read_table(store / "data" / "features" / "digits" / "test")
     x, y = np.stack(test.column("x").to_numpy(zero_copy_only=False)), test.column("y").to_numpy()
@@ -80,7 +81,7 @@ def test_image_classifier_metrics_tables_and_plots(store):
 
 
 def test_forecaster_against_baselines_on_the_same_rows(store):
-    result = evaluate_stage.run(tracked(store, "sequence"), None)
+    result = evaluate_stage.run(tracked(store, "sequence", "pipeline.evaluate.model=1"), None)
     m = result.metrics
     excluded = 2 * NULL_SEASONAL
     assert (m["eval.rows"], m["eval.rows_common"], m["eval.rows_excluded"]) == (
@@ -108,7 +109,12 @@ def test_forecaster_against_baselines_on_the_same_rows(store):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
     run = client.get_run(result.outputs["mlflow_run"])
     assert run.data.tags["deepspark.stage"] == "evaluate"
-    assert run.data.params["evaluate.model"] == "champion"
+    assert run.data.params["evaluate.model"] == "1"
+    # v1 loses to the linear baseline: the run says it is not the champion, and why.
+    version = client.get_model_version("flights", "1")
+    assert version.aliases == ["challenger"]
+    assert run.data.tags["deepspark.evaluated"] == "flights v1 (challenger, not the champion)"
+    assert run.data.tags["deepspark.gate"] == version.tags["deepspark.gate"]
     assert run.data.metrics["eval.baseline.seasonal.mae"] == m["eval.baseline.seasonal.mae"]
 
 

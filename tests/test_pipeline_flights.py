@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from tests.realdata import GARBLED, read_slice, slice_config
+from tests.realdata import GARBLED, read_slice, slice_backend, slice_config
 
 
 @pytest.fixture
@@ -191,6 +191,19 @@ def test_mlflow_has_parent_and_nested_stage_runs(run):
     assert "spark" in kmeans.flavors and kmeans.metadata["k"] == stages["cluster"].data.metrics["k"]
     assert kmeans.signature.inputs.input_names() == list(spec.features)
     assert kmeans.signature.outputs.input_names() == ["prediction"]
+
+
+def test_training_read_through_the_stack_s_loader(run):
+    """Petastorm's reader on a stack that has it (CI's petastorm stack), pyarrow's elsewhere."""
+    import mlflow
+
+    cfg = run["cfg"]
+    client = mlflow.MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
+    exp = client.get_experiment_by_name(cfg.mlflow.experiment)
+    (train,) = client.search_runs([exp.experiment_id], "tags.`deepspark.stage` = 'train'")
+    assert train.data.params["train.loader.backend"] == slice_backend()
+    assert train.data.metrics["epochs"] == 2  # it trained, and scoring ran after it
+    assert run["results"]["score"].metrics["rows_out"] > 0
 
 
 def test_rerun_gives_identical_output(run, spark):

@@ -32,7 +32,8 @@ def digits(tmp_path_factory):
     """A small registered image classifier (2 classes), and its test rows."""
     tmp = tmp_path_factory.mktemp("served")
     root = write_features(tmp / "data", "digits", "image", SPLITS)
-    cfg = tracked_config(tmp, "image", "pipeline.train.epochs=2")
+    # Scored by number: the real gate decides whether two epochs make a champion.
+    cfg = tracked_config(tmp, "image", "pipeline.train.epochs=2", "pipeline.score.model=1")
     result = train_stage.run(cfg, None)
     test = pq.read_table(root / "test").to_pandas()
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)

@@ -187,7 +187,7 @@ def _overrides(cfg) -> list[str]:
         f"mlflow.tracking_uri={cfg.mlflow.tracking_uri}",
         f"mlflow.artifact_root={cfg.mlflow.artifact_root}", "pipeline.train.batch_size=16",
         "pipeline.train.epochs=3", "pipeline.train.processes=1", "pipeline.train.rnn.hidden=[8]",
-        "pipeline.train.lr=0.01", "pipeline.train.register.beat_baselines=false",
+        "pipeline.train.lr=0.01",
         "pipeline.tune.epochs=4", "pipeline.tune.parallelism=1", "pipeline.train.ema=0.0",
     ]  # fmt: skip
 

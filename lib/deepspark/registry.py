@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -45,7 +46,7 @@ class BaselineCheck:
     baselines: Mapping[str, float]  # baseline name -> its metric on the same rows
 
     def lost_to(self) -> dict[str, float]:
-        """The baselines the version does not beat.
+        """The baselines the version does not beat (meaningful only without a :meth:`problem`).
 
         A forecaster must have a strictly lower error (a tie loses: the baseline is free). A
         classifier loses only with a lower accuracy: on ~270 test images ties are common.
@@ -54,15 +55,42 @@ class BaselineCheck:
             return {n: v for n, v in self.baselines.items() if self.value < v}
         return {n: v for n, v in self.baselines.items() if self.value >= v}
 
+    def problem(self) -> str | None:
+        """Why this is no real comparison, or None when it is one.
+
+        A comparison with nothing, or with a NaN (every ``<`` and ``>=`` with it is false), would
+        otherwise read as beating every baseline.
+        """
+        if self.rows == 0:
+            return f"0 test rows to compare on ({self.metric} {self.value:.6g})"
+        if not self.baselines:
+            return f"none was computed ({self.metric} {self.value:.6g} on {self.rows} test rows)"
+        rows = f"on the same {self.rows} test rows ({self._against(self.baselines)})"
+        if not math.isfinite(self.value):
+            return f"the version's {self.metric} is {self.value} {rows}"
+        if not all(math.isfinite(v) for v in self.baselines.values()):
+            return f"a baseline's {self.metric} is not finite {rows}"
+        return None
+
+    def passed(self) -> bool:
+        """Whether the version beats every baseline, in a real comparison."""
+        return self.problem() is None and not self.lost_to()
+
     def verdict(self) -> str:
         """One line: what the version scored against which baselines."""
+        problem = self.problem()
+        if problem is not None:
+            return f"no real comparison with the baselines: {problem}"
         lost = self.lost_to()
-        shown = lost or self.baselines
-        against = ", ".join(f"{n} {v:.6g}" for n, v in shown.items())
         verb = "does not beat baseline" if lost else "beats every baseline"
         return (
-            f"{self.metric} {self.value:.6g} {verb} ({against}) on the same {self.rows} test rows"
+            f"{self.metric} {self.value:.6g} {verb} ({self._against(lost or self.baselines)}) "
+            f"on the same {self.rows} test rows"
         )
+
+    @staticmethod
+    def _against(baselines: Mapping[str, float]) -> str:
+        return ", ".join(f"{n} {v:.6g}" for n, v in baselines.items())
 
 
 def register_and_gate(
@@ -80,7 +108,8 @@ def register_and_gate(
     ``value`` is the new version's ``metric`` on the test rows; ``score(uri)`` computes the same
     metric for another model on the same rows. Ties keep the current champion: a new version has
     to be better, not just as good, to take over production. With ``baselines``, a version that
-    loses to any of them is ``challenger`` whatever else holds, the first version included.
+    loses to any of them, or that no real comparison backs (no baseline, no common rows, a NaN on
+    either side), is ``challenger`` whatever else holds, the first version included.
     """
     from mlflow.exceptions import MlflowException
 
@@ -94,17 +123,20 @@ def register_and_gate(
     except MlflowException:
         current = None
     champion_version = champion_value = None
-    if baselines is not None and baselines.lost_to():
+    if current is not None:
+        champion_version = int(current.version)
+    if baselines is not None and not baselines.passed():
         alias = CHALLENGER
-        reason = f"{baselines.verdict()}: challenger, never champion while it loses to a baseline"
-        if current is not None:
-            champion_version = int(current.version)
+        why = "without one" if baselines.problem() else "while it loses to a baseline"
+        reason = f"{baselines.verdict()}: challenger, never champion {why}"
+    elif not math.isfinite(value):  # beat_baselines off: still no champion on a NaN metric
+        alias = CHALLENGER
+        reason = f"{metric} is {value}: challenger, never champion without a real comparison"
     elif current is None:
         alias, reason = CHAMPION, "first version of the model: champion by default"
         if baselines is not None:
             alias, reason = CHAMPION, f"first version of the model; {baselines.verdict()}"
     else:
-        champion_version = int(current.version)
         champion_value = float(score(f"models:/{name}/{champion_version}"))
         wins = better(metric, value, champion_value)
         verdict = "beats" if wins else "does not beat"
@@ -138,8 +170,7 @@ def registered_model(cfg: Config, ref: str | int, purpose: str) -> tuple[Any, st
         raise ConfigError(
             f"{where}: {purpose} loads the model from the MLflow registry; mlflow.enabled is false"
         )
-    train = cfg.pipeline.train
-    name = (train.register.name if train else None) or cfg.pipeline.name
+    name = model_name(cfg)
     mlflow = tracking.setup(cfg.mlflow)
     from mlflow.exceptions import MlflowException
 
@@ -147,12 +178,9 @@ def registered_model(cfg: Config, ref: str | int, purpose: str) -> tuple[Any, st
         uri, version = resolve(mlflow, name, str(ref))
         mlflow.MlflowClient().get_model_version(name, str(version))  # a number may not exist
     except MlflowException as e:
-        last = _last_gate(mlflow, name) if str(ref) == CHAMPION else None
-        if last is not None:
-            raise InputError(
-                f"registered model {name!r} has no champion: the gate's last decision, on "
-                f"v{last[0]}: {last[1]}"
-            ) from e
+        gap = _no_alias(mlflow, name, str(ref))
+        if gap is not None:
+            raise InputError(gap.why) from e
         raise InputError(
             f"registered model {name!r} has no version or alias {ref}; train it first "
             f"(./spark-submit.sh jobs/train.py -c {where})"
@@ -160,17 +188,62 @@ def registered_model(cfg: Config, ref: str | int, purpose: str) -> tuple[Any, st
     return mlflow, name, uri, version
 
 
-def _last_gate(mlflow: Any, name: str) -> tuple[int, str] | None:
-    """(version, reason) of the newest version the gate tagged, or None."""
+def model_name(cfg: Config) -> str:
+    """The pipeline's registered model: ``pipeline.train.register.name``, else the pipeline's."""
+    train = cfg.pipeline.train
+    return (train.register.name if train else None) or cfg.pipeline.name
+
+
+@dataclass(frozen=True)
+class NoAlias:
+    """An alias that names no version of a model that has versions.
+
+    ``champion`` when the gate refused every version; ``challenger`` when every version won.
+    """
+
+    name: str  # the registered model
+    alias: str
+    newest: int  # the newest version registered
+    why: str  # one line: the model has no such alias, and the gate's last decision
+
+
+def missing_alias(cfg: Config, ref: str | int) -> NoAlias | None:
+    """Why the alias ``ref`` names no version of the pipeline's model, which has versions.
+
+    None for a version number, an alias that names a version, or a model with no version at all
+    (the stage's own error then says to train first).
+    """
+    if str(ref).isdigit():
+        return None
+    mlflow = tracking.setup(cfg.mlflow)
     from mlflow.exceptions import MlflowException
 
+    name = model_name(cfg)
+    try:
+        mlflow.MlflowClient().get_model_version_by_alias(name, str(ref))
+        return None
+    except MlflowException:
+        return _no_alias(mlflow, name, str(ref))
+
+
+def _no_alias(mlflow: Any, name: str, alias: str) -> NoAlias | None:
+    from mlflow.exceptions import MlflowException
+
+    if alias.isdigit():
+        return None
     try:
         versions = mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
     except MlflowException:
         return None
-    tagged = [(int(v.version), v.tags.get("deepspark.gate")) for v in versions]
-    tagged = [(n, r) for n, r in tagged if r]
-    return max(tagged) if tagged else None
+    if not versions:
+        return None
+    newest = max(versions, key=lambda v: int(v.version))
+    why = f"registered model {name!r} has no {alias}"
+    tagged = [v for v in versions if v.tags.get("deepspark.gate")]
+    if tagged:
+        last = max(tagged, key=lambda v: int(v.version))
+        why += f": the gate's last decision, on v{last.version}: {last.tags['deepspark.gate']}"
+    return NoAlias(name, alias, int(newest.version), why)
 
 
 class ModelIO(NamedTuple):

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 class EvaluateConfig:
     """Which registered model is evaluated on the test features, and how much interpretation.
 
-    ``model`` is an alias (``champion``, ``challenger``) or a version number. Integrated gradients
+    ``model`` is an alias (``champion``, ``challenger``) or a version number; in a pipeline, an
+    alias that names no version (the gate refused every version) evaluates the newest version,
+    and the run says it is not the champion. Integrated gradients
     (zero baseline, ``ig_steps`` midpoint Riemann steps) explain ``samples`` test images, drawn
     with their attribution maps, or, for sequences, a seeded sample of at most
     ``attribution_rows`` test windows, averaged into one step x input heatmap. Permutation
@@ -19,7 +21,8 @@ class EvaluateConfig:
     percentage of a zero or near-zero target is undefined or meaningless.
     """
 
-    # Alias (champion, challenger) or version number of the model evaluated.
+    # Alias (champion, challenger) or version number of the model evaluated; in a pipeline, an
+    # alias that names no version (no champion yet) evaluates the newest version instead.
     model: str | int = "champion"
     samples: int = 16  # test images explained with integrated gradients
     attribution_rows: int = 2048  # test windows in the sequence attribution heatmap, at most

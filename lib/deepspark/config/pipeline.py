@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from deepspark.config.evaluate import EvaluateConfig
 from deepspark.config.frozen import FrozenMap
 from deepspark.config.score import ScoreConfig
-from deepspark.config.train import TrainConfig
+from deepspark.config.train import BASELINES, TrainConfig
 from deepspark.config.tune import TuneConfig
 from deepspark.config.validation import ValidationConfig
 
@@ -289,7 +289,8 @@ class SequenceFeatures:
     split: TimeSplit
     series_key: str | None = None  # column that tells series apart; null: the table is one series
     horizon: int = 1  # how many steps ahead the target is
-    season: int | None = None  # seasonal baseline's period in steps; null: a day, week or year
+    # The seasonal baseline's period in steps, more than horizon; null: a day, week or year.
+    season: int | None = None
     # Column -> value for its nulls and missing steps; others stay missing.
     fill: Mapping[str, float] = field(default_factory=_empty)
     # Cyclical time features added to every step as sin/cos pairs, read in ``timezone``.
@@ -303,6 +304,13 @@ class SequenceFeatures:
             raise ValueError("inputs: at least one column is required")
         if self.season is not None and self.season < 1:
             raise ValueError(f"season: expected >= 1 steps, found {self.season}")
+        if self.period <= self.horizon:  # the seasonal baseline would be null on every row
+            unset = f" (the {self.frequency} grid's default)" if self.season is None else ""
+            raise ValueError(
+                f"season: expected more than horizon={self.horizon} steps, found {self.period}"
+                f"{unset}: the seasonal baseline (the target one season earlier) would be missing "
+                "on every row"
+            )
         fits = CALENDAR_BY_FREQUENCY[self.frequency]
         wrong = [c for c in self.calendar if c not in fits]
         if wrong:
@@ -496,6 +504,16 @@ class PipelineConfig:
             _ref(f"validation.tables.{key}", table, known)
         if self.train is not None and self.features is None:
             raise ValueError("train: needs a 'features' section to train on")
+        if self.train is not None and self.features is not None:
+            image = self.features.image is not None
+            computed = BASELINES["classification" if image else "regression"]
+            other = [b for b in self.train.register.baselines if b not in computed]
+            if other:
+                task = "an image classifier" if image else "a sequence forecaster"
+                raise ValueError(
+                    f"train.register.baselines: expected some of {', '.join(computed)} (what "
+                    f"training computes for {task}), found {', '.join(other)}"
+                )
 
 
 def _ref(where: str, name: str, known: Mapping) -> None:

@@ -12,10 +12,13 @@ class ScoreConfig:
 
     ``model`` is an alias of the registered model (``champion``, ``challenger``) or a version
     number; ``input`` a ``layer/table`` of this pipeline with an ``x`` column like the features;
-    the predictions land in ``predictions/<pipeline>/<output>``.
+    the predictions land in ``predictions/<pipeline>/<output>``. In a pipeline, an alias that names
+    no version (the gate refused every version) skips scoring, in one line with the gate's reason;
+    ``deepspark run score`` alone fails with that line.
     """
 
-    # Alias (champion, challenger) or version number of the model that scores.
+    # Alias (champion, challenger) or version number of the model that scores; in a pipeline, an
+    # alias that names no version (no champion yet) skips scoring, saying why.
     model: str | int = "champion"
     input: str = "features/test"  # layer/table scored; it needs an x column like the features
     output: str = "scored"  # table written: ``predictions/<pipeline>/<output>``

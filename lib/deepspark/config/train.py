@@ -11,6 +11,11 @@ from deepspark.config.architectures import CNNConfig, MLPConfig, RNNConfig
 from deepspark.config.frozen import FrozenMap
 
 Task = Literal["classification", "regression"]
+# The baselines training computes for each task, which register.baselines may name.
+BASELINES: Mapping[str, tuple[str, ...]] = {
+    "regression": ("persistence", "seasonal", "linear"),
+    "classification": ("svc",),
+}
 BUILTIN = ("cnn", "rnn", "mlp")
 # A dotted module path, a colon, an identifier (deepspark.models.custom imports it).
 FACTORY = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
@@ -65,6 +70,8 @@ class RegistryConfig:
     every baseline training computed on those rows (a forecaster's MAE strictly below each of
     persistence, seasonal and linear; a classifier's accuracy not below the SVC's), the first
     version included; otherwise it is ``challenger``, with the reason tagged on version and run.
+    A check that compares nothing (no baseline computed, no common test rows, a NaN on either
+    side) is a loss too: the gate decides only on real comparisons.
     """
 
     # Register the model and run the gate; false: evaluate and score are skipped.
@@ -73,7 +80,8 @@ class RegistryConfig:
     # The metric the gate compares versions on; auto: accuracy or mae, by task.
     metric: Literal["auto", "accuracy", "mae", "rmse"] = "auto"
     beat_baselines: bool = True  # false: a version may be champion though a baseline beats it
-    # The baselines the gate holds a version to; empty: all of them.
+    # The baselines the gate holds a version to (the task's own: persistence, seasonal and linear
+    # for a forecaster, svc for a classifier); empty: all of them.
     baselines: tuple[Literal["persistence", "seasonal", "linear", "svc"], ...] = ()
 
 

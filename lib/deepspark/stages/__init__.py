@@ -19,3 +19,4 @@ class StageResult:
     metrics: Mapping[str, float] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # validation findings that did not stop the stage
+    skipped: str = ""  # why the stage did nothing, for the summary table ("not scored: ...")

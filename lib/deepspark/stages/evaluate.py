@@ -2,7 +2,8 @@
 
 No Spark: a test split is small enough to hold in memory, and attributions need the torch module
 itself (gradients), not a scoring UDF. The model is resolved like the score stage does
-(``champion`` unless ``pipeline.evaluate.model`` names another alias or a version) and its torch
+(``champion`` unless ``pipeline.evaluate.model`` names another alias or a version; in a pipeline
+whose alias names no version, the newest version: :mod:`deepspark.stages.pipeline`) and its torch
 module taken from the logged pyfunc (:func:`deepspark.serving.module`; the arg-max of its class
 scores is the pyfunc's ``label``). Images get accuracy, macro-F1, a per-class table, the
 confusion matrix, the misclassified images and integrated-gradients maps; sequences get
@@ -44,6 +45,9 @@ log = logging.getLogger("deepspark")
 def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
     """Evaluate and explain ``pipeline.evaluate.model`` on the pipeline's test features.
 
+    The run's ``deepspark.evaluated`` tag says whether that version is the champion, and the
+    plots say so when it is not; ``deepspark.gate`` carries the gate's reason for it.
+
     Raises:
         ConfigError: MLflow tracking is disabled (the model lives in its registry).
         InputError: No such registered version or alias; features missing or not the model's.
@@ -61,9 +65,12 @@ def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
     classes = manifest.n_out if kind == "image" else None
     _check_model(mlflow, uri, x_shape, classes, layout.path("features", "test"))
     model = serving.module(uri)
-    title = f"{name} v{version}"
+    standing, gate = _standing(mlflow, name, version)
+    # The plots say it too when the version is not the champion (a refused model, evaluated).
+    title = f"{name} v{version}" + ("" if standing == registry.CHAMPION else f" ({standing})")
     params = {**to_plain(ecfg), "model_uri": uri, "registered_model": name}
     with tracking.stage_run(cfg, STAGE, params) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tags({"deepspark.evaluated": f"{name} v{version} ({standing})", **gate})
         out = Path(tmp)
         if kind == "image":
             test = _read(test_info, ["x", "y"])
@@ -130,6 +137,17 @@ def _forecast(
         cfg=ecfg, out=out, title=title, target=target,
         key=key if key in extra else None, time=time if time in extra else None,
     )  # fmt: skip
+
+
+def _standing(mlflow: Any, name: str, version: int) -> tuple[str, dict[str, str]]:
+    """("champion" or e.g. "challenger, not the champion", the gate's reason as a run tag)."""
+    found = mlflow.MlflowClient().get_model_version(name, str(version))
+    aliases = sorted(found.aliases)
+    reason = found.tags.get("deepspark.gate")
+    gate = {"deepspark.gate": reason} if reason else {}
+    if registry.CHAMPION in aliases:
+        return registry.CHAMPION, gate
+    return ", ".join([*aliases, "not the champion"]), gate
 
 
 def _check_model(

@@ -1,6 +1,7 @@
 """The whole pipeline in one Spark session.
 
-The configured stages run in order, under one MLflow parent run with a nested run per stage.
+The configured stages run in order, under one MLflow parent run with a nested run per stage. A
+model the registry gate refused is an outcome, not a failure: see :func:`_run_stage`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ import importlib
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 from pyspark.sql import SparkSession
 
-from deepspark import tracking
+from deepspark import registry, tracking
 from deepspark.config import Config
+from deepspark.config.evaluate import EvaluateConfig
+from deepspark.config.score import ScoreConfig
 from deepspark.stages import StageResult
 
 log = logging.getLogger("deepspark")
@@ -56,7 +60,7 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
         for i, stage in enumerate(stages, 1):
             log.info("[%d/%d] %s %s (%s)", i, len(stages), name, stage, _clock(started))
             begun = time.perf_counter()
-            results[stage] = stage_runner(stage)(cfg, spark)
+            results[stage] = _run_stage(cfg, stage, spark)
             seconds[stage] = time.perf_counter() - begun
         totals = {
             f"{stage}.{k}": v
@@ -77,10 +81,34 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
     return results
 
 
+def _run_stage(cfg: Config, stage: str, spark: SparkSession) -> StageResult:
+    """One stage's run; evaluate and score first check that the alias they load names a version.
+
+    A model the gate refused is an outcome, not a failure: with no version under the alias (no
+    champion), evaluate takes the newest version (its run says it is not the champion) and score
+    is skipped, in one line that quotes the gate. ``deepspark run score`` alone still fails.
+    """
+    section = {"evaluate": cfg.pipeline.evaluate, "score": cfg.pipeline.score}
+    if stage not in section:
+        return stage_runner(stage)(cfg, spark)
+    chosen = section[stage] or (EvaluateConfig() if stage == "evaluate" else ScoreConfig())
+    gap = registry.missing_alias(cfg, chosen.model)
+    if gap is None:
+        return stage_runner(stage)(cfg, spark)
+    if stage == "score":
+        log.info("score skipped: %s", gap.why)
+        return StageResult(stage, skipped=f"not scored: no {gap.alias}")
+    log.info("evaluate: registered model %r has no %s; evaluating its newest version, v%d",
+             gap.name, gap.alias, gap.newest)  # fmt: skip
+    newest = replace(chosen, model=gap.newest)
+    return stage_runner(stage)(replace(cfg, pipeline=replace(cfg.pipeline, evaluate=newest)), spark)
+
+
 def summary_table(results: Mapping[str, StageResult], seconds: Mapping[str, float]) -> str:
     """Stage, rows in / out / quarantined and seconds, one row per stage, aligned.
 
-    A stage that moves no rows (train, evaluate) shows a dash, not a zero it never counted.
+    A stage that moves no rows (train, evaluate) shows a dash, not a zero it never counted; a
+    stage skipped for what it found (score with no champion) says why in place of its counts.
     """
     header = ("stage", "rows in", "rows out", "quarantined", "seconds")
     rows = [header]
@@ -89,14 +117,18 @@ def summary_table(results: Mapping[str, StageResult], seconds: Mapping[str, floa
         cells = [f"{int(c):,}" if c is not None else "-" for c in counts]
         rows.append((stage, *cells, f"{seconds.get(stage, 0.0):.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join(
+    lines = [
         "  "
         + "  ".join(
             c.ljust(w) if i == 0 else c.rjust(w)
             for i, (c, w) in enumerate(zip(r, widths, strict=True))
         )
         for r in rows
-    )
+    ]
+    for i, (stage, result) in enumerate(results.items(), 1):
+        if result.skipped:
+            lines[i] = f"  {stage.ljust(widths[0])}  {result.skipped}"
+    return "\n".join(lines)
 
 
 def _clock(started: float) -> str:
