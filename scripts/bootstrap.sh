@@ -161,8 +161,17 @@ print(hashlib.sha256(b"".join(pathlib.Path(p).read_bytes() for p in sys.argv[1:]
     # The lock is a constraints file: exactly its versions, and only the packages this platform
     # needs. torch==2.13.0 is whatever build pip finds: the index's (CUDA on Linux), or a local
     # CPU wheel where pip is configured with one (README: "CPU or CUDA torch").
-    if ! "$py" -m pip install --disable-pip-version-check -c "$lock" -e ".[$extras]" \
-        >"$log" 2>&1; then
+    # With uv on the PATH, uv installs the same constraints in a fraction of pip's time (parallel
+    # downloads; a second venv links torch from its cache): CI installs three stacks this way.
+    local install=("$py" -m pip install --disable-pip-version-check) link
+    if command -v uv >/dev/null 2>&1; then
+        install=(uv pip install --python "$py")
+        # uv reads only its own UV_FIND_LINKS: pip's local wheels (a CPU torch) carry over here.
+        if [[ -z "${UV_FIND_LINKS:-}" ]]; then
+            for link in ${PIP_FIND_LINKS:-}; do install+=(--find-links "$link"); done
+        fi
+    fi
+    if ! "${install[@]}" -c "$lock" -e ".[$extras]" >"$log" 2>&1; then
         tail -n 20 "$log" >&2
         deepspark_error "$lock did not install into $DEEPSPARK_VENV (full log: $log):" \
             "regenerate it with scripts/lock.sh $DEEPSPARK_STACK, or choose another stack" \

@@ -55,7 +55,8 @@ def flights_slice(spark, tmp_path_factory):
     """The whole flights pipeline on ten January days, run once for every module that reads it.
 
     tests/test_pipeline_flights.py checks what each stage wrote; tests/test_tune.py searches on
-    its features (on a copy). Built once: the ten days' ETL and training are most of its cost.
+    its features (on a copy); the cluster tier compares its standalone run with this one (on a
+    copy). Built once: the ten days' ETL and training are most of its cost.
     """
     from deepspark.layout import Layout
     from deepspark.stages import pipeline
@@ -65,4 +66,5 @@ def flights_slice(spark, tmp_path_factory):
     raw = write_slice(tmp / "raw")
     cfg = slice_config(raw, tmp)
     results = pipeline.run(cfg, spark)
-    return {"cfg": cfg, "raw": raw, "results": results, "layout": Layout(cfg.paths, "flights")}
+    layout = Layout(cfg.paths, "flights")
+    return {"cfg": cfg, "raw": raw, "results": results, "layout": layout, "work": tmp}

@@ -3,7 +3,9 @@
 That is what a GPU box gets: no Spark, no Java, no MLflow, no pandas or scikit-learn. The venv is
 built once per requirement set under ``work/minimal-venv/<hash>`` (about 30 s from the local
 wheels) and deepspark is reinstalled into it only when its sources change, so reruns cost
-seconds. Building uses this machine's normal pip configuration (index, find-links, constraints).
+seconds. Building uses this machine's normal pip configuration (index, find-links, constraints),
+or uv where it is on the PATH, as scripts/bootstrap.sh does: uv links torch from the cache that
+the stack's own install filled, where pip downloads its CUDA build again (minutes, in a fresh CI).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def minimal_python() -> Path:
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
             _run([sys.executable, "-m", "venv", str(venv)])
-            _run([str(python), "-m", "pip", "install", "-q", *REQUIREMENTS])
+            _run([*_pip_install(python), "-q", *REQUIREMENTS])
             (venv / ".complete").write_text("\n".join(REQUIREMENTS) + "\n")
         source = _source_hash()
         stamp = venv / ".deepspark-source"
@@ -50,10 +52,18 @@ def minimal_python() -> Path:
                 shutil.copytree(ROOT / "lib", Path(tmp) / "lib", ignore=_BUILD_LEFTOVERS)
                 for name in ("pyproject.toml", "README.md"):
                     shutil.copy(ROOT / name, tmp)
-                _run([str(python), "-m", "pip", "install", "-q", "--no-deps",
-                      "--force-reinstall", tmp])  # fmt: skip
+                _run([*_pip_install(python), "-q", "--no-deps", "--force-reinstall", tmp])
             stamp.write_text(source)
     return python
+
+
+def _pip_install(python: Path) -> list[str]:
+    uv = shutil.which("uv")
+    if uv is None:
+        return [str(python), "-m", "pip", "install"]
+    links = os.environ.get("UV_FIND_LINKS") or os.environ.get("PIP_FIND_LINKS", "")
+    return [uv, "pip", "install", "--python", str(python), *(f"--find-links={d}" for d in
+            links.split())]  # fmt: skip
 
 
 def clean_env(**extra: str) -> dict[str, str]:

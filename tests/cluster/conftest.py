@@ -7,13 +7,14 @@ that no process it started is left running.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.cluster import standalone
-from tests.cluster.jobs import slice_overrides, submit
-from tests.realdata import write_slice
+from tests.cluster.jobs import submit
+from tests.realdata import slice_overrides
 
 HERE = Path(__file__).parent
 
@@ -36,9 +37,9 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def slice_raw(tmp_path_factory) -> dict[str, Path]:
+def slice_raw(flights_slice) -> dict[str, Path]:
     """Ten real days of flights and weather, with known defects (tests/realdata.py)."""
-    return write_slice(tmp_path_factory.mktemp("raw"))
+    return flights_slice["raw"]
 
 
 def _pipeline(work: Path, raw: dict[str, Path], *cluster: str) -> Path:
@@ -52,9 +53,15 @@ def _pipeline(work: Path, raw: dict[str, Path], *cluster: str) -> Path:
 
 
 @pytest.fixture(scope="session")
-def local_run(slice_raw, tmp_path_factory) -> Path:
-    """The flights pipeline in local mode through ./spark-submit.sh: the reference run."""
-    return _pipeline(tmp_path_factory.mktemp("local"), slice_raw)
+def local_run(flights_slice, tmp_path_factory) -> Path:
+    """The flights pipeline in local mode: the reference run.
+
+    That is the default tier's run of the same slice and config (tests/conftest.py), in one
+    pytest session with this tier (as CI runs them). A copy: the faults below write next to it.
+    """
+    work = tmp_path_factory.mktemp("local")
+    shutil.copytree(flights_slice["work"], work, dirs_exist_ok=True)
+    return work
 
 
 @pytest.fixture(scope="session")

@@ -13,19 +13,10 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from tests import realdata
-
 ROOT = Path(__file__).resolve().parents[2]
 # The key tests/conftest.py gives in-process runs: spark-submit runs get the same, so pseudonyms
 # (and so checksums) agree between the two.
 KEY = os.environ.setdefault("DEEPSPARK_PSEUDONYM_KEY", "test-only-key-0123456789abcdef")
-
-
-def slice_overrides(raw: dict[str, Path], work: Path, *extra: str) -> list[str]:
-    """tests/realdata.py's slice overrides, with a few more epochs and a smaller k-means search."""
-    return realdata.slice_overrides(
-        raw, work, "pipeline.train.epochs=3", "pipeline.cluster.k_max=3", *extra
-    )
 
 
 def submit_env(**extra: str) -> dict[str, str]:

@@ -13,15 +13,9 @@ import urllib.request
 
 import pytest
 
-from tests.cluster.jobs import (
-    KEY,
-    bare_executor_profile,
-    fingerprint,
-    slice_overrides,
-    start,
-    submit,
-)
+from tests.cluster.jobs import KEY, bare_executor_profile, fingerprint, start, submit
 from tests.cluster.standalone import LOOPBACK, free_port
+from tests.realdata import slice_overrides
 
 
 @pytest.fixture(scope="module")

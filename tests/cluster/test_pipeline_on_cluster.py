@@ -60,7 +60,7 @@ def _train_run(work: Path, table: str) -> dict[str, str]:
 
 def test_model_metrics_match_local_mode_within_tolerance(runs):
     local, remote = (_train_run(runs[r], "latest_metrics") for r in ("local", "cluster"))
-    assert remote["epochs"] == local["epochs"] == 3
+    assert remote["epochs"] == local["epochs"] == 2
     for key in ("train_loss", "val_mae", "test.mae", "test.rmse"):
         assert remote[key] == pytest.approx(local[key], rel=0.05), key
     for run in ("local", "cluster"):
@@ -70,7 +70,7 @@ def test_model_metrics_match_local_mode_within_tolerance(runs):
 
 
 def test_both_registered_the_model_and_the_gate_decided_alike(runs):
-    # The slice's config scores v1 by number: three epochs on ten days need not be a champion.
+    # The slice's config scores v1 by number: two epochs on ten days need not be a champion.
     states = [
         json.loads(next((runs[run] / "checkpoints").rglob("state.json")).read_text())
         for run in ("local", "cluster")
