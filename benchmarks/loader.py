@@ -154,7 +154,7 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
     """Floor and FeatureLoader, all in this process (no Spark yet)."""
     import torch
 
-    from deepspark.data import FeatureLoader, Prefetcher, to_url
+    from deepspark.data import FeatureLoader, Prefetcher, backend, to_url
     from deepspark.data.arrow import retain_freed_memory
     from deepspark.train.loop import to_tensors
 
@@ -177,7 +177,7 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
 
     # Every path at every thread count, interleaved run by run so that drift on a shared machine
     # hits all alike: the floor, the floor plus one copy, the loader (backend: arrow), and the
-    # Petastorm backend at the target thread counts.
+    # Petastorm backend at the target thread counts where it is installed (not in every lock).
     paths: dict[str, object] = {}
     for t in args.threads:
         paths[f"floor_t{t}"] = lambda r, t=t: timed(
@@ -189,7 +189,7 @@ def bench_local(manifest: dict, split: Path, args: argparse.Namespace) -> dict:
         paths[f"loader_w{t}"] = lambda r, t=t, key=f"loader_w{t}": epoch(
             loader(t), r, out["first_batch"].setdefault(key, {})
         )
-        if t in TARGET_THREADS:
+        if t in TARGET_THREADS and backend.petastorm_installed():
             key = f"loader_petastorm_w{t}"
             paths[key] = lambda r, t=t, key=key: epoch(
                 loader(t, "petastorm"), r, out["first_batch"].setdefault(key, {})

@@ -7,7 +7,7 @@ import logging
 import os
 
 from deepspark.errors import ConfigError
-from deepspark.logconf import ENV, LEVELS, configure
+from deepspark.logconf import ENV, LEVELS, configure, quiet_progress_bars
 
 # Libraries whose INFO lines say what deepspark's own lines already say ("Started local training
 # with 2 processes", "Closing down clientserver connection", matplotlib's unit guesses): shown
@@ -51,6 +51,7 @@ def setup(level: str | None) -> str:
         raise ConfigError(f"{ENV}={level}: expected one of {', '.join(LEVELS)}")
     os.environ[ENV] = level
     configure(level)
+    quiet_progress_bars()  # before anything imports tqdm; the ranks inherit it
     if level != "DEBUG":
         for handler in logging.getLogger().handlers:
             handler.addFilter(_Quiet())

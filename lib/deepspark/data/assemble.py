@@ -8,7 +8,8 @@ permuted copy, no concatenation. Profiles before and after: BENCHMARKS.md, issue
 
 from __future__ import annotations
 
-import sys
+import math
+import weakref
 from collections.abc import Iterator
 
 import numpy as np
@@ -92,32 +93,68 @@ class _Slot:
 
 
 class _Buffers:
-    """Batch buffers, reused once nothing but this pool refers to them.
+    """Batch buffers, each reused once nothing refers to the batch last handed out from it.
 
     A batch is 0.3-0.8 MB: allocated anew each time, its memory comes back from the kernel as
-    fresh pages to fault in and zero. Whoever still uses a batch holds a reference to its arrays
-    (the batch dict, a view, a tensor from ``torch.from_numpy``), so a buffer whose reference
-    count shows only this pool cannot be seen by anyone and is safe to overwrite. A consumer that
-    keeps every batch simply gets fresh ones: at most ``keep`` buffers are tracked.
+    fresh pages to fault in and zero. So the pool keeps each buffer's memory, and hands it out
+    as a new ``uint8`` array over it, the *lease*, that every column of the batch is a view of;
+    of the lease it keeps only a weak reference. numpy points a view of a view at the first
+    array up the chain that owns its memory or whose base is not an array: here the lease (its
+    base is a ``memoryview``), so every view of a column, and every tensor ``torch.from_numpy``
+    makes of one, keeps the lease alive. Once the weak reference is dead nobody can reach the
+    memory any more, and only then is it overwritten. Weak references are a language guarantee;
+    reference counts are not (3.14 counts differently), so no count is read. A consumer that
+    keeps every batch simply gets fresh buffers: at most ``keep`` are tracked. Batches with a
+    column of Python objects (strings, read for evaluation only) are allocated anew each time.
     """
 
-    # getrefcount's own argument, the loop variable, and the pool's tuple: nobody else.
-    _UNUSED = 3
+    _ALIGN = 64  # each column starts on a cache line (and any dtype's alignment)
 
     def __init__(self, keep: int = 16) -> None:
-        self._pool: list[tuple[np.ndarray, ...]] = []
+        self._pool: list[_Buffer] = []
         self._keep = keep
         self._layout: tuple | None = None
+        self._columns: list[tuple[str, tuple[int, ...], np.dtype, int]] = []  # offset last
+        self._bytes = 0
 
     def take(self, like: list[tuple[str, np.ndarray]], size: int) -> Batch:
         """A batch dict of ``size`` rows shaped like the ``(name, array)`` columns ``like``."""
         layout = tuple((k, (size, *v.shape[1:]), v.dtype) for k, v in like)
+        if any(dtype.hasobject for _, _, dtype in layout):  # strings: references, not bytes
+            return {k: np.empty(shape, dtype) for k, shape, dtype in layout}
         if layout != self._layout:  # a new shape: the old buffers cannot serve it
             self._pool, self._layout = [], layout
-        for arrays in self._pool:
-            if all(sys.getrefcount(a) <= self._UNUSED for a in arrays):
-                return {k: a for (k, _, _), a in zip(layout, arrays, strict=True)}
-        arrays = tuple(np.empty(shape, dtype=dtype) for _, shape, dtype in layout)
-        if len(self._pool) < self._keep:
-            self._pool.append(arrays)
-        return {k: a for (k, _, _), a in zip(layout, arrays, strict=True)}
+            self._columns, self._bytes = [], 0
+            for name, shape, dtype in layout:
+                self._columns.append((name, shape, dtype, self._bytes))
+                n = math.prod(shape) * dtype.itemsize
+                self._bytes += -(-n // self._ALIGN) * self._ALIGN
+        buffer = next((b for b in self._pool if b.free()), None)
+        if buffer is None:
+            buffer = _Buffer(self._bytes)
+            if len(self._pool) < self._keep:
+                self._pool.append(buffer)
+        lease = buffer.lease()
+        return {k: np.ndarray(shape, dtype, lease, at) for k, shape, dtype, at in self._columns}
+
+
+class _Buffer:
+    """One batch's memory and a weak reference to the array it was last handed out as."""
+
+    __slots__ = ("_leased", "_memory")
+
+    def __init__(self, nbytes: int) -> None:
+        # Behind a memoryview: a lease over the array itself would have the array as its base,
+        # and numpy would point the columns' views past the lease, straight at the array.
+        self._memory = memoryview(np.empty(nbytes, np.uint8))
+        self._leased: weakref.ref[np.ndarray] | None = None
+
+    def free(self) -> bool:
+        """Whether no reference to the last lease (or any view or tensor of it) remains."""
+        return self._leased is None or self._leased() is None
+
+    def lease(self) -> np.ndarray:
+        """The memory as a new ``uint8`` array, the one object every batch view will keep."""
+        lease = np.frombuffer(self._memory, np.uint8)
+        self._leased = weakref.ref(lease)
+        return lease

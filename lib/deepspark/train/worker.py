@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from deepspark.logconf import ENV, configure
+from deepspark.logconf import ENV, configure, quiet_progress_bars
 from deepspark.train.job import TrainJob
 
 log = logging.getLogger("deepspark.train")
@@ -24,6 +24,7 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
 
     if not logging.getLogger().handlers:  # a process of its own: log like the driver does
         configure(os.environ.get(ENV, "INFO"))
+    quiet_progress_bars()  # a rank on an executor inherits nothing: its stderr is a log
     importable(job)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     device, gpu = _device(job.train.use_gpu, world, int(os.environ.get("LOCAL_RANK", 0)))

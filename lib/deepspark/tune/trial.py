@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from deepspark.config.tune import PrunerConfig
+from deepspark.logconf import quiet_progress_bars
 from deepspark.train.job import TrainJob
 
 log = logging.getLogger("deepspark.tune")
@@ -79,6 +80,7 @@ def run_trial(task: TrialTask) -> TrialOutcome:
     started = time.perf_counter()
     epochs, pruned = 0, False
     trainer = None
+    quiet_progress_bars()  # an executor's Python worker: its stderr is the executor's log
     try:
         import torch
 
