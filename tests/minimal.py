@@ -42,7 +42,7 @@ def minimal_python() -> Path:
         if not (venv / ".complete").exists():
             shutil.rmtree(venv, ignore_errors=True)
             _run([sys.executable, "-m", "venv", str(venv)])
-            _run([*_pip_install(python), "-q", *REQUIREMENTS])
+            _run([*pip_install(python), "-q", *REQUIREMENTS])
             (venv / ".complete").write_text("\n".join(REQUIREMENTS) + "\n")
         source = _source_hash()
         stamp = venv / ".deepspark-source"
@@ -52,12 +52,13 @@ def minimal_python() -> Path:
                 shutil.copytree(ROOT / "lib", Path(tmp) / "lib", ignore=_BUILD_LEFTOVERS)
                 for name in ("pyproject.toml", "README.md"):
                     shutil.copy(ROOT / name, tmp)
-                _run([*_pip_install(python), "-q", "--no-deps", "--force-reinstall", tmp])
+                _run([*pip_install(python), "-q", "--no-deps", "--force-reinstall", tmp])
             stamp.write_text(source)
     return python
 
 
-def _pip_install(python: Path) -> list[str]:
+def pip_install(python: Path) -> list[str]:
+    """The command that installs into ``python``'s venv: uv's where it is on the PATH, else pip."""
     uv = shutil.which("uv")
     if uv is None:
         return [str(python), "-m", "pip", "install"]

@@ -186,6 +186,9 @@ def test_mlflow_has_parent_and_nested_stage_runs(run):
         ]  # fmt: skip
         assert "validation.warnings" in stages[stage].data.metrics
     # The chosen k-means, a Spark ML model whose signature takes the configured features.
+    # get_model_info reads runs:/ URIs through the process-wide tracking URI, which other tests
+    # in the same session (the cluster tier's, say) point elsewhere.
+    mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     kmeans = mlflow.models.get_model_info(f"runs:/{stages['cluster'].info.run_id}/kmeans")
     spec = cfg.pipeline.cluster
     assert "spark" in kmeans.flavors and kmeans.metadata["k"] == stages["cluster"].data.metrics["k"]

@@ -21,6 +21,7 @@ from deepspark import serving
 from deepspark.etl import score as sc
 from deepspark.stages import score as score_stage
 from deepspark.stages import train as train_stage
+from tests.minimal import pip_install
 from tests.synthetic import tracked_config, write_features
 
 SPLITS = {"train": [300, 300], "validation": [100, 100], "test": [100, 100]}
@@ -157,7 +158,7 @@ def test_the_model_loads_and_answers_in_a_venv_built_from_its_requirements(digit
     python = venv / "bin" / "python"
     requirements = Path(model_dir) / "requirements.txt"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "-r", str(requirements)],
+        [*pip_install(python), "-q", "-r", str(requirements)],  # uv, where CI has it
         capture_output=True, text=True, timeout=1500,
     )  # fmt: skip
     assert install.returncode == 0, install.stderr[-3000:]
