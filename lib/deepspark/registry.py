@@ -210,10 +210,10 @@ class NoAlias:
 def missing_alias(cfg: Config, ref: str | int) -> NoAlias | None:
     """Why the alias ``ref`` names no version of the pipeline's model, which has versions.
 
-    None for a version number, an alias that names a version, or a model with no version at all
-    (the stage's own error then says to train first).
+    None for a version number, an alias that names a version, a model with no version at all
+    or tracking off (the stage's own error then says to train first, or to turn tracking on).
     """
-    if str(ref).isdigit():
+    if str(ref).isdigit() or not cfg.mlflow.enabled:  # the stage's own error says what is wrong
         return None
     mlflow = tracking.setup(cfg.mlflow)
     from mlflow.exceptions import MlflowException
