@@ -128,7 +128,7 @@ deepspark_no_python() {
 }
 
 deepspark_create_venv() {
-    local python log="work/logs/install.log"
+    local python log="work/logs/install-$DEEPSPARK_STACK.log"
     if ! python="$(deepspark_find_python "$@")"; then
         deepspark_no_python "$@"
         return 1
@@ -147,7 +147,7 @@ deepspark_create_venv() {
 # no stamp). The stack's name is stamped too: tests/test_stack.py checks the venv against its lock.
 deepspark_install() {
     local py="$DEEPSPARK_VENV/bin/python" stamp="$DEEPSPARK_VENV/.deepspark-install.sha256"
-    local lock="locks/$DEEPSPARK_STACK.txt" log="work/logs/install.log" want have="" extras
+    local lock="locks/$DEEPSPARK_STACK.txt" log="work/logs/install-$DEEPSPARK_STACK.log" want have="" extras
     want="$("$py" -c 'import hashlib, pathlib, sys
 print(hashlib.sha256(b"".join(pathlib.Path(p).read_bytes() for p in sys.argv[1:])).hexdigest())' \
         pyproject.toml "$lock")" || return 1
@@ -160,7 +160,7 @@ print(hashlib.sha256(b"".join(pathlib.Path(p).read_bytes() for p in sys.argv[1:]
     mkdir -p work/logs || return 1
     # The lock is a constraints file: exactly its versions, and only the packages this platform
     # needs. torch==2.13.0 is whatever build pip finds: the index's (CUDA on Linux), or a local
-    # CPU wheel where pip is configured with one (README: "CPU or CUDA torch").
+    # CPU wheel where pip is configured with one (docs/STACKS.md: "CPU or CUDA torch").
     # With uv on the PATH, uv installs the same constraints in a fraction of pip's time (parallel
     # downloads; a second venv links torch from its cache): CI installs three stacks this way.
     local install=("$py" -m pip install --disable-pip-version-check) link
@@ -194,7 +194,7 @@ deepspark_bootstrap() {
     DEEPSPARK_STACK="${DEEPSPARK_STACK:-current}"
     if [[ ! -f "locks/$DEEPSPARK_STACK.txt" ]]; then
         deepspark_error "unknown stack '$DEEPSPARK_STACK' (DEEPSPARK_STACK): choose one of" \
-            "$(deepspark_stacks) (README: Stacks)"
+            "$(deepspark_stacks) (docs/STACKS.md)"
         return 1
     fi
     local range low high minor

@@ -62,7 +62,7 @@ def test_unknown_stack_names_the_stacks(tmp_path):
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == (
         "error: unknown stack 'spark4' (DEEPSPARK_STACK): choose one of current petastorm spark35"
-        " (README: Stacks)\n"
+        " (docs/STACKS.md)\n"
     )
 
 
@@ -146,7 +146,8 @@ def test_a_lock_that_does_not_resolve_says_how_to_regenerate_it(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[-1] == (
-        f"error: locks/current.txt did not install into {venv} (full log: work/logs/install.log): "
+        f"error: locks/current.txt did not install into {venv} "
+        "(full log: work/logs/install-current.log): "
         "regenerate it with scripts/lock.sh current, or choose another stack "
         "(DEEPSPARK_STACK=current|petastorm|spark35)"
     )

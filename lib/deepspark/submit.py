@@ -197,7 +197,8 @@ def _zip_tree(src: Path, target: Path) -> Path:
         if same_files and all(p.stat().st_mtime <= built for p in sources):
             return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".zip.tmp")
+    # A name of its own: two submits that find the zip stale at once each write a whole copy.
+    partial = target.with_suffix(f".zip.{os.getpid()}.tmp")
     with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
         for path, name in zip(sources, names, strict=True):
             zf.write(path, name)
