@@ -88,7 +88,7 @@ def test_cnn_reaches_98_percent_and_beats_the_svc_baseline(run):
 
 
 def test_a_plain_dataloader_trains_a_small_model_on_the_digits_features(run):
-    # The README's bring-your-own-loop example: FeatureDataset under torch's own DataLoader.
+    # docs/TRAINING.md's bring-your-own-loop example: FeatureDataset under torch's own DataLoader.
     torch.manual_seed(0)
     train = FeatureDataset(run["layout"].path("features", "train"), batch_size=32, shuffle=True)
     model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))

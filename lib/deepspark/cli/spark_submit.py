@@ -191,7 +191,7 @@ def command(args: SubmitArgs, *, python: str | None = None, dist: str = "dist") 
     lists = {
         "--files": conf_files(configs, extra),
         # A package.module:factory model's source too: the driver, the ranks and Spark's workers
-        # import it (README: your own model).
+        # import it (docs/TRAINING.md: Your own model).
         "--py-files": [str(library_zip(dist)), *model_files(configs, dist)],
     }
     if "--archives" in options:  # the packed venv: first in the one --archives list

@@ -91,7 +91,7 @@ class TrainConfig:
 
     # The architecture; a built-in one takes its settings from the section of the same name.
     # Or your own, package.module:factory, called as factory(x_shape, n_out, task, **model_args)
-    # to return the nn.Module mapping (batch, *x_shape) to (batch, n_out) (README: your model).
+    # to return the nn.Module mapping (batch, *x_shape) to (batch, n_out) (docs/TRAINING.md).
     model: Literal["cnn", "rnn", "mlp"] | str = field(
         metadata={"pattern": FACTORY.pattern, "expected": "cnn, rnn, mlp or package.module:factory"}
     )

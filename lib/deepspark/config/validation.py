@@ -3,7 +3,7 @@
 Expectations are what a user asserts about a table (``fail`` unless they say ``warn``); anomalies
 compare a table with the last good run of the same stage and warn unless the config says
 ``fail``. The defaults of :class:`Thresholds` pass every normal month of the real flights and
-weather deliveries (``scripts/validation_months.py``; the README has the table).
+weather deliveries (``scripts/validation_months.py``; docs/DATA.md has the table).
 """
 
 from __future__ import annotations
