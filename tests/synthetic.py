@@ -26,9 +26,11 @@ def image_rows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray
     return x, y
 
 
-def sequence_rows(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Windows of 4 steps x 2 inputs; the target is a noisy linear function of the last step."""
-    x = rng.normal(size=(n, 8)).astype(np.float32)
+def sequence_rows(
+    n: int, rng: np.random.Generator, steps: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of ``steps`` x 2 inputs; the target is a noisy linear function of the last step."""
+    x = rng.normal(size=(n, 2 * steps)).astype(np.float32)
     y = (10 + 5 * x[:, -2] - 3 * x[:, -1] + rng.normal(scale=0.1, size=n)).astype(np.float32)
     return x, y
 
@@ -41,11 +43,12 @@ def write_features(
     *,
     seed: int = 0,
     table_hook=None,
+    steps: int = 4,
 ) -> Path:
     """``{data}/features/{pipeline}/{split}/part-i.parquet`` (one row group each) + manifest.
 
     ``files`` gives the row count of each file per split; ``table_hook(split, table)`` may
-    return a changed table (to break a column on purpose).
+    return a changed table (to break a column on purpose); ``steps`` is a sequence's window.
     """
     rng = np.random.default_rng(seed)
     root = data / "features" / pipeline
@@ -53,7 +56,7 @@ def write_features(
     for split, sizes in files.items():
         (root / split).mkdir(parents=True, exist_ok=True)
         for i, n in enumerate(sizes):
-            x, y = (image_rows if kind == "image" else sequence_rows)(n, rng)
+            x, y = image_rows(n, rng) if kind == "image" else sequence_rows(n, rng, steps)
             columns = {
                 "x": pa.array(list(x), type=pa.list_(pa.float32())),
                 "y": pa.array(y),
@@ -72,7 +75,7 @@ def write_features(
     else:
         manifest.update(
             # The target is a function of the last step, not one of the inputs (no residual).
-            x_shape=[4, 2],
+            x_shape=[steps, 2],
             target="t",
             inputs=["a", "b"],
             scaling={"t": {"mean": 10.0, "std": 5.0}},

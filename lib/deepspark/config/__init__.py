@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from deepspark.config.fields import to_plain
 from deepspark.config.loader import apply_override, build, deep_merge, read_yaml
 from deepspark.config.pipeline import (
     LAYERS,
@@ -86,21 +87,6 @@ def _read(path: Path, files: list[str]) -> dict[str, Any]:
 def spark_value(value: object) -> str:
     """A config scalar as Spark wants it: booleans as ``true``/``false``, not ``True``/``False``."""
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def to_plain(obj: Any) -> Any:
-    """The config as plain dicts/lists (for YAML dumps, MLflow params and hashing)."""
-    if dataclasses.is_dataclass(obj):
-        return {
-            f.name: to_plain(getattr(obj, f.name))
-            for f in dataclasses.fields(obj)
-            if f.metadata.get("yaml", True)
-        }
-    if isinstance(obj, Mapping):
-        return {k: to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, tuple | list):
-        return [to_plain(v) for v in obj]
-    return obj
 
 
 def config_hash(cfg: Config) -> str:

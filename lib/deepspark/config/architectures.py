@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
+
+from deepspark.config.learning import Learning, learning
 
 
 @dataclass(frozen=True)
@@ -14,6 +16,9 @@ class CNNConfig:
     followed by 2x2 max pooling while the feature map is at least 4 pixels on a side, so small
     inputs (8x8 digits) and large ones (28x28 and up) get the same architecture.
     """
+
+    # Every setting shapes the network (config/learning.py), when it is the model trained.
+    LEARNING: ClassVar[Learning] = learning(changes="channels kernel hidden dropout batch_norm")
 
     channels: tuple[int, ...] = (32, 64, 64)  # output channels of each conv block
     kernel: int = 3  # conv kernel size, odd
@@ -36,6 +41,8 @@ class RNNConfig:
     ``cell`` picks LSTM, GRU or a plain (tanh) RNN; the forecast reads the last layer's last step.
     """
 
+    LEARNING: ClassVar[Learning] = learning(changes="cell hidden dropout")
+
     cell: Literal["lstm", "gru", "rnn"] = "lstm"  # LSTM, GRU or a plain tanh RNN
     hidden: tuple[int, ...] = (64, 32)  # units of each stacked layer, first to last
     dropout: float = 0.1  # dropout between layers and before the head (forecasts overfit easily)
@@ -49,6 +56,8 @@ class RNNConfig:
 @dataclass(frozen=True)
 class MLPConfig:
     """Dense layers over the flattened input; with no hidden layers, the linear ``y = Wx + b``."""
+
+    LEARNING: ClassVar[Learning] = learning(changes="hidden dropout")
 
     hidden: tuple[int, ...] = ()  # sizes of the hidden dense layers; []: a linear model
     dropout: float = 0.0  # dropout after each hidden layer

@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from deepspark.config.fields import yaml_fields
 from deepspark.config.frozen import FrozenMap
 from deepspark.errors import ConfigError
 
@@ -124,7 +125,7 @@ def _override_keys(cls: type, name: str, where: str) -> Iterator[tuple[str, bool
         tp = _strip_optional(tp)
         if dataclasses.is_dataclass(tp):
             part = parts.pop(0)
-            fields = {f.name: f for f in _yaml_fields(tp)}
+            fields = {f.name: f for f in yaml_fields(tp)}
             if part not in fields:
                 raise ConfigError(
                     f"{where}: unknown key {'.'.join([*walked, part])!r} "
@@ -145,10 +146,6 @@ def _override_keys(cls: type, name: str, where: str) -> Iterator[tuple[str, bool
             return
         else:
             raise ConfigError(f"{where}: {'.'.join(walked)!r} is not a section")
-
-
-def _yaml_fields(cls: type) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)]
 
 
 def _build(tp: Any, value: Any, *, file: str, key: str, partial: bool) -> Any:
@@ -227,7 +224,7 @@ def _build_dataclass(cls: type, value: Any, *, file: str, key: str, partial: boo
     at = f"{file}: {key or '<top>'}"
     if not isinstance(value, Mapping):
         raise ConfigError(f"{at}: expected a mapping, found {_kind(value)} {value!r}")
-    fields = {f.name: f for f in _yaml_fields(cls)}
+    fields = {f.name: f for f in yaml_fields(cls)}
     unknown = [k for k in value if k not in fields]
     if unknown:
         bad = f"{key}.{unknown[0]}" if key else str(unknown[0])

@@ -1,42 +1,38 @@
 """The config reference, generated from the dataclasses: the JSON Schema and docs/CONFIG.md.
 
-Everything here walks the type hints of :class:`~deepspark.config.Config` the way the loader reads
-them, and takes each key's meaning from its comment in the dataclass source (trailing, or the
-comment lines just above it; a section without one says what its class docstring says), so the
+Both read the one walk of the config dataclasses (:mod:`deepspark.config.fields`): each key's
+type, default, meaning (its comment in the dataclass source) and what it does to training, so the
 source stays the one truth and ``docs/CONFIG.md`` can be regenerated and tested for staleness.
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
-import inspect
-import io
 import re
-import tokenize
 import types
 import typing
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any, Literal, NamedTuple, Union, get_args, get_origin, get_type_hints
+from collections.abc import Mapping
+from typing import Any, Literal, NamedTuple, Union, get_args, get_origin
 
-from deepspark.config import to_plain
+from deepspark.config.fields import FieldInfo, sections, strip_optional, summary
 from deepspark.config.pipeline import Config
 from deepspark.config.show import one_line_yaml
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 _SCALARS = {str: "string", int: "integer", float: "number", bool: "boolean"}
-_PRAGMA = re.compile(r"#\s*(fmt:|noqa\b|type: *ignore|pragma:)")
 
 
 class ConfigKey(NamedTuple):
-    """One documented key: its dotted path, type, default (markdown) and meaning."""
+    """One documented key: its path, type, default (markdown), meaning, and learned column.
+
+    ``learned`` says what the key does to training (blank outside ``pipeline.train``).
+    """
 
     key: str
     type: str
     default: str
     meaning: str
+    learned: str
 
 
 def json_schema(*, resolved: bool = False) -> dict[str, Any]:
@@ -56,16 +52,21 @@ def json_schema(*, resolved: bool = False) -> dict[str, Any]:
 
 def reference_keys() -> list[ConfigKey]:
     """Every key below :class:`Config` as CONFIG.md lists them: a section, then those inside it."""
-    return [key for _prefix, _cls, keys in _sections(Config, "") for key in keys]
+    return [_key(info) for _prefix, _cls, infos in sections(Config) for info in infos]
 
 
 def markdown() -> str:
     """The text of ``docs/CONFIG.md``: how files merge, then one table per config section."""
     out = [_INTRO]
-    for prefix, cls, keys in _sections(Config, ""):
-        out += [f"## `{prefix or '<top level>'}`", "", _cell(_summary(cls)), ""]
-        out += ["| Key | Type | Default | Meaning |", "|---|---|---|---|"]
-        out += [f"| `{k.key}` | {' | '.join(map(_cell, k[1:]))} |" for k in keys]
+    for prefix, cls, infos in sections(Config):
+        keys = [_key(info) for info in infos]
+        learned = any(k.learned for k in keys)  # a fifth column in pipeline.train's tables
+        out += [f"## `{prefix or '<top level>'}`", "", _cell(summary(cls)), ""]
+        head = ["Key", "Type", "Default", "Meaning", *(["Learned"] * learned)]
+        out += [f"| {' | '.join(head)} |", "|---" * len(head) + "|"]
+        for k in keys:
+            cells = [f"`{k.key}`", *map(_cell, k[1:4]), *([k.learned] * learned)]
+            out.append(f"| {' | '.join(cells)} |")
         out.append("")
     return "\n".join(out)
 
@@ -92,6 +93,12 @@ left out takes its default. `deepspark config show -c conf/flights.yaml [key=val
 resolved config with the source of every value; `deepspark config schema` prints a JSON Schema of
 a config file, for editors and CI.
 
+In `pipeline.train`'s tables, *Learned* says whether a key changes what training learns (the
+sequence of parameter updates): *yes* keys are in the checkpoint folder's hash, so a new value
+trains afresh; after a change to *no* keys, a stopped run resumes from its checkpoint; an
+architecture's keys count *if trained*, when it is the model. The features reach training through
+their manifest, whose digest is in the hash too.
+
 `<name>` stands for a name you choose (a source, a table, a column), `[]` for any item of a list.
 A `float` also accepts an integer; a *section* is a mapping documented in its own table.
 
@@ -100,69 +107,25 @@ stale.
 """
 
 
-# --- walking the dataclasses ---------------------------------------------------------------------
+# --- one key of the walk, as a table row --------------------------------------------------------
+
+# What each group of config/learning.py means in the table's Learned column.
+_LEARNED = {
+    "changes": "yes",
+    "keeps": "no",
+    "section": "",  # the section's own table says, key by key
+    "architecture": "if trained",
+}
 
 
-def _sections(cls: type, prefix: str) -> Iterator[tuple[str, type, list[ConfigKey]]]:
-    """``(prefix, class, keys)`` for ``cls`` and then, depth first, every section below it."""
-    hints = get_type_hints(cls)
-    fields = _fields(cls)
-    yield prefix, cls, [_key(cls, f, hints[f.name], _join(prefix, f.name)) for f in fields]
-    for f in fields:
-        inner, suffix = _section_of(hints[f.name])
-        if inner is not None:
-            yield from _sections(inner, _join(prefix, f.name) + suffix)
-
-
-def _section_of(tp: Any) -> tuple[type | None, str]:
-    """The dataclass a field holds, directly or as map values or list items, and its key suffix."""
-    tp, suffix = _strip(tp), ""
-    if get_origin(tp) in (dict, Mapping, typing.Mapping):
-        tp, suffix = _strip(get_args(tp)[1]), ".<name>"
-    elif get_origin(tp) is tuple:
-        tp, suffix = _strip(get_args(tp)[0]), "[]"
-    return (tp, suffix) if dataclasses.is_dataclass(tp) else (None, "")
-
-
-def _meaning(cls: type, f: dataclasses.Field) -> str:
-    """A field's meaning; a section's field without one says what its class docstring says."""
-    inner = _section_of(get_type_hints(cls)[f.name])[0]
-    return _meanings(cls).get(f.name) or (_summary(inner) if inner else "")
-
-
-def _key(cls: type, f: dataclasses.Field, tp: Any, key: str) -> ConfigKey:
-    has_default, value = _default(f)
-    if dataclasses.is_dataclass(_strip(tp)) and f.default_factory is not dataclasses.MISSING:
+def _key(info: FieldInfo) -> ConfigKey:
+    direct = dataclasses.is_dataclass(strip_optional(info.type))  # not a map or list of them
+    if direct and info.field.default_factory is not dataclasses.MISSING:
         default = "*defaults*"  # the table below has them
     else:
-        default = f"`{one_line_yaml(value)}`" if has_default else "*required*"
-    return ConfigKey(key, _type_text(tp), default, _meaning(cls, f))
-
-
-def _fields(cls: type) -> list[dataclasses.Field]:
-    return [f for f in dataclasses.fields(cls) if f.metadata.get("yaml", True)]
-
-
-def _default(f: dataclasses.Field) -> tuple[bool, Any]:
-    """Whether ``f`` has a default, and the default as plain YAML/JSON data."""
-    if f.default is not dataclasses.MISSING:
-        return True, to_plain(f.default)
-    if f.default_factory is not dataclasses.MISSING:
-        return True, to_plain(f.default_factory())
-    return False, None
-
-
-def _strip(tp: Any) -> Any:
-    """``X | None`` -> ``X``; anything else as it is."""
-    if get_origin(tp) in (Union, types.UnionType):
-        rest = [o for o in get_args(tp) if o is not type(None)]
-        if len(rest) == 1:
-            return rest[0]
-    return tp
-
-
-def _join(prefix: str, name: str) -> str:
-    return f"{prefix}.{name}" if prefix else name
+        default = f"`{one_line_yaml(info.default)}`" if info.has_default else "*required*"
+    learned = _LEARNED[info.learned] if info.learned else ""
+    return ConfigKey(info.path, _type_text(info.type), default, info.meaning, learned)
 
 
 def _type_text(tp: Any) -> str:
@@ -188,59 +151,6 @@ def _type_text(tp: Any) -> str:
     return {str: "string", int: "int", float: "float", bool: "bool"}.get(tp, "any")
 
 
-# --- meanings from the source ---------------------------------------------------------------------
-
-
-@functools.cache
-def _meanings(cls: type) -> dict[str, str]:
-    """Field name -> meaning, from the source of ``cls``.
-
-    A field's trailing comment wins, else the comment lines just above it (joined).
-    """
-    source, comments = _module(inspect.getsourcefile(cls) or "")
-    lines = source.splitlines()
-    tree = ast.parse(source)
-    node = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == cls.__name__)
-    out = {}
-    for stmt in node.body:
-        if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
-            continue
-        text = comments.get(stmt.end_lineno or stmt.lineno, "")
-        if not text:
-            above, row = [], stmt.lineno - 2  # 0-based index of the line above
-            while row >= 0 and lines[row].lstrip().startswith("#"):
-                above.insert(0, comments.get(row + 1, ""))
-                row -= 1
-            text = " ".join(t for t in above if t)
-        if text:
-            out[stmt.target.id] = text
-    return {name: _sentence(text) for name, text in out.items()}
-
-
-def _sentence(text: str) -> str:
-    """A comment as a table cell's sentence: a plain first word capitalized, a final period."""
-    if re.match(r"[a-z][a-z-]* ", text):
-        text = text[0].upper() + text[1:]
-    return text if text.endswith(".") else f"{text}."
-
-
-@functools.cache
-def _module(filename: str) -> tuple[str, dict[int, str]]:
-    """A module's source, and line number -> comment text (pragmas such as fmt: skip left out)."""
-    source = Path(filename).read_text(encoding="utf-8")
-    comments = {}
-    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
-        if tok.type == tokenize.COMMENT and not _PRAGMA.match(tok.string):
-            comments[tok.start[0]] = tok.string.lstrip("#").strip()
-    return source, comments
-
-
-def _summary(cls: type) -> str:
-    """The first paragraph of a class docstring, Sphinx roles (``:mod:``) dropped."""
-    text = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
-    return re.sub(r":\w+:`~?", "`", text).replace("``", "`")
-
-
 def _cell(text: str) -> str:
     """Text for a markdown table cell: pipes escaped, ``<name>`` outside code kept as text."""
     parts = text.replace("``", "`").replace("|", "\\|").split("`")
@@ -259,20 +169,20 @@ def _object(cls: type, defs: dict[str, Any], resolved: bool) -> dict[str, Any]:
     The place that refers to it says ``object`` or ``[object, null]``: with an ``anyOf`` instead,
     a wrong key in an optional section would be reported as "not valid under any of the schemas".
     """
-    hints = get_type_hints(cls)
     props: dict[str, Any] = {}
     required = []
-    for f in _fields(cls):
-        schema = _schema(hints[f.name], defs, resolved)
+    _prefix, _cls, infos = next(sections(cls))  # this section's own keys
+    for info in infos:
+        f = info.field
+        schema = _schema(info.type, defs, resolved)
         if "pattern" in f.metadata:  # strings must match it too (the loader checks the same)
             schema = _with_pattern(schema, f"^(?:{f.metadata['pattern']})$")
-        props[f.name] = {**schema, "description": _meaning(cls, f)}
-        has_default, default = _default(f)
-        if has_default:
-            props[f.name]["default"] = default
+        props[f.name] = {**schema, "description": info.meaning}
+        if info.has_default:
+            props[f.name]["default"] = info.default
         else:
             required.append(f.name)
-    obj = {"description": _summary(cls), "additionalProperties": False, "properties": props}
+    obj = {"description": summary(cls), "additionalProperties": False, "properties": props}
     return {**obj, "required": required} if resolved and required else obj
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import ClassVar, Literal
 
 from deepspark.config.architectures import CNNConfig, MLPConfig, RNNConfig
 from deepspark.config.frozen import FrozenMap
+from deepspark.config.learning import Learning, learning
 
 Task = Literal["classification", "regression"]
 # The baselines training computes for each task, which register.baselines may name.
@@ -38,6 +39,9 @@ class LoaderConfig:
     :func:`deepspark.data.choose_backend`; the training run records the backend it resolved to.
     """
 
+    # What changes the sequence of updates (config/learning.py): the checkpoint's hash has these.
+    LEARNING: ClassVar[Learning] = learning(changes="backend mix", keeps="workers prefetch")
+
     # The reader: arrow (pyarrow) or petastorm; auto: chosen before launch.
     backend: Literal["auto", "arrow", "petastorm"] = "auto"
     workers: int = 2  # threads decoding row groups ahead
@@ -52,6 +56,8 @@ class LoaderConfig:
 @dataclass(frozen=True)
 class AugmentConfig:
     """Random per-image affine jitter for training batches (images only; 0 turns it off)."""
+
+    LEARNING: ClassVar[Learning] = learning(changes="shift rotate")
 
     shift: float = 0.0  # max translation in pixels, each axis
     rotate: float = 0.0  # max rotation in degrees, either way
@@ -88,6 +94,17 @@ class RegistryConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """One training job. ``batch_size`` is per process; the global batch is it x ``processes``."""
+
+    # What changes the sequence of updates (config/learning.py): the checkpoint's hash has these.
+    # epochs shapes the schedule; batch_size and processes make the global batch. The stopping
+    # rule, where ranks run, logging and the registry do not: changing them resumes the run.
+    LEARNING: ClassVar[Learning] = learning(
+        changes="model model_args epochs batch_size lr weight_decay schedule warmup_epochs "
+        "grad_clip loss label_smoothing seed processes precision residual ema",
+        keeps="monitor patience min_delta use_gpu local_mode resume log_every_s register",
+        sections="augment loader",
+        architectures="cnn rnn mlp",
+    )
 
     # The architecture; a built-in one takes its settings from the section of the same name.
     # Or your own, package.module:factory, called as factory(x_shape, n_out, task, **model_args)

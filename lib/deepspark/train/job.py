@@ -18,7 +18,8 @@ from typing import Literal
 
 from deepspark import manifest as features
 from deepspark.baselines import LinearFit, fit_linear
-from deepspark.config import Config, to_plain
+from deepspark.config import Config
+from deepspark.config.fields import learned_plain
 from deepspark.config.frozen import FrozenMap
 from deepspark.config.train import TrainConfig
 from deepspark.data import SplitInfo, inspect_split, read_split
@@ -185,19 +186,18 @@ def _persistence(manifest: FeatureManifest, where: str) -> int:
 
 
 def checkpoint_dir(cfg: Config, manifest: FeatureManifest, *, backend: str | None = None) -> str:
-    """``{checkpoints}/{pipeline}/{model}-{hash}``: same settings and features, same folder.
+    """``{checkpoints}/{pipeline}/{model}-{hash}``: same learning and features, same folder.
 
-    Settings that do not change what is learned (resume, logging) stay out of the hash, so
-    turning them does not orphan a half-finished run. ``backend``, the resolved
-    ``loader.backend``, replaces ``auto`` in the hash: the two readers shuffle differently, so
-    the folder follows the reader actually used (``auto`` resolved to ``arrow`` hashes as
-    ``arrow`` always did).
+    The hash covers exactly the settings that change what is learned, as each train section
+    declares them (:mod:`deepspark.config.learning`): changing where a run executes, what it
+    logs, its stopping rule or the registry resumes it instead of orphaning it. ``backend``, the
+    resolved ``loader.backend``, replaces ``auto`` in the hash: the two readers shuffle
+    differently, so the folder follows the reader actually used.
     """
     tcfg = cfg.pipeline.train
     if backend is not None:
         tcfg = replace(tcfg, loader=replace(tcfg.loader, backend=backend))  # type: ignore
-    unlearned = {"resume", "log_every_s"}
-    train = {k: v for k, v in to_plain(tcfg).items() if k not in unlearned}
+    train = learned_plain(tcfg)
     # The manifest minus the hash of the config that built it: the data's identity (rows, schema,
     # scaling), not the settings of unrelated stages.
     features = {k: v for k, v in manifest.to_json().items() if k != "config_hash"}
