@@ -10,61 +10,29 @@ stage's ``run(cfg, spark)`` for each config, and on a user-facing error prints a
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from deepspark.cli import logs
-from deepspark.config import Config, load_config
+from deepspark.config import load_config
 from deepspark.config.files import find
 from deepspark.config.loader import non_overrides
+from deepspark.config.stages import ALIASES, BOTH, BY_NAME, FLIGHTS, RunFn, Stage
 from deepspark.errors import ConfigError, DeepsparkError
 
-RunFn = Callable[[Config, Any], Any]
 log = logging.getLogger("deepspark")
 
-FLIGHTS = ("conf/flights.yaml",)
-BOTH = ("conf/flights.yaml", "conf/digits.yaml")
-
-
-@dataclass(frozen=True)
-class Job:
-    """A stage (or the pipeline) as a command: what it runs, and on which configs by default."""
-
-    name: str
-    summary: str
-    defaults: tuple[str, ...] = FLIGHTS
-    spark: bool = True  # False: runs without Java (run gets None for the session)
-
-    def load(self) -> RunFn:
-        """The stage's ``run(cfg, spark)`` (its module imported now: pyspark is slow to import)."""
-        return importlib.import_module(f"deepspark.stages.{self.name}").run
-
-
-JOBS = {
-    job.name: job
-    for job in (
-        Job("pipeline", "every configured stage in order, one MLflow parent run", BOTH),
-        Job("ingest", "land the sources as raw files and bronze Parquet (declared schema)"),
-        Job("clean", "bronze -> silver: rules, UTC timestamps, dedup, pseudonyms, quarantine"),
-        Job("aggregate", "silver -> gold aggregates"),
-        Job("features", "gold/silver -> train/validation/test feature Parquet + manifest"),
-        Job("profile", "statistics and plots of any layer's tables"),
-        Job("cluster", "k-means over a table's numeric columns, k chosen by silhouette"),
-        Job("train", "distributed PyTorch training, tracked and registered through the gate", BOTH),
-        Job("tune", "an Optuna search over pipeline.train keys, one trial per Spark task"),
-        Job("evaluate", "the registered model against baselines, with plots", BOTH, spark=False),
-        Job("score", "batch scoring of the features with the registered model on Spark", BOTH),
-    )
-}
-# jobs/explore.py runs the profile stage: a top-level file named profile.py would shadow the
-# standard library's profile module, which pyspark imports at start-up.
-ALIASES = {"explore": "profile"}
+# A job is a stage of the stage table, or the whole pipeline: both run as `run(cfg, spark)`.
+Job = Stage
+PIPELINE = Stage(
+    "pipeline", "deepspark.stages.pipeline",
+    "every configured stage in order, one MLflow parent run",
+    reads=("sources",), writes=("every layer", "mlflow"), in_pipeline=False, defaults=BOTH,
+)  # fmt: skip
+JOBS: Mapping[str, Job] = {PIPELINE.name: PIPELINE, **BY_NAME}
 
 
 def lookup(name: str) -> Job:

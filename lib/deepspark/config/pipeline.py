@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from deepspark.config.evaluate import EvaluateConfig
 from deepspark.config.frozen import FrozenMap
 from deepspark.config.score import ScoreConfig
+from deepspark.config.stages import PIPELINE_ORDER
 from deepspark.config.train import BASELINES, TrainConfig
 from deepspark.config.tune import TuneConfig
 from deepspark.config.validation import ValidationConfig
@@ -27,9 +28,7 @@ def _empty() -> Mapping:
     return FrozenMap()
 
 
-STAGES = (
-    "ingest", "clean", "aggregate", "features", "profile", "cluster", "train", "evaluate", "score",
-)  # fmt: skip
+STAGES = PIPELINE_ORDER  # what pipeline.stages may list (config/stages.py declares each)
 LAYERS = (
     "raw", "bronze", "silver", "gold", "features", "quarantine", "profiles", "predictions",
     "validation", "tuning",

@@ -6,7 +6,6 @@ model the registry gate refused is an outcome, not a failure: see :func:`_run_st
 
 from __future__ import annotations
 
-import importlib
 import logging
 import time
 from collections.abc import Mapping
@@ -18,31 +17,20 @@ from deepspark import registry, tracking
 from deepspark.config import Config
 from deepspark.config.evaluate import EvaluateConfig
 from deepspark.config.score import ScoreConfig
+from deepspark.config.stages import BY_NAME, RunFn
 from deepspark.stages import StageResult
 
 log = logging.getLogger("deepspark")
 
 
-def stage_runner(stage: str):  # noqa: ANN201 - returns a stage's run(cfg, spark)
-    """The ``run`` function of a stage module (imported on demand)."""
-    return importlib.import_module(f"deepspark.stages.{stage}").run
+def stage_runner(stage: str) -> RunFn:
+    """The ``run`` function of a stage (its module imported now, through the stage table)."""
+    return BY_NAME[stage].load()
 
 
 def applicable(cfg: Config) -> list[str]:
-    """The configured stages that have something to do for this pipeline."""
-    p = cfg.pipeline
-    skip = {
-        "clean": not p.clean,
-        "aggregate": not p.aggregates,
-        "features": p.features is None,
-        "profile": not (p.profile.tables or p.profile.lines),
-        "cluster": p.cluster is None,
-        "train": p.train is None,
-        # Scoring loads the champion from the registry: only after a registered training run.
-        "score": p.train is None or not p.train.register.enabled or not cfg.mlflow.enabled,
-    }
-    skip["evaluate"] = skip["score"]  # evaluation loads the registered model the same way
-    return [s for s in p.stages if not skip.get(s, False)]
+    """The configured stages that have something to do for this pipeline (the table says)."""
+    return [s for s in cfg.pipeline.stages if BY_NAME[s].applies(cfg)]
 
 
 def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
