@@ -38,10 +38,11 @@ def test_the_pipeline_runs_the_table_s_stages_in_its_order():
     assert "tune" in BY_NAME and "tune" not in STAGES  # a study runs on its own
 
 
-def test_every_job_file_is_a_job_of_the_table_and_every_job_has_one():
+def test_every_job_file_runs_a_job_of_the_table():
+    # A stage needs no file of its own: `./spark-submit.sh STAGE` and `deepspark run STAGE` take
+    # any name in the table. The files are for clusters that submit a path.
     stems = {p.stem for p in (ROOT / "jobs").glob("*.py")}
-    expected = {name for name, job in jobs.JOBS.items() if not job.aliases}
-    assert stems == expected | set(ALIASES)
+    assert stems <= set(jobs.JOBS) | set(ALIASES)
     for stem in stems:
         assert jobs.lookup(stem).name == ALIASES.get(stem, stem)
 
