@@ -16,7 +16,7 @@ from typing import Literal
 
 from deepspark.config.files import PROFILE_DIR, conf_root
 from deepspark.config.loader import build, deep_merge, non_overrides, read_yaml
-from deepspark.config.pipeline import Scalar, _empty
+from deepspark.config.values import Scalar, empty_map
 from deepspark.errors import ConfigError
 
 
@@ -47,7 +47,7 @@ class ClusterProfile:
     deploy_mode: Literal["client", "cluster"] = "client"
     python_env: Literal["submitter", "packed", "image"] = "submitter"
     files: tuple[str, ...] = ()
-    settings: Mapping[str, Scalar] = field(default_factory=_empty)
+    settings: Mapping[str, Scalar] = field(default_factory=empty_map)
     overrides: tuple[str, ...] = ()
     description: str = ""
     extends: str = ""

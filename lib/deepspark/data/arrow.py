@@ -106,16 +106,6 @@ def chunks(
     if len(groups) < world:
         raise InputError(f"{url}: {len(groups)} row group(s) for {world} shards")
     mine = groups[rank::world]
-
-    def read(group: Group, row_seed: list[int] | None) -> Chunk:
-        path, index, _ = group
-        with filesystem.open_input_file(path) as fh:
-            table = pq.ParquetFile(fh).read_row_group(index, columns=list(columns))
-        out = {c: _to_numpy(table.column(c), c, path) for c in columns}
-        if row_seed is None:
-            return Chunk(out)
-        return Chunk(out, np.random.default_rng(row_seed).permutation(table.num_rows))
-
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepspark-read")
     pending: deque[Future] = deque()
     wanted = float("inf") if rows is None else rows
@@ -127,7 +117,7 @@ def chunks(
                 if wanted <= 0:
                     break
                 row_seed = [seed, cycle_no, position] if shuffle else None
-                pending.append(pool.submit(read, mine[i], row_seed))
+                pending.append(pool.submit(_read_group, filesystem, mine[i], columns, row_seed))
                 wanted -= mine[i][2]
                 if len(pending) > workers + ahead:
                     yield pending.popleft().result()
@@ -137,6 +127,19 @@ def chunks(
                 return
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_group(
+    filesystem: pafs.FileSystem, group: Group, columns: Sequence[str], row_seed: list[int] | None
+) -> Chunk:
+    """One row group as numpy arrays; with ``row_seed``, the row permutation drawn from it."""
+    path, index, _ = group
+    with filesystem.open_input_file(path) as fh:
+        table = pq.ParquetFile(fh).read_row_group(index, columns=list(columns))
+    out = {c: _to_numpy(table.column(c), c, path) for c in columns}
+    if row_seed is None:
+        return Chunk(out)
+    return Chunk(out, np.random.default_rng(row_seed).permutation(table.num_rows))
 
 
 def _to_numpy(column: pa.ChunkedArray, name: str, path: str) -> np.ndarray:

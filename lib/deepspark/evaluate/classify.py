@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from deepspark.config.evaluate import EvaluateConfig
@@ -58,24 +59,53 @@ def evaluate_classifier(
     labels = [str(c) for c in classes]
     matrix = confusion_matrix(y, pred, len(classes))
     table = per_class(matrix, labels)
+    metrics = _class_metrics(table, wrong=int((pred != y).sum()))
+
+    out.mkdir(parents=True, exist_ok=True)
+    _write_tables(table, metrics, out)
+    figures.confusion_matrix_plot(
+        matrix, labels, out / "confusion_matrix.png",
+        f"{title}: confusion matrix, {len(y):,} test rows (accuracy {metrics['accuracy']:.2%})",
+    )  # fmt: skip
+    _misclassified(x, y, scores, labels, x_shape=x_shape, out=out, title=title)
+    metrics["ig.completeness_error"] = _attribution(
+        model, x, y, pred, labels, x_shape=x_shape, cfg=cfg, out=out, title=title
+    )
+    return metrics
+
+
+def _class_metrics(table: pd.DataFrame, *, wrong: int) -> dict[str, float]:
+    """The summary metrics, ``misclassified``, then precision, recall and F1 of each class."""
     metrics = classification_metrics(table)
-    wrong = np.flatnonzero(pred != y)
-    metrics["misclassified"] = float(len(wrong))
+    metrics["misclassified"] = float(wrong)
     for row in table.itertuples():
         for name in ("precision", "recall", "f1"):
             metrics[f"{name}.{row[1]}"] = float(getattr(row, name))
+    return metrics
 
-    out.mkdir(parents=True, exist_ok=True)
+
+def _write_tables(table: pd.DataFrame, metrics: dict[str, float], out: Path) -> None:
+    """``per_class.csv``, and ``per_class.json`` with the headline metrics beside the classes."""
     table.to_csv(out / "per_class.csv", index=False)
     summary = {k: metrics[k] for k in ("rows", "accuracy", "macro_f1", "misclassified")}
     (out / "per_class.json").write_text(
         json.dumps({**summary, "classes": table.to_dict("records")}, indent=2)
     )
-    figures.confusion_matrix_plot(
-        matrix, labels, out / "confusion_matrix.png",
-        f"{title}: confusion matrix, {len(y):,} test rows (accuracy {metrics['accuracy']:.2%})",
-    )  # fmt: skip
 
+
+def _misclassified(
+    x: np.ndarray,
+    y: np.ndarray,
+    scores: np.ndarray,
+    labels: list[str],
+    *,
+    x_shape: tuple[int, ...],
+    out: Path,
+    title: str,
+) -> None:
+    """``misclassified.png``: the first :data:`MAX_MISCLASSIFIED` wrong rows, in test order."""
+    pred = scores.argmax(1)
+    wrong = np.flatnonzero(pred != y)
     probs = _softmax(scores)
     shown = wrong[:MAX_MISCLASSIFIED]
     captions = [f"true {labels[y[i]]} / pred {labels[pred[i]]} ({probs[i, pred[i]]:.2f})"
@@ -85,10 +115,23 @@ def evaluate_classifier(
         f"{title}: misclassified test images ({len(shown)} of {len(wrong)} shown)",
     )  # fmt: skip
 
+
+def _attribution(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    pred: np.ndarray,
+    labels: list[str],
+    *,
+    x_shape: tuple[int, ...],
+    cfg: EvaluateConfig,
+    out: Path,
+    title: str,
+) -> float:
+    """``integrated_gradients.png`` on seeded test images; returns the IG completeness error."""
     rng = np.random.default_rng(cfg.seed)
     picked = np.sort(rng.choice(len(x), size=min(cfg.samples, len(x)), replace=False))
     attr, delta = integrated_gradients(model, x[picked], steps=cfg.ig_steps, target=pred[picked])
-    metrics["ig.completeness_error"] = completeness_error(attr, delta)
     # One heatmap per image: the channels' attributions summed, as they act on the same pixel.
     heat = attr.reshape(len(picked), *x_shape).sum(1)
     captions = [f"true {labels[y[i]]} / pred {labels[pred[i]]}" for i in picked]
@@ -98,7 +141,7 @@ def evaluate_classifier(
         "zero baseline)",
         attributions=heat,
     )  # fmt: skip
-    return metrics
+    return completeness_error(attr, delta)
 
 
 def _softmax(scores: np.ndarray) -> np.ndarray:

@@ -65,37 +65,11 @@ def evaluate_forecaster(
     """
     x, y = test["x"], np.asarray(test["y"], dtype=np.float64)
     pred = predict(model, x)
-    forecasts = {"model": pred}
-    for name, column in NAIVE.items():
-        values = np.asarray(test[column], dtype=np.float64)
-        if np.isnan(values).all():
-            log.info("evaluate: %s is null on every test row; left out of the comparison", name)
-            continue
-        forecasts[name] = values
-    forecasts["linear"] = np.asarray(linear, dtype=np.float64)
-    common = np.logical_and.reduce([~np.isnan(f) for f in forecasts.values()])
-    rows = {"model": forecast_metrics(pred[common], y[common], mape_min_abs=cfg.mape_min_abs)}
-    rows.update(
-        {n: forecast_metrics(f[common], y[common], mape_min_abs=cfg.mape_min_abs)
-         for n, f in forecasts.items() if n != "model"}
-    )  # fmt: skip
-    metrics = {
-        "rows": float(len(y)),
-        "rows_common": float(common.sum()),
-        "rows_excluded": float(len(y) - common.sum()),
-        "mape_rows": float(mape(pred[common], y[common], min_abs=cfg.mape_min_abs)[1]),
-    }
-    for name, values in rows.items():
-        prefix = "" if name == "model" else f"baseline.{name}."
-        metrics.update({f"{prefix}{k}": v for k, v in values.items()})
+    rows, common = _compare(_forecasts(test, pred, linear), y, cfg.mape_min_abs)
+    metrics = _error_metrics(rows, pred, y, common, cfg.mape_min_abs)
 
     out.mkdir(parents=True, exist_ok=True)
-    table = pd.DataFrame([{"method": n, **v} for n, v in rows.items()])
-    table.to_csv(out / "forecast_metrics.csv", index=False)
-    (out / "forecast_metrics.json").write_text(json.dumps(
-        {"rows_common": int(common.sum()), "rows_excluded": int(len(y) - common.sum()),
-         "mape_min_abs": cfg.mape_min_abs, "methods": table.to_dict("records")}, indent=2,
-    ))  # fmt: skip
+    _write_errors(rows, common, cfg.mape_min_abs, out)
     figures.residual_plot(
         pred, y - pred, out / "residuals.png", f"{title}: residuals on {len(y):,} test windows"
     )
@@ -104,10 +78,88 @@ def evaluate_forecaster(
 
     steps, n_inputs = x_shape
     names = list(inputs) if len(inputs) == n_inputs else [f"input_{j}" for j in range(n_inputs)]
+    heat, metrics["ig.completeness_error"] = _attribution(model, x, x_shape, names, cfg, out, title)
+    windows = x.reshape(len(x), steps, n_inputs)
+    metrics.update(_importance(model, windows, y, heat, names, cfg, out, title))
+    return metrics
+
+
+def _forecasts(
+    test: dict[str, np.ndarray], pred: np.ndarray, linear: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The model's forecast first, then each baseline that exists on some test row."""
+    forecasts = {"model": pred}
+    for name, column in NAIVE.items():
+        values = np.asarray(test[column], dtype=np.float64)
+        if np.isnan(values).all():
+            log.info("evaluate: %s is null on every test row; left out of the comparison", name)
+            continue
+        forecasts[name] = values
+    forecasts["linear"] = np.asarray(linear, dtype=np.float64)
+    return forecasts
+
+
+def _compare(
+    forecasts: dict[str, np.ndarray], y: np.ndarray, mape_min_abs: float
+) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+    """Each method's errors on the rows where every forecast exists, and those rows."""
+    common = np.logical_and.reduce([~np.isnan(f) for f in forecasts.values()])
+    rows = {
+        n: forecast_metrics(f[common], y[common], mape_min_abs=mape_min_abs)
+        for n, f in forecasts.items()
+    }
+    return rows, common
+
+
+def _error_metrics(
+    rows: dict[str, dict[str, float]],
+    pred: np.ndarray,
+    y: np.ndarray,
+    common: np.ndarray,
+    mape_min_abs: float,
+) -> dict[str, float]:
+    """Row counts, the model's errors unprefixed, each baseline's as ``baseline.<name>.*``."""
+    metrics = {
+        "rows": float(len(y)),
+        "rows_common": float(common.sum()),
+        "rows_excluded": float(len(y) - common.sum()),
+        "mape_rows": float(mape(pred[common], y[common], min_abs=mape_min_abs)[1]),
+    }
+    for name, values in rows.items():
+        prefix = "" if name == "model" else f"baseline.{name}."
+        metrics.update({f"{prefix}{k}": v for k, v in values.items()})
+    return metrics
+
+
+def _write_errors(
+    rows: dict[str, dict[str, float]], common: np.ndarray, mape_min_abs: float, out: Path
+) -> None:
+    """``forecast_metrics.csv`` (one row per method) and ``.json`` (with the row counts)."""
+    table = pd.DataFrame([{"method": n, **v} for n, v in rows.items()])
+    table.to_csv(out / "forecast_metrics.csv", index=False)
+    (out / "forecast_metrics.json").write_text(json.dumps(
+        {"rows_common": int(common.sum()), "rows_excluded": int(len(common) - common.sum()),
+         "mape_min_abs": mape_min_abs, "methods": table.to_dict("records")}, indent=2,
+    ))  # fmt: skip
+
+
+def _attribution(
+    model: torch.nn.Module,
+    x: np.ndarray,
+    x_shape: tuple[int, ...],
+    names: list[str],
+    cfg: EvaluateConfig,
+    out: Path,
+    title: str,
+) -> tuple[np.ndarray, float]:
+    """Mean |integrated gradients| per (step, input) on seeded test windows, and its IG gap.
+
+    Writes ``attribution.csv`` and ``attribution.png``; the heat is ``(steps, inputs)``.
+    """
+    steps, n_inputs = x_shape
     rng = np.random.default_rng(cfg.seed)
     picked = np.sort(rng.choice(len(x), size=min(cfg.attribution_rows, len(x)), replace=False))
     attr, delta = integrated_gradients(model, x[picked], steps=cfg.ig_steps)
-    metrics["ig.completeness_error"] = completeness_error(attr, delta)
     heat = np.abs(attr.reshape(len(picked), steps, n_inputs)).mean(0)
     lags = [f"t-{steps - 1 - i}" if i < steps - 1 else "t" for i in range(steps)]
     pd.DataFrame(heat, index=lags, columns=names).to_csv(
@@ -118,8 +170,23 @@ def evaluate_forecaster(
         f"{title}: mean |integrated gradients| over {len(picked):,} test windows "
         f"(zero baseline = training means)", "mean |attribution| (target units)",
     )  # fmt: skip
+    return heat, completeness_error(attr, delta)
 
-    windows = x.reshape(len(x), steps, n_inputs)
+
+def _importance(
+    model: torch.nn.Module,
+    windows: np.ndarray,
+    y: np.ndarray,
+    heat: np.ndarray,
+    names: list[str],
+    cfg: EvaluateConfig,
+    out: Path,
+    title: str,
+) -> dict[str, float]:
+    """``importance.<input>``: the MAE increase when that input is shuffled across windows.
+
+    Writes ``permutation_importance.csv`` (beside each input's summed IG heat) and ``.png``.
+    """
     base, increase = permutation_importance(
         lambda w: predict(model, w.reshape(len(w), -1)), windows, y,
         score=baselines.mae, repeats=cfg.permutation_repeats, seed=cfg.seed,
@@ -140,10 +207,7 @@ def evaluate_forecaster(
         f"on all {len(y):,} test windows)",
         "MAE increase when the input is shuffled",
     )  # fmt: skip
-    metrics.update(
-        {f"importance.{r.input}": float(r.mae_increase) for r in importance.itertuples()}
-    )
-    return metrics
+    return {f"importance.{r.input}": float(r.mae_increase) for r in importance.itertuples()}
 
 
 def _series_plots(

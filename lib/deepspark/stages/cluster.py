@@ -166,6 +166,13 @@ def _metrics(result: kmeans.Clustering, rows_out: int) -> dict[str, float]:
 
 
 def _write_report(result: kmeans.Clustering, spec: KMeansConfig, out: Path) -> None:
+    """Every file of ``cluster/<output>/`` (the module docstring lists them) under ``out``."""
+    _write_plots(result, spec, out)
+    _write_centroids(result, spec, out)
+
+
+def _write_plots(result: kmeans.Clustering, spec: KMeansConfig, out: Path) -> None:
+    """silhouette.png, cluster_sizes.png and centroids.png under ``out``."""
     features = list(spec.features)
     clusters = sorted(result.sizes)
     searched = (
@@ -209,6 +216,12 @@ def _write_report(result: kmeans.Clustering, spec: KMeansConfig, out: Path) -> N
         "colour: standard deviations from the mean over all clustered rows",
         "SDs from the overall mean",
     )
+
+
+def _write_centroids(result: kmeans.Clustering, spec: KMeansConfig, out: Path) -> None:
+    """centroids.csv and centroids.json (the JSON with the whole search) under ``out``."""
+    features = list(spec.features)
+    clusters = sorted(result.sizes)
     with open(out / "centroids.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["cluster", "size", *features])

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from deepspark import tracking
 from deepspark.config import Config, SourceConfig, spark_value, to_plain
@@ -142,7 +143,18 @@ def read_source(spark: SparkSession, src: SourceConfig, path: str, name: str) ->
     options = {k: spark_value(v) for k, v in src.options.items()}
     if src.format == "csv" and options.get("header") == "true":
         _check_header(fs, path, options, schema.fieldNames())
+    return _read_text(spark, src, path, name, schema, options)
 
+
+def _read_text(
+    spark: SparkSession,
+    src: SourceConfig,
+    path: str,
+    name: str,
+    schema: T.StructType,
+    options: dict[str, str],
+) -> ParsedSource:
+    """A CSV or JSON source, parsed permissively: the records that do not parse are kept apart."""
     # A UTF-8 CSV's bytes that are not UTF-8 are kept: the rows holding them are quarantined,
     # and their files re-read in ISO-8859-1 (one character per byte) to recover the bytes.
     encoding = str(options.get("encoding", options.get("charset", "UTF-8")))

@@ -191,29 +191,11 @@ def cluster_table(df: DataFrame, spec: KMeansConfig, where: str | None = None) -
     prep = vectorizer(df.where(ok), features, spec.standardize)
     vectors = prep.transform(df.where(ok)).drop(RAW).persist()
     cached = [vectors]
-    rows_searched = rows_complete
     try:
-        search = vectors
-        if spec.sample_rows is not None and rows_complete > spec.sample_rows:
-            # Bernoulli without a limit(): the same files and seed give the same sample.
-            fraction = spec.sample_rows / rows_complete
-            search = vectors.sample(fraction=fraction, seed=spec.seed).persist()
-            cached.append(search)
-            rows_searched = search.count()
+        search, rows_searched = _search_rows(vectors, spec, rows_complete, cached)
         log.debug("k-means: trying k=%d..%d on %d of %d complete rows", spec.k_min, spec.k_max,
                  rows_searched, rows_complete)  # fmt: skip
-        scores, models = silhouette_by_k(search, range(spec.k_min, spec.k_max + 1), spec.seed)
-        if not scores:
-            raise InputError(
-                f"{where or spec.table}: the complete rows hold fewer than k_min={spec.k_min} "
-                "distinct feature vectors; there is nothing to cluster"
-            )
-        k = best_k(scores)
-        if search is vectors:
-            model, score = models[k], scores[k]
-        else:  # the search ran on a sample: the chosen k is fitted and scored on every row
-            model = fit_kmeans(vectors, k, spec.seed)
-            score = silhouette(model, vectors)
+        k, model, score, scores = _choose_k(vectors, search, spec, where or spec.table)
         assigned, order, sizes = assign(model, vectors)
         profiles = centroid_profiles(assigned, features).collect()
         stats = feature_stats(vectors, features).first()
@@ -237,3 +219,44 @@ def cluster_table(df: DataFrame, spec: KMeansConfig, where: str | None = None) -
         rows_searched=rows_searched,
         cached=cached,
     )
+
+
+def _search_rows(
+    vectors: DataFrame, spec: KMeansConfig, rows_complete: int, cached: list[DataFrame]
+) -> tuple[DataFrame, int]:
+    """The rows the k search runs on, and how many: every complete row, or a seeded sample.
+
+    A sample is cached and added to ``cached``, so the caller unpersists it with the rest.
+    """
+    if spec.sample_rows is None or rows_complete <= spec.sample_rows:
+        return vectors, rows_complete
+    # Bernoulli without a limit(): the same files and seed give the same sample.
+    fraction = spec.sample_rows / rows_complete
+    search = vectors.sample(fraction=fraction, seed=spec.seed).persist()
+    cached.append(search)
+    return search, search.count()
+
+
+def _choose_k(
+    vectors: DataFrame, search: DataFrame, spec: KMeansConfig, where: str
+) -> tuple[int, KMeansModel, float, dict[int, float]]:
+    """The k with the best silhouette on ``search``, fitted and scored on every complete row.
+
+    Returns:
+        k, its model, its silhouette on ``vectors``, and the silhouette of every k scored.
+
+    Raises:
+        InputError: No k in the range could be fitted (too few distinct feature vectors).
+    """
+    scores, models = silhouette_by_k(search, range(spec.k_min, spec.k_max + 1), spec.seed)
+    if not scores:
+        raise InputError(
+            f"{where}: the complete rows hold fewer than k_min={spec.k_min} "
+            "distinct feature vectors; there is nothing to cluster"
+        )
+    k = best_k(scores)
+    if search is vectors:
+        return k, models[k], scores[k], scores
+    # The search ran on a sample: the chosen k is fitted and scored on every row.
+    model = fit_kmeans(vectors, k, spec.seed)
+    return k, model, silhouette(model, vectors), scores

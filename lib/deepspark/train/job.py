@@ -21,6 +21,7 @@ from deepspark.baselines import LinearFit, fit_linear
 from deepspark.config import Config
 from deepspark.config.fields import learned_plain
 from deepspark.config.frozen import FrozenMap
+from deepspark.config.pipeline import MlflowConfig
 from deepspark.config.train import TrainConfig
 from deepspark.data import SplitInfo, inspect_split, read_split
 from deepspark.data.backend import choose_backend
@@ -95,6 +96,35 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
             f"but pipeline {cfg.pipeline.name!r} has {manifest.kind} features"
         )
     splits = {s: inspect_split(layout.path("features", s)) for s in SPLITS}
+    _check_splits(splits, manifest, layout, tcfg)
+    try:
+        is_input = manifest.target in manifest.inputs
+        resolved = tcfg.resolved(manifest.task, target_is_input=is_input, backend=backend)
+    except ValueError as e:
+        raise ConfigError(f"{where}: pipeline.train.{e}") from e
+    y_scale = manifest.y_scale  # a forecaster's target statistics: checked here, not in a rank
+    model_root = _check_custom(resolved, manifest, where) if custom.is_custom(tcfg.model) else None
+    residual = resolved.residual
+    persistence = _persistence(manifest, where) if residual == "persistence" else None
+    linear = _linear(splits["train"], resolved, y_scale) if residual == "linear" else None
+    pipeline = replace(cfg.pipeline, train=resolved)
+    job_cfg = replace(cfg, mlflow=_absolute(cfg.mlflow), pipeline=pipeline)
+    return TrainJob(
+        config=job_cfg,
+        manifest=manifest,
+        splits=FrozenMap(splits),
+        checkpoint_dir=checkpoint_dir(cfg, manifest, backend=backend),
+        parent_run_id=parent_run_id,
+        persistence=persistence,
+        linear=linear,
+        model_root=model_root,
+    )
+
+
+def _check_splits(
+    splits: Mapping[str, SplitInfo], manifest: FeatureManifest, layout: Layout, tcfg: TrainConfig
+) -> None:
+    """Every split against the manifest, and enough data for every process: one line if not."""
     for name, info in splits.items():
         manifest.check_split(name, info)
     for name in ("train", "validation"):  # both are read sharded, one shard per process
@@ -114,33 +144,15 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     classes = list(manifest.classes)
     if manifest.kind == "image" and classes != list(range(len(classes))):
         raise InputError(f"labels must be 0..K-1 for classification, found {classes}")
-    try:
-        is_input = manifest.target in manifest.inputs
-        resolved = tcfg.resolved(manifest.task, target_is_input=is_input, backend=backend)
-    except ValueError as e:
-        raise ConfigError(f"{where}: pipeline.train.{e}") from e
-    y_scale = manifest.y_scale  # a forecaster's target statistics: checked here, not in a rank
-    model_root = _check_custom(resolved, manifest, where) if custom.is_custom(tcfg.model) else None
-    residual = resolved.residual
-    persistence = _persistence(manifest, where) if residual == "persistence" else None
-    linear = _linear(splits["train"], resolved, y_scale) if residual == "linear" else None
-    # Workers may start in another directory: hand them absolute locations.
-    root = cfg.mlflow.artifact_root
-    mlflow = replace(
-        cfg.mlflow,
-        tracking_uri=tracking_uri(cfg.mlflow),
+
+
+def _absolute(mlflow: MlflowConfig) -> MlflowConfig:
+    """``mlflow`` with absolute locations: workers may start in another directory."""
+    root = mlflow.artifact_root
+    return replace(
+        mlflow,
+        tracking_uri=tracking_uri(mlflow),
         artifact_root=root if "://" in root else str(Path(root).resolve()),
-    )
-    job_cfg = replace(cfg, mlflow=mlflow, pipeline=replace(cfg.pipeline, train=resolved))
-    return TrainJob(
-        config=job_cfg,
-        manifest=manifest,
-        splits=FrozenMap(splits),
-        checkpoint_dir=checkpoint_dir(cfg, manifest, backend=backend),
-        parent_run_id=parent_run_id,
-        persistence=persistence,
-        linear=linear,
-        model_root=model_root,
     )
 
 

@@ -17,6 +17,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,52 +37,54 @@ log = logging.getLogger("deepspark.train")
 MODEL_STEP = -1
 
 
-def publish_model(
-    call: Callable[..., tuple[bool, Any]],
-    mlflow: Any,
-    job: TrainJob,
-    done: Logged,
-    net: Any,
-    test: dict,
-) -> None:
-    """Log the model, unless ``done`` says it already was; its URI goes to ``done.model``.
+@dataclass(frozen=True)
+class GuardedRun:
+    """What the steps here need of rank 0's Reporter: its MLflow run, behind its guard.
 
-    Args:
+    Attributes:
         call: the Reporter's guard, ``call(what, fn, *args) -> (whether it ran, its result)``.
         mlflow: the MLflow module, with the job's run active.
         job: the training job.
-        done: what has reached the run; its "model" entry is updated here.
+        done: what has reached the run; each step updates its own entry.
+    """
+
+    call: Callable[..., tuple[bool, Any]]
+    mlflow: Any
+    job: TrainJob
+    done: Logged
+
+
+def publish_model(run: GuardedRun, net: Any, test: dict) -> None:
+    """Log the model, unless ``run.done`` says it already was; its URI goes to ``done.model``.
+
+    Args:
+        run: the Reporter's run and guard.
         net: the trained model.
         test: the test split's arrays ("x" gives the input example).
     """
+    job, done = run.job, run.done
     if not done.model:
         example = test["x"][:5].astype(np.float32)
         classes = job.n_out if job.task == "classification" else None
-        logged = call("model", _log_model, mlflow, net, example, classes, job.train.model)
+        logged = run.call("model", _log_model, run.mlflow, net, example, classes, job.train.model)
         done.model = logged[1] or ""
 
 
-def run_gate(
-    call: Callable[..., tuple[bool, Any]],
-    mlflow: Any,
-    job: TrainJob,
-    done: Logged,
-    summary: dict,
-    test: dict,
-) -> None:
+def run_gate(run: GuardedRun, summary: dict, test: dict) -> None:
     """Register the logged model and run the registry gate, if configured and not done yet.
 
     Args:
-        call: the Reporter's guard, ``call(what, fn, *args) -> (whether it ran, its result)``.
-        mlflow: the MLflow module, with the job's run active.
-        job: the training job (its config says whether and under what name to register).
-        done: what has reached the run; its "registry" entry is updated here.
+        run: the Reporter's run and guard (the job's config says whether and under what name
+            to register; the outcome goes to ``run.done.registry``).
         summary: the test metrics; the registry's outcome is added to it.
         test: the test split's arrays ("x", "y").
     """
+    job, done = run.job, run.done
     if job.train.register.enabled:
         if not done.registry:
-            outcome = call("registry gate", _register, mlflow, job, done.model, summary, test)
+            outcome = run.call(
+                "registry gate", _register, run.mlflow, job, done.model, summary, test
+            )
             done.registry = outcome[1] or {}
         summary.update(done.registry)
 

@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from deepspark import baselines
 from deepspark.config import to_plain
 from deepspark.data import read_split
+from deepspark.train.holdout import holdout_metrics
 from deepspark.train.job import TrainJob
-from deepspark.train.publish import model_id, publish_model, run_gate
+from deepspark.train.publish import GuardedRun, model_id, publish_model, run_gate
 from deepspark.train.state import Logged
 
 log = logging.getLogger("deepspark.train")
@@ -114,15 +114,15 @@ class Reporter:
         log.log(level, "test: %s", shown)
         if not self.enabled:
             return summary
-        done, mlflow = self.done, self.mlflow
+        done, run = self.done, GuardedRun(self._call, self.mlflow, self.job, self.done)
         if not done.plots:
             done.plots = self._call("learning-curve plots", self._log_curves, history)[0]
         # The model first: the test metrics are logged onto it (and the run) in one call.
-        publish_model(self._call, mlflow, self.job, done, net, test)
+        publish_model(run, net, test)
         if not done.test:
             metrics = {k: float(v) for k, v in summary.items() if _num(v)}
             done.test = self._call("test metrics", self._log_test, metrics)[0]
-        run_gate(self._call, mlflow, self.job, done, summary, test)
+        run_gate(run, summary, test)
         self._close()
         summary["run_id"] = self.run_id
         failed = self.progress().failed
@@ -238,39 +238,7 @@ class Reporter:
             self.done.epochs = epoch + 1
 
     def _test(self, net: Any, step: Any, test: dict, train: dict | None) -> dict[str, float]:
-        from deepspark.train.loop import predict
-
-        job, manifest = self.job, self.job.manifest
-        scores = predict(net, test["x"], step.device)
-        out: dict[str, float] = {"test.rows": float(len(test["y"]))}
-        if job.task == "classification":
-            out["test.accuracy"] = float((scores.argmax(1) == test["y"]).mean())
-            svc = baselines.svc_accuracy(
-                train["x"], train["y"], test["x"], test["y"], pixel_scale=manifest.max_value
-            )
-            if svc is not None:  # None: no scikit-learn here, the baseline is skipped
-                out["baseline.svc.accuracy"] = svc
-            return out
-        y, pred = test["y"].astype(np.float64), scores.astype(np.float64)
-        out["test.mae"] = baselines.mae(pred, y)
-        out["test.rmse"] = float(np.sqrt(np.mean((pred - y) ** 2)))
-        # The naive forecasts need history the grid may lack (no departures in that hour):
-        # compare everything on the rows where every baseline exists.
-        common = ~np.isnan(test["baseline_persistence"]) & ~np.isnan(test["baseline_seasonal"])
-        # The model's own linear part when it has one: the very baseline it was trained over.
-        fit = job.linear
-        if fit is None:
-            fit = baselines.fit_linear(train["x"], train["y"], y_scale=job.y_scale, loss=step.loss)
-        linear = fit.predict(test["x"], job.y_scale)
-        out["test.rows_common"] = float(common.sum())
-        out["test.mae_common"] = baselines.mae(pred[common], y[common])
-        for name, forecast in (
-            ("persistence", test["baseline_persistence"]),
-            ("seasonal", test["baseline_seasonal"]),
-            ("linear", linear),
-        ):
-            out[f"baseline.{name}.mae"] = baselines.mae(forecast[common], y[common])
-        return out
+        return holdout_metrics(self.job, net, step, test, train)
 
     def _log_curves(self, history: list[dict]) -> None:
         import pandas as pd

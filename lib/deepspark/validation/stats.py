@@ -79,36 +79,17 @@ class TableStats:
         rows = int(doc["rows"])
         names = [name for name, _, is_number in columns if is_number]
         names += [HOUR_FIELD] if time else []
-        picked = doc.get("sample") or []
-        # Vectorized: JSON null is a missing value; Spark writes NaN as the string "NaN".
-        cells = np.array(picked, dtype=object).reshape(len(picked), len(names))
-        missing = cells == None  # noqa: E711 - elementwise over an object array
-        sample = np.where(missing, np.nan, cells).astype(float)
-        nulls = {n: missing[:, i] for i, n in enumerate(names)}
-        out: dict[str, ColumnStats] = {}
+        sample, nulls = _read_sample(doc.get("sample") or [], names)
         counted = {
             k: (v.get("nulls"), v.get("min"), v.get("max"))
             for k, v in (doc.get("counts") or {}).items()
         }
+        out: dict[str, ColumnStats] = {}
         for name, dtype, is_number in columns:
             n_null, lo, hi = counted.get(name) or footers.get(name, (None, None, None))
             stats = ColumnStats(type=dtype, nulls=int(n_null or 0), min=lo, max=hi)
             if is_number:
-                i = names.index(name)
-                values = sample[~nulls[name], i]
-                finite = values[~np.isnan(values)]
-                nan_share = 1 - len(finite) / len(values) if len(values) else 0.0
-                stats = replace(
-                    stats,
-                    nan=round(nan_share * (rows - stats.nulls)),
-                    mean=float(finite.mean()) if len(finite) else None,
-                    stddev=float(finite.std()) if len(finite) else None,
-                    percentiles=tuple(
-                        float(q) for q in np.percentile(finite, range(101), method="inverted_cdf")
-                    )
-                    if len(finite)
-                    else (),
-                )
+                stats = _numeric(stats, sample[~nulls[name], names.index(name)], rows)
             out[name] = stats
         t = doc.get("time") or {}
         return cls(
@@ -182,6 +163,32 @@ class Finding:
     def line(self) -> str:
         """``table: message`` as the log and the error say it."""
         return f"{self.table}: {self.message}"
+
+
+def _read_sample(picked: list, names: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The sample as floats (NaN where null), and which of each field's cells were null."""
+    # Vectorized: JSON null is a missing value; Spark writes NaN as the string "NaN".
+    cells = np.array(picked, dtype=object).reshape(len(picked), len(names))
+    missing = cells == None  # noqa: E711 - elementwise over an object array
+    sample = np.where(missing, np.nan, cells).astype(float)
+    return sample, {n: missing[:, i] for i, n in enumerate(names)}
+
+
+def _numeric(stats: ColumnStats, values: np.ndarray, rows: int) -> ColumnStats:
+    """``stats`` with what a numeric column's sampled non-null ``values`` say of all ``rows``."""
+    finite = values[~np.isnan(values)]
+    nan_share = 1 - len(finite) / len(values) if len(values) else 0.0
+    return replace(
+        stats,
+        nan=round(nan_share * (rows - stats.nulls)),
+        mean=float(finite.mean()) if len(finite) else None,
+        stddev=float(finite.std()) if len(finite) else None,
+        percentiles=tuple(
+            float(q) for q in np.percentile(finite, range(101), method="inverted_cdf")
+        )
+        if len(finite)
+        else (),
+    )
 
 
 def _hours(values: np.ndarray) -> tuple[int, ...]:

@@ -1,0 +1,101 @@
+"""Checked reads: a Parquet input against its contract, unreadable files as one line each."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from deepspark.errors import InputError
+from deepspark.io.fs import FileSystem
+from deepspark.schema import check_schema, require_columns
+
+_FILE_IN_MESSAGE = re.compile(r"(?:file:|hdfs://|s3a?://|gs://|abfss?://)[^\s,}\]'\"]+")
+
+
+def read_parquet(
+    spark: SparkSession,
+    path: str,
+    *,
+    expected: T.StructType | None = None,
+    required: tuple[str, ...] = (),
+    allow_empty: bool = False,
+) -> DataFrame:
+    """Read a Parquet table and check it against its contract before any work is done.
+
+    Every file's footer is read (``mergeSchema``), so a truncated or corrupt file, a missing
+    column or a wrong type is one clear error naming the path, not a failure deep in a job.
+    A single file's footer is read on the driver: merging one schema needs no job.
+    """
+    fs = FileSystem(spark)
+    if not fs.exists(path):
+        raise InputError(f"{path}: input path does not exist")
+    files = fs.data_files(path)
+    if not files:
+        raise InputError(f"{path}: input is empty (no data files)")
+    with spark_errors_as_input_errors(path):
+        merge = len(files) > 1 or not fs.is_file(files[0])
+        df = spark.read.option("mergeSchema", str(merge).lower()).parquet(path)
+    if expected is not None:
+        check_schema(df.schema, expected, path)
+    require_columns(df.columns, required, path)
+    if not allow_empty and df.limit(1).count() == 0:
+        raise InputError(f"{path}: input is empty (0 rows)")
+    return df
+
+
+@contextmanager
+def spark_errors_as_input_errors(path: str) -> Iterator[None]:
+    """Turn Spark's errors about unreadable input files into one line naming the file."""
+    try:
+        yield
+    except InputError:
+        raise
+    except AnalysisException as e:
+        raise InputError(f"{path}: cannot read input: {_first_line(str(e))}") from e
+    except Exception as e:  # py4j / SparkException: only ones about files are translated
+        message = str(e)
+        if not _is_file_error(message):
+            raise
+        bad = _FILE_IN_MESSAGE.search(message)
+        where = bad.group(0) if bad else path
+        raise InputError(
+            f"{where}: unreadable or corrupt Parquet file (expected a complete Parquet file): "
+            f"{_file_error_reason(message)}"
+        ) from e
+
+
+def _is_file_error(message: str) -> bool:
+    markers = (
+        "Could not read footer",
+        "is not a Parquet file",
+        "CANNOT_READ_FILE_FOOTER",
+        "FAILED_READ_FILE",
+        "ParquetDecodingException",
+        "Can not read value at",
+        "EOFException",
+        "ChecksumException",
+    )
+    return any(m in message for m in markers)
+
+
+def _file_error_reason(message: str) -> str:
+    for pattern in (
+        r"(expected magic number at tail[^\n]*)",
+        r"(is not a Parquet file[^\n]*)",
+        r"(Could not read footer[^\n]*)",
+        r"(EOFException[^\n]*)",
+        r"(Checksum error)",
+    ):
+        m = re.search(pattern, message)
+        if m:
+            return _FILE_IN_MESSAGE.sub("", m.group(1)).strip(" .:")[:160]
+    return _first_line(message)[:160]
+
+
+def _first_line(message: str) -> str:
+    return message.strip().splitlines()[0] if message.strip() else "unknown error"

@@ -1,0 +1,130 @@
+"""Staged writes: every output of a stage beside its final path, moved into place together."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from deepspark.io.fs import FileSystem
+
+
+class StagedOutputs:
+    """Collects a stage's outputs in staging paths and moves them all into place on commit."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self.fs = FileSystem(spark)
+        self._pending: list[tuple[str, str]] = []
+
+    def write(
+        self,
+        df: DataFrame,
+        path: str,
+        *,
+        row_group_bytes: int | None = None,
+        partition_by: tuple[str, ...] = (),
+    ) -> str:
+        """Write ``df`` as Parquet to a staging path for ``path``; returns the staging path."""
+        staging = _staging(path)
+        writer = df.write.mode("overwrite")
+        if row_group_bytes:
+            writer = writer.option("parquet.block.size", row_group_bytes)
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.parquet(staging)
+        self._pending.append((staging, path))
+        return staging
+
+    def write_counted(self, df: DataFrame, path: str, **options: object) -> int:
+        """:meth:`write`, returning the rows written, counted by the write itself.
+
+        An ``Observation`` counts the rows as they flow into the writer, in the same job: no
+        second scan, no footer-reading job per output.
+        """
+        counted, rows = counting(df)
+        self.write(counted, path, **options)
+        return rows()
+
+    def write_empty(self, path: str, schema: T.StructType) -> int:
+        """Stage an empty Parquet output of ``schema`` (a schema-only file); returns 0.
+
+        What Spark writes for an empty DataFrame, without a Spark job: an empty quarantine of a
+        small table cost 0.25 s that way, more than writing the table itself.
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        staging = _staging(path)
+        buffer = pa.BufferOutputStream()
+        pq.write_table(to_arrow_schema(schema).empty_table(), buffer)
+        self.fs.write_bytes(f"{staging}/part-00000-empty.parquet", buffer.getvalue().to_pybytes())
+        self.fs.write_bytes(f"{staging}/_SUCCESS", b"")
+        self._pending.append((staging, path))
+        return 0
+
+    def write_text(self, path: str, text: str) -> None:
+        """Stage a small text file (a manifest) to move into place with the other outputs."""
+        staging = _staging(path)
+        self.fs.write_text(staging, text)
+        self._pending.append((staging, path))
+
+    def staged(self, path: str) -> str:
+        """The staging path already written for final ``path`` (to read back before commit)."""
+        for staging, final in self._pending:
+            if final == path:
+                return staging
+        raise KeyError(path)
+
+    def commit(self) -> None:
+        """Move every staged output into place, replacing what was there."""
+        for staging, final in self._pending:
+            backup = f"{final}.__replaced-{uuid.uuid4().hex[:8]}"
+            had_previous = self.fs.exists(final)
+            if had_previous:
+                self.fs.rename(final, backup)
+            self.fs.rename(staging, final)
+            if had_previous:
+                self.fs.delete(backup)
+        self._pending.clear()
+
+    def discard(self) -> None:
+        """Delete every staging path (the previous outputs stay untouched)."""
+        for staging, _ in self._pending:
+            self.fs.delete(staging)
+        self._pending.clear()
+
+
+def _staging(path: str) -> str:
+    """A fresh staging path beside final ``path``."""
+    parent, name = path.rsplit("/", 1)
+    return f"{parent}/{name}.staging-{uuid.uuid4().hex[:8]}"
+
+
+def counting(df: DataFrame) -> tuple[DataFrame, Callable[[], int]]:
+    """``df`` counting its rows, and the count: valid once an action has read them all.
+
+    An ``Observation`` counts inside whatever job first reads every row (a write, an
+    aggregation), so the count costs no scan of its own.
+    """
+    seen = Observation()
+    return df.observe(seen, F.count(F.lit(1)).alias("rows")), lambda: int(seen.get["rows"])
+
+
+@contextmanager
+def staged_outputs(spark: SparkSession) -> Iterator[StagedOutputs]:
+    """Collect a stage's outputs, discarding whatever was not committed.
+
+    Use as ``with staged_outputs(spark) as out: ... out.commit()``.
+
+    Anything not committed when the block ends (an exception, a failed check) is discarded.
+    """
+    out = StagedOutputs(spark)
+    try:
+        yield out
+    finally:
+        out.discard()
