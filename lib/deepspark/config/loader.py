@@ -17,7 +17,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
-from deepspark.config.fields import yaml_fields
+from deepspark.config.fields import strip_optional, yaml_fields
 from deepspark.config.frozen import FrozenMap
 from deepspark.errors import ConfigError
 
@@ -122,7 +122,7 @@ def _override_keys(cls: type, name: str, where: str) -> Iterator[tuple[str, bool
     tp: Any = cls
     walked: list[str] = []
     while parts:
-        tp = _strip_optional(tp)
+        tp = strip_optional(tp)
         if dataclasses.is_dataclass(tp):
             part = parts.pop(0)
             fields = {f.name: f for f in yaml_fields(tp)}
@@ -135,7 +135,7 @@ def _override_keys(cls: type, name: str, where: str) -> Iterator[tuple[str, bool
             yield part, not parts
             tp = get_type_hints(tp)[part]
         elif get_origin(tp) in (dict, Mapping, typing.Mapping):
-            val_tp = _strip_optional(get_args(tp)[1])
+            val_tp = strip_optional(get_args(tp)[1])
             if dataclasses.is_dataclass(val_tp) and len(parts) > 1:
                 part = parts.pop(0)
                 walked.append(part)
@@ -264,14 +264,6 @@ def _check_pattern(f: dataclasses.Field, tp: Any, value: Any, at: str) -> None:
     choices = [c for o in get_args(tp) if get_origin(o) is Literal for c in get_args(o)]
     if value not in choices:
         raise ConfigError(f"{at}: expected {f.metadata.get('expected', pattern)}, found {value!r}")
-
-
-def _strip_optional(tp: Any) -> Any:
-    if get_origin(tp) in (Union, types.UnionType):
-        non_none = [o for o in get_args(tp) if o is not type(None)]
-        if len(non_none) == 1:
-            return non_none[0]
-    return tp
 
 
 def _type_name(tp: Any) -> str:

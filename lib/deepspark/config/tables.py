@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from deepspark.config.values import Scalar, empty_map
+from deepspark.config.values import Scalar, check_bounds, empty_map
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,7 @@ class RangeRule:
     max: float | None = None  # highest allowed value; null: no upper bound
 
     def __post_init__(self) -> None:
-        if self.min is None and self.max is None:
-            raise ValueError("a range needs min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"range min {self.min} is above max {self.max}")
+        check_bounds(self.min, self.max, none="a range needs min, max or both", name="range ")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from deepspark.config.frozen import FrozenMap
+from deepspark.config.values import check_bounds
 
 Severity = Literal["warn", "fail"]
 CHECKS = ("schema", "all_null", "nulls", "rows", "drift", "spread", "constant", "categories",
@@ -33,10 +34,7 @@ class Bounds:
     max: float | None = None  # highest allowed value; null: no upper bound
 
     def __post_init__(self) -> None:
-        if self.min is None and self.max is None:
-            raise ValueError("bounds need min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min {self.min} is above max {self.max}")
+        check_bounds(self.min, self.max, none="bounds need min, max or both")
 
     def holds(self, x: float) -> bool:
         """Whether ``x`` lies within the bounds."""
