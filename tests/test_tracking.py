@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from deepspark import tracking
+from deepspark import environ, tracking
 from deepspark.config import load_config
 from deepspark.config.pipeline import MlflowConfig
 from deepspark.errors import ConfigError
-from deepspark.tracking import flatten, tracking_uri
+from deepspark.tracking import create_store_folder, flatten, tracking_uri
 
 
 def test_flatten_nests_with_dots_and_sanitizes_keys():
@@ -29,9 +29,16 @@ def test_flatten_cuts_long_values():
 
 def test_relative_sqlite_uri_becomes_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    uri = tracking_uri(MlflowConfig(tracking_uri="sqlite:///work/m.db"))
+    uri = create_store_folder(MlflowConfig(tracking_uri="sqlite:///work/m.db"))
     assert uri == f"sqlite:///{tmp_path / 'work' / 'm.db'}"
     assert (tmp_path / "work").is_dir()
+
+
+def test_reading_the_uri_creates_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = tracking_uri(MlflowConfig(tracking_uri="sqlite:///work/m.db"))
+    assert uri == f"sqlite:///{tmp_path / 'work' / 'm.db'}"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_server_uri_is_kept():
@@ -71,7 +78,7 @@ def test_an_unreachable_tracking_server_fails_fast_in_one_line(entry):
 def test_http_limits_go_to_the_environment_unless_the_user_set_them(monkeypatch):
     for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(tracking, "_ENV_SET", {})
+    monkeypatch.setattr(environ, "_OWN", {})
     tracking.bound_http(MlflowConfig(http_retries=3, http_timeout_s=20))
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3"
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "20"
@@ -123,7 +130,7 @@ def test_system_metrics_interval_goes_to_the_environment_unless_the_user_set_it(
     key = "MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"
     monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", raising=False)
-    monkeypatch.setattr(tracking, "_ENV_SET", {})
+    monkeypatch.setattr(environ, "_OWN", {})
     assert tracking.system_metrics(MlflowConfig(system_metrics_s=1.5))
     assert os.environ[key] == "1.5"
     assert os.environ["MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING"] == "1"
@@ -143,7 +150,7 @@ def _monitors() -> list:
 def test_system_metrics_draw_a_curve_and_stop_with_the_run(tmp_path, monkeypatch, end):
     import time
 
-    monkeypatch.setattr(tracking, "_ENV_SET", {})
+    monkeypatch.setattr(environ, "_OWN", {})
     for key in ("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "MLFLOW_TRACKING_URI"):
         monkeypatch.delenv(key, raising=False)
     cfg = MlflowConfig(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import TextIO
+
+from deepspark import environ
 
 ENV = "DEEPSPARK_LOG_LEVEL"  # the level, inherited by the processes a job starts
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -44,5 +45,5 @@ def quiet_progress_bars(stream: TextIO | None = None) -> bool:
     if stream is not None and stream.isatty():
         return False
     for key, value in NO_PROGRESS_BARS.items():
-        os.environ.setdefault(key, value)
+        environ.put_default(key, value)
     return True

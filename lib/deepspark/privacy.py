@@ -10,6 +10,7 @@ import hmac
 import os
 import stat
 
+from deepspark import environ
 from deepspark.config import Config
 from deepspark.errors import ConfigError, SetupError
 
@@ -25,7 +26,7 @@ def pseudonym_key(cfg: Config, columns: list[str]) -> bytes | None:
         return None
     privacy = cfg.privacy
     env, path, least = privacy.key_env, privacy.key_file, privacy.min_key_bytes
-    from_env = os.environ.get(env, "").encode()
+    from_env = (environ.get(env) or "").encode()
     from_file = read_key_file(path) if path else None
     if from_file is not None and from_env and not hmac.compare_digest(from_env, from_file):
         where = cfg.where

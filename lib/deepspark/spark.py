@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from deepspark import environ
 from deepspark.config import spark_value
 from deepspark.config.pipeline import SparkConfig
 from deepspark.errors import SetupError
@@ -49,7 +50,7 @@ def console_progress() -> str:
 
 def require_java() -> None:
     """Fail in one line, before Spark's own stack trace, when no JVM can be found."""
-    java_home = os.environ.get("JAVA_HOME")
+    java_home = environ.get("JAVA_HOME")
     if java_home and os.path.exists(os.path.join(java_home, "bin", "java")):
         return
     if shutil.which("java") is None:
@@ -71,12 +72,12 @@ def build_session(
     from pyspark.sql import SparkSession
 
     require_java()
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    environ.put_default("SPARK_LOCAL_IP", "127.0.0.1")
     submitted: dict[str, str] = {}
     # spark-submit starts the JVM first and hands this process its gateway; only then does a
     # SparkConf see the submitted settings (without one, SparkConf() is empty and the config's
     # local master would silently replace the cluster's).
-    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+    if environ.get("PYSPARK_GATEWAY_PORT"):
         SparkContext._ensure_initialized()  # joins spark-submit's JVM, starts none
         submitted = dict(SparkConf().getAll())
     builder = SparkSession.builder.appName(app_name or cfg.app_name)
@@ -89,7 +90,7 @@ def build_session(
     # Python workers run this interpreter (its venv has pandas, pyarrow, torch), not whatever
     # `python3` is first on the PATH: `deepspark run` from a plain shell sets nothing else, and
     # the SparkContext reads the variable, not the setting, when it is built in-process.
-    os.environ.setdefault(
+    environ.put_default(
         "PYSPARK_PYTHON", str(cfg.settings.get("spark.pyspark.python") or sys.executable)
     )
     for key, value in settings.items():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from deepspark.config import Config, spark_value
 from deepspark.config.profiles import ClusterProfile
+from deepspark.environ import snapshot
 from deepspark.envpack import ARCHIVE_ALIAS
 from deepspark.errors import ConfigError, SetupError
 from deepspark.spark import console_progress, driver_java_options
@@ -43,7 +44,7 @@ def submit_args(
         cfg: The resolved config of the job's first pipeline (the one its session is built from).
         python: This venv's interpreter: the driver's, and the executors' unless the profile ships
             or names another (``spark.pyspark.python`` / ``spark.pyspark.driver.python``).
-        environ: Where to look up ``SPARK_MASTER``; ``os.environ`` when None.
+        environ: Where to look up ``SPARK_MASTER``; this process's when None.
         profile: The cluster profile (``--cluster``); its settings win over the config's.
         master: ``--master`` as given on the command line; wins over everything else.
         archive: The packed venv, for a profile with ``python_env: packed``.
@@ -57,7 +58,7 @@ def submit_args(
         ConfigError: A value cannot be passed on a command line (it holds a newline), or a
             packed profile without an archive.
     """
-    env = os.environ if environ is None else environ
+    env = snapshot() if environ is None else environ
     master = master or env.get("SPARK_MASTER") or (profile and profile.master) or cfg.spark.master
     args = ["--master", master]
     if profile is not None and profile.deploy_mode != "client":
@@ -222,7 +223,7 @@ def local_key_override(
     differ from the one used before. ``create=False`` (a dry run) names the file without
     writing it.
     """
-    env = os.environ if environ is None else environ
+    env = snapshot() if environ is None else environ
     given = any(env.get(c.privacy.key_env) or c.privacy.key_file for c in configs)
     if given or not master.startswith("local"):
         return []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
+from deepspark import environ
 from deepspark.errors import ConfigError
 from deepspark.logconf import ENV, LEVELS, configure, quiet_progress_bars
 
@@ -46,10 +46,10 @@ def setup(level: str | None) -> str:
     The level also goes into the environment, so the training processes TorchDistributor and
     torchrun start log at the same one (:func:`deepspark.logconf.configure` there too).
     """
-    level = (level or os.environ.get(ENV) or "INFO").upper()
+    level = (level or environ.get(ENV) or "INFO").upper()
     if level not in LEVELS:
         raise ConfigError(f"{ENV}={level}: expected one of {', '.join(LEVELS)}")
-    os.environ[ENV] = level
+    environ.put(ENV, level)
     configure(level)
     quiet_progress_bars()  # before anything imports tqdm; the ranks inherit it
     if level != "DEBUG":
@@ -57,5 +57,5 @@ def setup(level: str | None) -> str:
             handler.addFilter(_Quiet())
         # MLflow configures its own loggers when imported (later), from this variable: its INFO
         # lines ("Creating initial MLflow database tables...") are setup chatter.
-        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        environ.put_default("MLFLOW_LOGGING_LEVEL", "WARNING")
     return level

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deepspark import environ
 from deepspark.cli import logs
 from deepspark.cli.jobs import ALIASES, JOBS, Job, lookup
 from deepspark.config import load_config
@@ -231,7 +232,7 @@ def main(argv: Sequence[str]) -> int:
     except DeepsparkError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    env = {**os.environ, "SPARK_HOME": str(Path(cmd[0]).parents[1])}
+    env = {**environ.snapshot(), "SPARK_HOME": str(Path(cmd[0]).parents[1])}
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     sys.stdout.flush()
     os.execve(cmd[0], cmd, env)

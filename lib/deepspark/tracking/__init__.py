@@ -20,12 +20,12 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from deepspark import environ
 from deepspark.config import Config
 from deepspark.config.pipeline import MlflowConfig
 from deepspark.errors import SetupError
@@ -72,26 +72,30 @@ __all__ = [
     "stage_run",
     "stop_system_metrics",
     "system_metrics",
+    "create_store_folder",
     "tracking_uri",
     "usable",
 ]
 
 log = logging.getLogger(__name__)
-# What setup() and system_metrics() put into the environment: a later call in the same process
-# may change its own values, but never one the user set.
-_ENV_SET: dict[str, str] = {}
 _WARNED_MISSING = False  # usable() has said that MLflow is missing
 _WARNED_NO_PSUTIL = False  # system_metrics() has said that psutil is missing
 
 
 def tracking_uri(cfg: MlflowConfig) -> str:
-    """The tracking URI with a relative SQLite path made absolute (and its folder created)."""
+    """The tracking URI with a relative SQLite path made absolute (nothing is created)."""
     uri = cfg.tracking_uri
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        db = Path(uri[len(prefix) :]).resolve()
-        db.parent.mkdir(parents=True, exist_ok=True)
-        return f"{prefix}{db}"
+        return f"{prefix}{Path(uri[len(prefix) :]).resolve()}"
+    return uri
+
+
+def create_store_folder(cfg: MlflowConfig) -> str:
+    """The tracking URI, with the folder of a SQLite store created (SQLite creates only files)."""
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     return uri
 
 
@@ -120,7 +124,7 @@ def usable(cfg: Config, *, optional: bool) -> Config:
         )
     global _WARNED_MISSING
     # Once per process, and only on rank 0 of a torchrun launch: one line per job, not per rank.
-    if not _WARNED_MISSING and os.environ.get("RANK", "0") == "0":
+    if not _WARNED_MISSING and environ.rank() == 0:
         log.warning(
             "MLflow is not installed: tracking is off for this run (results go to the log and "
             "the checkpoints); install mlflow to track, or set mlflow.enabled=false to silence this"
@@ -161,7 +165,7 @@ def setup(cfg: MlflowConfig) -> Any:
     import mlflow
 
     bound_http(cfg)
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    mlflow.set_tracking_uri(create_store_folder(cfg))
     experiment = mlflow.get_experiment_by_name(cfg.experiment)
     if experiment is None:
         root = cfg.artifact_root
@@ -178,15 +182,8 @@ def bound_http(cfg: MlflowConfig) -> None:
     server that went away into minutes; training would stall on every epoch's metrics. Values
     the user set in the environment win.
     """
-    _put_env("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(cfg.http_retries))
-    _put_env("MLFLOW_HTTP_REQUEST_TIMEOUT", str(cfg.http_timeout_s))
-
-
-def _put_env(key: str, value: str) -> None:
-    """``os.environ[key] = value`` unless the user set ``key`` (this module's own value is not)."""
-    current = os.environ.get(key)
-    if current is None or current == _ENV_SET.get(key):
-        os.environ[key] = _ENV_SET[key] = value
+    environ.put_own("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(cfg.http_retries))
+    environ.put_own("MLFLOW_HTTP_REQUEST_TIMEOUT", str(cfg.http_timeout_s))
 
 
 def system_metrics(cfg: MlflowConfig) -> bool:
@@ -207,8 +204,8 @@ def system_metrics(cfg: MlflowConfig) -> bool:
             log.warning("psutil is not installed: the training run logs no system metrics")
         _WARNED_NO_PSUTIL = True
         return False
-    _put_env("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", str(cfg.system_metrics_s))
-    _put_env("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
+    environ.put_own("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", str(cfg.system_metrics_s))
+    environ.put_own("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", "1")
     return True
 
 

@@ -7,6 +7,7 @@ import os
 import time
 from typing import Any
 
+from deepspark import environ
 from deepspark.errors import DeepsparkError
 from deepspark.train.job import TrainJob
 from deepspark.train.resources import check_local_gpus, check_spark_gpus, check_ssl
@@ -42,9 +43,9 @@ def with_distributor(job: TrainJob) -> dict[str, Any] | None:
     # torchrun prints a five-line banner when OMP_NUM_THREADS is unset; each process sets its
     # thread count itself (worker.py), so name that count here and spare the log.
     threads = str(max(1, (os.cpu_count() or 1) // cfg.processes))
-    unset = "OMP_NUM_THREADS" not in os.environ
+    unset = not environ.is_set("OMP_NUM_THREADS")
     if unset and cfg.local_mode:
-        os.environ["OMP_NUM_THREADS"] = threads
+        environ.put("OMP_NUM_THREADS", threads)
     try:
         # Executors may have deepspark only as the --py-files zip: see deepspark.train.shipped.
         fn, args = (train_worker, (job,)) if cfg.local_mode else shipped(train_worker, job)
@@ -53,7 +54,7 @@ def with_distributor(job: TrainJob) -> dict[str, Any] | None:
         raise TrainingError(f"training failed: {_first_line(e)} (worker output above)") from e
     finally:
         if unset:
-            os.environ.pop("OMP_NUM_THREADS", None)
+            environ.drop("OMP_NUM_THREADS")
     # Every rank returns rank 0's summary; when rank 0 died, TorchDistributor can still hand back
     # another rank's (empty) result: no summary means no trained model, whatever the exit status.
     if not summary:
@@ -91,5 +92,5 @@ def in_process(job: TrainJob) -> dict[str, Any] | None:
         import torch
 
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        check_local_gpus(True, visible, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        check_local_gpus(True, visible, environ.local_world_size())
     return train_worker(job)

@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any
 
+from deepspark import environ
 from deepspark.logconf import ENV, configure, quiet_progress_bars
 from deepspark.train.job import TrainJob
 
@@ -23,11 +24,11 @@ def train_worker(job: TrainJob) -> dict[str, Any] | None:
     from deepspark.train.trainer import Trainer
 
     if not logging.getLogger().handlers:  # a process of its own: log like the driver does
-        configure(os.environ.get(ENV, "INFO"))
+        configure(environ.get(ENV) or "INFO")
     quiet_progress_bars()  # a rank on an executor inherits nothing: its stderr is a log
     importable(job)
-    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    device, gpu = _device(job.train.use_gpu, world, int(os.environ.get("LOCAL_RANK", 0)))
+    rank, world = environ.rank(), environ.world_size()
+    device, gpu = _device(job.train.use_gpu, world, environ.local_rank())
     summary = Trainer(job, rank=rank, world=world, device=device, gpu=gpu).fit()
     return _leave_together(world, summary)
 
@@ -89,7 +90,7 @@ def _device(use_gpu: bool, world: int, local_rank: int) -> tuple[Any, bool]:
         torch.cuda.set_device(device)
     else:
         # Processes on one host share its cores: without this each takes them all and they thrash.
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+        local_world = environ.local_world_size(default=world)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if gpu else "gloo")

@@ -1,0 +1,76 @@
+"""The process environment: every variable deepspark reads or writes goes through this module.
+
+Environment variables are how settings reach the processes deepspark does not start itself:
+training ranks (torchrun, TorchDistributor), Spark's Python workers, MLflow's HTTP client. Reads
+and writes anywhere else in ``lib/`` fail ``tests/test_environ.py``, so this file is the whole
+list of that traffic.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Values this process set on its own (put_own): a later put_own may replace them, while a value
+# the user set stays.
+_OWN: dict[str, str] = {}
+
+
+def get(name: str, default: str | None = None) -> str | None:
+    """The variable's value, or ``default`` when it is unset."""
+    return os.environ.get(name, default)
+
+
+def is_set(name: str) -> bool:
+    """Whether the variable is set (to anything, the empty string included)."""
+    return name in os.environ
+
+
+def put(name: str, value: str) -> None:
+    """Set the variable for this process and every process it starts from now on."""
+    os.environ[name] = value
+
+
+def put_default(name: str, value: str) -> str:
+    """Set the variable unless it is set already; returns the value in effect."""
+    return os.environ.setdefault(name, value)
+
+
+def put_own(name: str, value: str) -> None:
+    """Set the variable unless the user set it (a value this process set itself is replaced)."""
+    current = os.environ.get(name)
+    if current is None or current == _OWN.get(name):
+        os.environ[name] = _OWN[name] = value
+
+
+def drop(name: str) -> None:
+    """Unset the variable (nothing happens when it is not set)."""
+    os.environ.pop(name, None)
+
+
+def snapshot() -> dict[str, str]:
+    """A copy of the whole environment, for a child process to start from."""
+    return dict(os.environ)
+
+
+# The variables torch.distributed launchers (torchrun, TorchDistributor) give each rank; a
+# process started without one is rank 0 of 1.
+
+
+def rank() -> int:
+    """This process's rank among all training processes."""
+    return int(os.environ.get("RANK", 0))
+
+
+def world_size() -> int:
+    """How many training processes there are in all."""
+    return int(os.environ.get("WORLD_SIZE", 1))
+
+
+def local_rank() -> int:
+    """This process's rank among the training processes of its host."""
+    return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def local_world_size(default: int = 1) -> int:
+    """How many training processes share this host (``default`` outside a launcher)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", default))
