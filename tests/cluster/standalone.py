@@ -160,7 +160,9 @@ def _wait(ready, what: str, cluster: Standalone, timeout_s: float = 90) -> None:
         try:
             if ready():
                 return
-        except OSError:
+        # Not up yet: no listener (OSError), or, on a loaded machine, a UI that answers before
+        # the master fills in its state (an empty or partial JSON document).
+        except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.5)
     raise TimeoutError(f"{what} not up within {timeout_s}s (logs in {cluster.root})")
