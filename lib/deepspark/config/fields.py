@@ -44,16 +44,6 @@ class FieldInfo:
     # reach training only through the features (the manifest's digest is in the hash).
     learned: Learned | None
 
-    @property
-    def name(self) -> str:
-        """The key's own name (the last part of ``path``)."""
-        return self.field.name
-
-    @property
-    def section(self) -> type | None:
-        """The dataclass this key holds (directly, as map values or list items), if any."""
-        return section_of(self.type)[0]
-
 
 @functools.cache
 def yaml_fields(cls: type) -> tuple[dataclasses.Field, ...]:

@@ -13,11 +13,11 @@ import types
 import typing
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from deepspark.config.fields import strip_optional, yaml_fields
+from deepspark.config.fields import hints, strip_optional, yaml_fields
 from deepspark.config.frozen import FrozenMap
 from deepspark.errors import ConfigError
 
@@ -133,7 +133,7 @@ def _override_keys(cls: type, name: str, where: str) -> Iterator[tuple[str, bool
                 )
             walked.append(part)
             yield part, not parts
-            tp = get_type_hints(tp)[part]
+            tp = hints(tp)[part]
         elif get_origin(tp) in (dict, Mapping, typing.Mapping):
             val_tp = strip_optional(get_args(tp)[1])
             if dataclasses.is_dataclass(val_tp) and len(parts) > 1:
@@ -235,13 +235,13 @@ def _build_dataclass(cls: type, value: Any, *, file: str, key: str, partial: boo
         raise ConfigError(
             f"{file}: unknown key {bad!r} (expected one of: {', '.join(fields) or 'nothing'}){hint}"
         )
-    hints = get_type_hints(cls)
+    types_of = hints(cls)
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
         sub = f"{key}.{name}" if key else name
         if name in value:
-            kwargs[name] = _build(hints[name], value[name], file=file, key=sub, partial=partial)
-            _check_pattern(f, hints[name], kwargs[name], f"{file}: {sub}")
+            kwargs[name] = _build(types_of[name], value[name], file=file, key=sub, partial=partial)
+            _check_pattern(f, types_of[name], kwargs[name], f"{file}: {sub}")
         elif f.default is _MISSING and f.default_factory is _MISSING and not partial:
             raise ConfigError(f"{file}: missing required key {sub!r}")
     if partial:

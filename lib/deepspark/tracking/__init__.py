@@ -82,20 +82,22 @@ _WARNED_MISSING = False  # usable() has said that MLflow is missing
 _WARNED_NO_PSUTIL = False  # system_metrics() has said that psutil is missing
 
 
+_SQLITE = "sqlite:///"  # a local store: the path follows (absolute with a fourth slash)
+
+
 def tracking_uri(cfg: MlflowConfig) -> str:
     """The tracking URI with a relative SQLite path made absolute (nothing is created)."""
     uri = cfg.tracking_uri
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return f"{prefix}{Path(uri[len(prefix) :]).resolve()}"
+    if uri.startswith(_SQLITE) and not uri.startswith(_SQLITE + "/"):
+        return f"{_SQLITE}{Path(uri.removeprefix(_SQLITE)).resolve()}"
     return uri
 
 
 def create_store_folder(cfg: MlflowConfig) -> str:
     """The tracking URI, with the folder of a SQLite store created (SQLite creates only files)."""
     uri = tracking_uri(cfg)
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    if uri.startswith(_SQLITE):
+        Path(uri.removeprefix(_SQLITE)).parent.mkdir(parents=True, exist_ok=True)
     return uri
 
 

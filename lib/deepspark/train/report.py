@@ -105,7 +105,7 @@ class Reporter:
         # baseline fit, which a model over the linear baseline brought from preflight.
         test = _read(self.job, "test", ["x", "y", *extra])
         train = _read(self.job, "train", ["x", "y"]) if self.job.linear is None else None
-        summary.update(self._test(net, step, test, train))
+        summary.update(holdout_metrics(self.job, net, step, test, train))
         # When the gate runs (tracking and the registry on), its line says the deciding metric
         # against every baseline; otherwise this line is the only place the results appear.
         shown = ", ".join(f"{k} {v:.4g}" for k, v in summary.items() if _num(v))
@@ -236,9 +236,6 @@ class Reporter:
         ok, _ = self._call(epoch, lambda: self.mlflow.log_metrics(metrics, step=epoch))
         if ok and epoch == self.done.epochs:
             self.done.epochs = epoch + 1
-
-    def _test(self, net: Any, step: Any, test: dict, train: dict | None) -> dict[str, float]:
-        return holdout_metrics(self.job, net, step, test, train)
 
     def _log_curves(self, history: list[dict]) -> None:
         import pandas as pd
