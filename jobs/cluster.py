@@ -1,10 +1,6 @@
-"""spark-submit entry point for the cluster stage: k-means over an aggregate, k by silhouette.
+"""The kmeans stage's old name: runs jobs/kmeans.py's stage, with one warning line.
 
-    ./spark-submit.sh jobs/cluster.py -c conf/flights.yaml [key=value ...]
-
-The table named by pipeline.cluster.table is written with an int `cluster` column to
-{paths.data}/gold/<pipeline>/<pipeline.cluster.output>; the silhouette of every k, the sizes, the
-centroids and their plots go to MLflow.
+./spark-submit.sh jobs/cluster.py ...   # is now: ./spark-submit.sh jobs/kmeans.py ...
 """
 
 from deepspark.cli import job

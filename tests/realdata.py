@@ -72,7 +72,7 @@ def slice_overrides(raw: dict[str, Path], work: Path, *extra: str) -> list[str]:
         "pipeline.features.sequence.split.test_start=2013-01-09T00:00:00Z",
         "pipeline.features.layout.files_per_split=2",
         "pipeline.features.layout.min_row_groups=2",
-        "pipeline.cluster.k_max=3",  # the k-means search's mechanics, not its best k
+        "pipeline.kmeans.k_max=3",  # the k-means search's mechanics, not its best k
         # The one pipeline end to end through Petastorm's reader runs wherever the stack has it
         # (CI's petastorm stack); elsewhere `auto` resolves to the pyarrow reader.
         f"pipeline.train.loader.backend={slice_backend()}",

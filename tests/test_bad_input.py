@@ -43,7 +43,7 @@ pipeline:
       required: [id, ts]
       timestamps:
         ts: {{column: ts, format: "yyyy-MM-dd'T'HH:mm:ssX"}}
-  validation:
+  checks:
     tables:
       silver/t:
         categorical: [station]
@@ -87,7 +87,7 @@ class Case:
     counts: dict = field(default_factory=dict)  # stage -> (rows_in, clean, quarantined)
     findings: frozenset = frozenset()  # (stage, table, check, column, severity)
     quarantine: tuple = ()  # (stage, rule, reason) of every quarantined row, sorted
-    validation: str = ""  # extra YAML under validation.tables.silver/t
+    validation: str = ""  # extra YAML under checks.tables.silver/t
 
 
 OK = {"ingest": (96, 96, 0), "clean": (96, 96, 0)}
@@ -223,7 +223,7 @@ def last_good_run(spark, tmp_path_factory) -> Path:
 def findings(data: Path) -> set:
     out = set()
     for stage in ("ingest", "clean"):
-        report = data / "validation" / "corpus" / stage / "anomalies.json"
+        report = data / "checks" / "corpus" / stage / "anomalies.json"
         for f in json.loads(report.read_text()) if report.exists() else []:
             out.add((stage, f["table"], f["check"], f["column"], f["severity"]))
     return out

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from deepspark.config import Config, config_hash, load_config
+from deepspark.config.clusters import load_cluster
 from deepspark.config.loader import build, read_yaml
-from deepspark.config.profiles import load_profile
 from deepspark.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -18,8 +18,8 @@ CONF_FILES = sorted(CONF.glob("**/*.yaml"))
 @pytest.mark.parametrize("path", CONF_FILES, ids=lambda p: str(p.relative_to(CONF)))
 def test_every_conf_file_loads(path):
     data = read_yaml(path)
-    if path.parent.name == "clusters":  # a cluster profile for ./spark-submit.sh --cluster
-        profile = load_profile(path.stem, root=CONF.parent)
+    if path.parent.name == "clusters":  # a cluster file for ./spark-submit.sh --cluster
+        profile = load_cluster(path.stem, root=CONF.parent)
         assert profile.master and profile.description
     elif "pipeline" in data:
         cfg = load_config(path)
@@ -58,12 +58,12 @@ def test_minimal_config_gets_defaults(tmp_path):
         "aggregate",
         "features",
         "profile",
-        "cluster",
+        "kmeans",
         "train",
         "evaluate",
         "score",
     )
-    assert cfg.pipeline.cluster is None
+    assert cfg.pipeline.kmeans is None
     assert cfg.pipeline.train is None and cfg.paths.checkpoints == "work/checkpoints"
 
 
@@ -81,7 +81,7 @@ def test_unknown_key_names_key_and_file(tmp_path):
         load_config(path)
     assert str(e.value) == (
         f"{path}: unknown key 'pipeline.clen' (expected one of: name, sources, clean, "
-        "aggregates, features, profile, cluster, train, tune, evaluate, score, validation, stages)"
+        "aggregates, features, profile, kmeans, train, tune, evaluate, score, checks, stages)"
     )
 
 

@@ -24,7 +24,7 @@ from deepspark.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-CONF_FILES = sorted(CONF.glob("*.yaml"))  # not conf/clusters: cluster profiles are another shape
+CONF_FILES = sorted(CONF.glob("*.yaml"))  # not conf/clusters: cluster files are another shape
 PIPELINES = [p for p in CONF_FILES if "pipeline" in read_yaml(p)]
 DIGITS = CONF / "digits.yaml"
 
@@ -88,7 +88,7 @@ UNKNOWN = "additionalProperties"
         (("pipeline", "train", "cnn", "channels"), 32, "type"),  # a list is never a scalar
         (("spark", "settings", "spark.x"), [1], "type"),  # a map of scalars
         (("pipeline", "sources", "digits", "sep"), ",", UNKNOWN),  # inside a map's entry
-        (("pipeline", "cluster", "tabel"), "gold/x", UNKNOWN),  # inside an optional section
+        (("pipeline", "kmeans", "tabel"), "gold/x", UNKNOWN),  # inside an optional section
     ],
     ids=lambda v: ".".join(v) if isinstance(v, tuple) else None,
 )
@@ -179,7 +179,7 @@ def test_reference_reads_meanings_from_the_source():
     assert by_key["pipeline.name"].default == "*required*"
     assert by_key["pipeline.train.model"].type == "one of `cnn`, `rnn`, `mlp` or string"
     assert by_key["pipeline.train.model_args"].type == "map of scalar (string, number or bool)"
-    assert by_key["pipeline.cluster"].type == "section or null"
+    assert by_key["pipeline.kmeans"].type == "section or null"
 
 
 def test_show_annotates_every_value_with_its_source():

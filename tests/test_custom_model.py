@@ -143,7 +143,7 @@ def test_a_custom_model_trains_registers_and_scores_on_spark(tmp_path, byo, spar
 
 
 def test_submit_ships_the_module_file_or_its_package_zipped(tmp_path, monkeypatch, byo):
-    from deepspark.cli.spark_submit import command, parse
+    from deepspark.cli.submit.command import command, parse
 
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("SPARK_MASTER", raising=False)

@@ -77,7 +77,7 @@ def test_cluster_mode_needs_a_gpu_per_task():
         f"spark.task.resource.gpu.amount is not set ({GPU_HINT})"
     )
     assert GPU_HINT == (
-        "submit with the gpu cluster profile, e.g. ./spark-submit.sh --cluster standalone-gpu ..."
+        "submit with the gpu cluster file, e.g. ./spark-submit.sh --cluster standalone-gpu ..."
     )
     half = {**EXECUTORS, "spark.task.resource.gpu.amount": "0.5"}
     assert refused(CLUSTER, half) == (

@@ -66,11 +66,11 @@ def test_the_installed_package_runs_its_command_without_this_checkout(python, tm
     probe = (
         "import deepspark, pathlib; p = pathlib.Path(deepspark.__file__).parent; "
         "print(sorted(str(f.relative_to(p)) for f in [*p.glob('conf/*.yaml'), "
-        "*p.glob('log4j2.properties'), *p.glob('cli/submitted/job.py')]))"
+        "*p.glob('log4j2.properties'), *p.glob('cli/submit/resource/job.py')]))"
     )
     assert run(python, ["-c", probe], tmp_path).strip() == str(
         sorted([*(f"conf/{f.name}" for f in (ROOT / "conf").glob("*.yaml")),
-                "log4j2.properties", "cli/submitted/job.py"])
+                "log4j2.properties", "cli/submit/resource/job.py"])
     )  # fmt: skip
 
 

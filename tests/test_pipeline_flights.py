@@ -169,7 +169,7 @@ def test_mlflow_has_parent_and_nested_stage_runs(run):
         "aggregate",
         "features",
         "profile",
-        "cluster",
+        "kmeans",
         "train",
         "evaluate",
         "score",
@@ -180,18 +180,18 @@ def test_mlflow_has_parent_and_nested_stage_runs(run):
     artifacts = [a.path for a in client.list_artifacts(stages["profile"].info.run_id, "profile")]
     assert artifacts, "the profile stage logged no artifacts"
     for stage in ("ingest", "clean", "aggregate"):
-        report = client.list_artifacts(stages[stage].info.run_id, "validation")
+        report = client.list_artifacts(stages[stage].info.run_id, "checks")
         assert sorted(a.path for a in report) == [
-            "validation/anomalies.csv", "validation/anomalies.json", "validation/checks.png",
+            "checks/anomalies.csv", "checks/anomalies.json", "checks/checks.png",
         ]  # fmt: skip
-        assert "validation.warnings" in stages[stage].data.metrics
+        assert "checks.warnings" in stages[stage].data.metrics
     # The chosen k-means, a Spark ML model whose signature takes the configured features.
     # get_model_info reads runs:/ URIs through the process-wide tracking URI, which other tests
     # in the same session (the cluster tier's, say) point elsewhere.
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
-    kmeans = mlflow.models.get_model_info(f"runs:/{stages['cluster'].info.run_id}/kmeans")
-    spec = cfg.pipeline.cluster
-    assert "spark" in kmeans.flavors and kmeans.metadata["k"] == stages["cluster"].data.metrics["k"]
+    kmeans = mlflow.models.get_model_info(f"runs:/{stages['kmeans'].info.run_id}/kmeans")
+    spec = cfg.pipeline.kmeans
+    assert "spark" in kmeans.flavors and kmeans.metadata["k"] == stages["kmeans"].data.metrics["k"]
     assert kmeans.signature.inputs.input_names() == list(spec.features)
     assert kmeans.signature.outputs.input_names() == ["prediction"]
 
@@ -241,7 +241,7 @@ def test_a_skewed_scoring_input_is_caught(run, spark):
     """The real test windows with temperature 3 training deviations too high: skew, per input."""
     import pyarrow as pa
 
-    from deepspark.errors import DataValidationError
+    from deepspark.errors import DataCheckError
     from deepspark.stages import score
 
     layout, cfg = run["layout"], run["cfg"]
@@ -271,9 +271,9 @@ def test_a_skewed_scoring_input_is_caught(run, spark):
     last = [x[(info["window"] - 1) * steps + temp] for x in shifted]
     assert float(line[len(prefix) : -len(") [skew]")]) == pytest.approx(np.median(last), abs=0.05)
     # Only the shifted input is that far from training (the real ten days reach KS 0.76).
-    strict = slice_config(run["raw"], work, *extra, "pipeline.validation.skew.severity=fail",
-                          "pipeline.validation.skew.drift=0.9",
+    strict = slice_config(run["raw"], work, *extra, "pipeline.checks.skew.severity=fail",
+                          "pipeline.checks.skew.drift=0.9",
                           "pipeline.score.output=skewed_strict")  # fmt: skip
-    with pytest.raises(DataValidationError, match=r"^features/test_skewed: temp: serving data"):
+    with pytest.raises(DataCheckError, match=r"^features/test_skewed: temp: serving data"):
         score.run(strict, spark)
     assert not Path(layout.path("predictions", "skewed_strict")).exists()

@@ -23,13 +23,13 @@ import torch
 import yaml
 from pyspark.sql import functions as F
 
+from deepspark.cli.submit.options import library_zip
 from deepspark.config import Config, load_config
 from deepspark.config.pipeline import PipelineConfig, PrivacyConfig
 from deepspark.errors import ConfigError, InputError, SetupError
 from deepspark.etl.clean import key_pads, pseudonymize, with_key_pads
 from deepspark.privacy import pseudonym_key
 from deepspark.stages import pipeline
-from deepspark.submit import library_zip
 from deepspark.train import checkpoint as ckpt
 from deepspark.train.resources import check_ssl
 from tests.realdata import slice_config, write_slice
@@ -101,7 +101,7 @@ EVENT_LOG_JOB = textwrap.dedent(
         "spark.eventLog.compress": "false",  # plain JSON lines, to grep
         "spark.ui.enabled": "false",
         "spark.redaction.regex": regex,
-        # How a cluster profile would hand the key to executors; redacted by base.yaml's regex.
+        # How a cluster file would hand the key to executors; redacted by base.yaml's regex.
         "spark.executorEnv.DEEPSPARK_PSEUDONYM_KEY": key,
     }
     spark = build_session(SparkConfig(app_name="eventlog", master="local[1]", settings=settings))

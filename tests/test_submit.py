@@ -1,4 +1,4 @@
-"""spark-submit options from config (deepspark.submit) and the shell wrappers around them."""
+"""spark-submit options from config (deepspark.cli.submit.options) and the shell wrappers."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from deepspark.cli.spark_submit import ENTRY, command, parse
-from deepspark.cli.spark_submit import main as submit_main
+from deepspark.cli.submit.command import ENTRY, command, parse
+from deepspark.cli.submit.command import main as submit_main
+from deepspark.cli.submit.options import conf_files, library_zip, local_key_override, submit_args
 from deepspark.config import load_config
 from deepspark.errors import ConfigError
-from deepspark.submit import conf_files, library_zip, local_key_override, submit_args
 
 ROOT = Path(__file__).resolve().parents[1]
 FLIGHTS = ROOT / "conf" / "flights.yaml"
@@ -155,7 +155,7 @@ def test_submit_reports_a_bad_override_or_stage_in_one_line(capsys, monkeypatch)
     assert submit_main(["trian", "--dry-run"]) == 1
     assert capsys.readouterr().err == (
         "error: unknown stage 'trian'; expected one of pipeline, ingest, clean, aggregate, "
-        "features, profile, cluster, train, tune, evaluate, score\n"
+        "features, profile, kmeans, train, tune, evaluate, score\n"
     )
 
 

@@ -25,5 +25,5 @@ class SetupError(DeepsparkError):
     """The runtime is missing something outside the project (Java, a secret, a package)."""
 
 
-class DataValidationError(InputError):
+class DataCheckError(InputError):
     """A table broke an expectation or an anomaly check whose severity is ``fail``."""

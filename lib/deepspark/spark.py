@@ -63,7 +63,7 @@ def build_session(
     """Build (or, under spark-submit, join) the process's SparkSession from config.
 
     Under spark-submit its flags win: the master and driver memory are fixed before this process
-    starts, and a setting it was given (a cluster profile's, say) is not replaced by the config's.
+    starts, and a setting it was given (a cluster file's, say) is not replaced by the config's.
     Run as a plain Python process, config supplies everything, plus our log4j2 file (Spark's
     start-up INFO lines stay quiet) and the console progress bar when stderr is a terminal.
     ``log_level`` is deepspark's (``--log-level``); Spark's is one step quieter.

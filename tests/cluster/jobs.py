@@ -104,8 +104,8 @@ def _round(col):
     return F.when(col == 0, F.lit(0.0)).otherwise(F.round(col * scale) / scale)
 
 
-def bare_executor_profile(tmp: Path) -> Path:
-    """A standalone profile whose executors have the locked stack but not deepspark.
+def bare_executor_cluster(tmp: Path) -> Path:
+    """A standalone cluster whose executors have the locked stack but not deepspark.
 
     That is what YARN and Kubernetes executors run (a packed venv, an image): the library reaches
     them only as the --py-files zip. Their venv lists the project venv's site-packages in a .pth;
@@ -120,8 +120,8 @@ def bare_executor_profile(tmp: Path) -> Path:
     probe = "import torch, pyspark, importlib.util as u; print(u.find_spec('deepspark'))"
     found = subprocess.run([python, "-c", probe], cwd=tmp, capture_output=True, text=True)
     assert found.stdout.strip() == "None", found.stderr  # the stack, without the library
-    profile = tmp / "bare-executors.yaml"
-    profile.write_text(
+    cluster = tmp / "bare-executors.yaml"
+    cluster.write_text(
         "description: standalone, executors without deepspark installed\n"
         "extends: standalone\n"
         "python_env: image\n"
@@ -129,4 +129,4 @@ def bare_executor_profile(tmp: Path) -> Path:
         f"  spark.pyspark.python: {python}\n"
         f"  spark.pyspark.driver.python: {sys.executable}\n"
     )
-    return profile
+    return cluster

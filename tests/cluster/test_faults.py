@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.cluster.jobs import KEY, bare_executor_profile, fingerprint, start, submit
+from tests.cluster.jobs import KEY, bare_executor_cluster, fingerprint, start, submit
 from tests.cluster.standalone import LOOPBACK, free_port
 from tests.realdata import slice_overrides
 
@@ -100,7 +100,7 @@ def test_training_killed_mid_epoch_resumes_from_its_last_checkpoint(cluster, pre
     tmp, ref = prepared["tmp"], prepared["ref"]
     work = tmp / "kill-train"
     args = (
-        *("-c", "conf/flights.yaml", "--cluster", str(bare_executor_profile(tmp))),
+        *("-c", "conf/flights.yaml", "--cluster", str(bare_executor_cluster(tmp))),
         *("--master", cluster.master_url),
         *slice_overrides(
             prepared["raw"], work, f"paths.data={ref / 'data'}", "pipeline.train.epochs=12"

@@ -24,7 +24,7 @@ def runs(cluster, local_run, cluster_run):
 def test_the_cluster_ran_the_application_on_both_workers(runs):
     apps = runs["standalone"].state()["completedapps"]
     (app,) = [a for a in apps if a["name"] == "deepspark-pipeline"]
-    assert app["cores"] == 2  # one executor on each worker, as the profile asks
+    assert app["cores"] == 2  # one executor on each worker, as the cluster asks
     for worker in ("worker-1", "worker-2"):
         work = runs["standalone"].root / worker / app["id"]
         assert any(work.iterdir()), f"{worker} ran no executor for {app['id']}"

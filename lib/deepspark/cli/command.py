@@ -14,7 +14,8 @@ import json
 import sys
 from collections.abc import Sequence
 
-from deepspark.cli import jobs, spark_submit
+from deepspark.cli import jobs
+from deepspark.cli.submit import command as submit_command
 from deepspark.config.files import PACKAGED, find
 from deepspark.errors import DeepsparkError
 
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs=argparse.REMAINDER, help="-c FILE, --log-level, key=value")
     sub.add_parser(
         "submit", add_help=False, prefix_chars="\0",
-        help="run a stage or job file under spark-submit (cluster profiles, pass-through options)",
+        help="run a stage or job file under spark-submit (cluster files, pass-through options)",
     )  # fmt: skip
     config = sub.add_parser("config", help="show the resolved config, its schema or reference")
     what = config.add_subparsers(dest="what", metavar="WHAT", required=True)
@@ -59,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("overrides", nargs="*", metavar="key=value")
     what.add_parser("schema", help="a JSON Schema for pipeline config files (for editors)")
     what.add_parser("reference", help="the config reference (docs/CONFIG.md) as Markdown")
-    sub.add_parser("clusters", help="the cluster profiles for --cluster, with their descriptions")
+    sub.add_parser("clusters", help="the cluster files for --cluster, with their descriptions")
     return parser
 
 
@@ -68,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # submit parses its own arguments (spark-submit's pass through): hand them over untouched.
     if argv[:1] == ["submit"]:
-        return spark_submit.main(argv[1:])
+        return submit_command.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return jobs.job(args.stage, args.args)
@@ -95,13 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _clusters() -> str:
-    from deepspark.config.profiles import load_profile, profile_names, profile_path
+    from deepspark.config.clusters import cluster_names, cluster_path, load_cluster
 
     rows = []
-    for name in profile_names():
-        profile = load_profile(name)
-        rows.append((name, profile.master, profile.description))
+    for name in cluster_names():
+        cluster = load_cluster(name)
+        rows.append((name, cluster.master, cluster.description))
     width = max(len(n) for n, _, _ in rows)
     lines = [f"{n:<{width}}  {d} (master {m})" for n, m, d in rows]
-    where = profile_path(rows[0][0]).parent if rows else "conf/clusters"
+    where = cluster_path(rows[0][0]).parent if rows else "conf/clusters"
     return "\n".join([*lines, f"({where}; use: deepspark submit STAGE --cluster NAME)"])

@@ -1,7 +1,7 @@
 """The jobs: one per stage plus the whole pipeline, and the runner every entry point shares.
 
 ``deepspark run clean -c conf/flights.yaml spark.master=local[4]``, ``python jobs/clean.py -c
-conf/flights.yaml`` and ``spark-submit .../deepspark/cli/submitted/job.py clean -c ...`` all end in
+conf/flights.yaml`` and ``spark-submit .../cli/submit/resource/job.py clean -c ...`` all end in
 :func:`main`: it parses the config files and overrides, builds the one SparkSession, calls the
 stage's ``run(cfg, spark)`` for each config, and on a user-facing error prints a single
 ``error: ...`` line and exits non-zero.
@@ -20,7 +20,7 @@ from deepspark.cli import logs
 from deepspark.config import load_config
 from deepspark.config.files import find
 from deepspark.config.loader import non_overrides
-from deepspark.config.stages import ALIASES, BOTH, BY_NAME, FLIGHTS, RunFn, Stage
+from deepspark.config.stages import ALIASES, BOTH, BY_NAME, FLIGHTS, RENAMED, RunFn, Stage
 from deepspark.errors import ConfigError, DeepsparkError
 
 log = logging.getLogger("deepspark")
@@ -40,6 +40,10 @@ def lookup(name: str) -> Job:
     job = JOBS.get(ALIASES.get(name, name))
     if job is None:
         raise ConfigError(f"unknown stage {name!r}; expected one of {', '.join(JOBS)}")
+    if name in RENAMED:
+        log.warning(
+            "stage %r is now %r (docs/GLOSSARY.md); the old name still works", name, job.name
+        )
     return job
 
 

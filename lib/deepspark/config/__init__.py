@@ -24,6 +24,7 @@ from deepspark.config.pipeline import (
     SequenceFeatures,
     SourceConfig,
 )
+from deepspark.config.renamed import upgrade_file, upgrade_override
 from deepspark.errors import ConfigError
 
 __all__ = [
@@ -55,7 +56,7 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> Config:
     files: list[str] = []
     data = _read(path, files)
     for assignment in overrides:
-        apply_override(Config, data, assignment)
+        apply_override(Config, data, upgrade_override(assignment))
     cfg = build(Config, data, file=str(path))
     return dataclasses.replace(cfg, files=tuple(files))
 
@@ -64,7 +65,7 @@ def _read(path: Path, files: list[str]) -> dict[str, Any]:
     """One file merged over what it extends (recursively) or over its base; ``files`` in order."""
     if str(path) in files:
         raise ConfigError(f"{path}: extends itself (through {' -> '.join(files)})")
-    data = read_yaml(path)
+    data = upgrade_file(read_yaml(path), str(path))
     build(Config, data, file=str(path), partial=True)
     parent = data.pop("extends", None)
     if parent and data.get("base"):
@@ -73,7 +74,7 @@ def _read(path: Path, files: list[str]) -> dict[str, Any]:
         below = _read(path.parent / parent, files)
     elif data.get("base"):
         base_path = path.parent / data["base"]
-        below = read_yaml(base_path)
+        below = upgrade_file(read_yaml(base_path), str(base_path))
         if "base" in below or "extends" in below:
             raise ConfigError(f"{base_path}: a base profile cannot name another base")
         build(Config, below, file=str(base_path), partial=True)

@@ -1,4 +1,4 @@
-"""The sections of the stages that look at the data: profile (statistics, plots) and cluster."""
+"""The sections of the stages that look at the data: profile (statistics, plots) and kmeans."""
 
 from __future__ import annotations
 

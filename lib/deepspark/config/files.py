@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PACKAGED = Path(__file__).resolve().parents[1] / "conf"
-PROFILE_DIR = "conf/clusters"
+CLUSTER_DIR = "conf/clusters"
 
 
 def find(path: str | Path) -> Path:
@@ -38,4 +38,4 @@ def find(path: str | Path) -> Path:
 
 def conf_root(root: str | Path = ".") -> Path:
     """The directory that holds ``conf/``: ``root`` when it has one, else the package's."""
-    return Path(root) if (Path(root) / PROFILE_DIR).is_dir() else PACKAGED.parent
+    return Path(root) if (Path(root) / CLUSTER_DIR).is_dir() else PACKAGED.parent

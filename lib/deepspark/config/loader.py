@@ -61,7 +61,7 @@ def deep_merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any
 
 
 def non_overrides(items: Iterable[str]) -> list[str]:
-    """The items that are not ``key=value`` assignments (command lines and cluster profiles)."""
+    """The items that are not ``key=value`` assignments (command lines and cluster files)."""
     return [o for o in items if "=" not in o]
 
 

@@ -6,7 +6,7 @@ that does not exist, say) are checked when the config is built, not when a job i
 
 The sections live by topic: runtime.py (Spark, paths, MLflow, privacy), tables.py (sources,
 cleaning, aggregates), features.py, explore.py (profile, cluster), and train.py, tune.py,
-evaluate.py, score.py, validation.py; this module ties them into one :class:`Config` and
+evaluate.py, score.py, checks.py; this module ties them into one :class:`Config` and
 re-exports them, so ``from deepspark.config.pipeline import X`` works for every section.
 """
 
@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from deepspark.config.checks import ChecksConfig
 from deepspark.config.evaluate import EvaluateConfig
 from deepspark.config.explore import KMeansConfig, LinePlot, ProfileConfig
 from deepspark.config.features import (
@@ -46,7 +47,6 @@ from deepspark.config.tables import (
 )
 from deepspark.config.train import BASELINES, TrainConfig
 from deepspark.config.tune import TuneConfig
-from deepspark.config.validation import ValidationConfig
 from deepspark.config.values import Scalar, empty_map
 
 __all__ = [
@@ -98,13 +98,13 @@ class PipelineConfig:
     aggregates: Mapping[str, AggregateConfig] = field(default_factory=empty_map)
     features: FeaturesConfig | None = None
     profile: ProfileConfig = field(default_factory=ProfileConfig)
-    cluster: KMeansConfig | None = None
+    kmeans: KMeansConfig | None = None
     train: TrainConfig | None = None
     # A hyperparameter search over pipeline.train keys (deepspark run tune; not a pipeline stage).
     tune: TuneConfig | None = None
     evaluate: EvaluateConfig | None = None  # defaults apply when absent and a model is trained
     score: ScoreConfig | None = None  # defaults apply when absent and a model is trained
-    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
     # The stages a run goes through, in order; one with nothing to do is skipped.
     stages: tuple[str, ...] = STAGES
 
@@ -124,15 +124,15 @@ class PipelineConfig:
             spec = self.features.sequence or self.features.image
             known = {**self.sources, **self.aggregates}
             _ref("features.source", spec.source, known)
-        if self.cluster is not None and self.cluster.output in self.aggregates:
+        if self.kmeans is not None and self.kmeans.output in self.aggregates:
             raise ValueError(
-                f"cluster.output: {self.cluster.output!r} is also an aggregate (gold/"
-                f"{self.cluster.output}); choose another name"
+                f"kmeans.output: {self.kmeans.output!r} is also an aggregate (gold/"
+                f"{self.kmeans.output}); choose another name"
             )
-        for key in self.validation.tables:
+        for key in self.checks.tables:
             layer, _, table = key.partition("/")
             known = self.aggregates if layer == "gold" else self.sources
-            _ref(f"validation.tables.{key}", table, known)
+            _ref(f"checks.tables.{key}", table, known)
         if self.train is not None and self.features is None:
             raise ValueError("train: needs a 'features' section to train on")
         if self.train is not None and self.features is not None:

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 from deepspark.config.values import Scalar, empty_map
 
 # The data layers, each a folder under paths.data ({data}/{layer}/{pipeline}/{table}); a
-# layer/table key (profile, cluster, validation) names one of them.
+# layer/table key (profile, kmeans, checks) names one of them.
 LAYERS = (
     "raw", "bronze", "silver", "gold", "features", "quarantine", "profiles", "predictions",
-    "validation", "tuning",
+    "checks", "tuning",
 )  # fmt: skip
 
 

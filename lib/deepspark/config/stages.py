@@ -49,6 +49,8 @@ class Stage:
     defaults: tuple[str, ...] = FLIGHTS  # the configs a job runs on when given no -c
     spark: bool = True  # False: runs without Java (run gets None for the session)
     aliases: tuple[str, ...] = ()  # other names a job or command may use
+    # Names this stage had before: still accepted, with one warning line (docs/GLOSSARY.md).
+    renamed_from: tuple[str, ...] = ()
 
     def load(self) -> RunFn:
         """The stage's ``run(cfg, spark)`` (its module imported now: pyspark is slow to import)."""
@@ -58,10 +60,10 @@ class Stage:
 TABLE: tuple[Stage, ...] = (
     Stage("ingest", "deepspark.stages.ingest",
           "land the sources as raw files and bronze Parquet (declared schema)",
-          reads=("sources",), writes=("raw", "bronze", "quarantine", "validation")),
+          reads=("sources",), writes=("raw", "bronze", "quarantine", "checks")),
     Stage("clean", "deepspark.stages.clean",
           "bronze -> silver: rules, UTC timestamps, dedup, pseudonyms, quarantine",
-          reads=("bronze",), writes=("silver", "quarantine", "validation"),
+          reads=("bronze",), writes=("silver", "quarantine", "checks"),
           applies=lambda cfg: bool(cfg.pipeline.clean)),
     Stage("aggregate", "deepspark.stages.aggregate", "silver -> gold aggregates",
           reads=("silver",), writes=("gold",),
@@ -76,10 +78,11 @@ TABLE: tuple[Stage, ...] = (
           # jobs/explore.py: a top-level profile.py would shadow the standard library's profile
           # module, which pyspark imports at start-up.
           aliases=("explore",)),
-    Stage("cluster", "deepspark.stages.cluster",
+    Stage("kmeans", "deepspark.stages.kmeans",
           "k-means over a table's numeric columns, k chosen by silhouette",
           reads=("silver", "gold"), writes=("gold",),
-          applies=lambda cfg: cfg.pipeline.cluster is not None),
+          applies=lambda cfg: cfg.pipeline.kmeans is not None,
+          renamed_from=("cluster",)),  # "cluster" is the Spark cluster (docs/GLOSSARY.md)
     Stage("train", "deepspark.stages.train",
           "distributed PyTorch training, tracked and registered through the gate",
           reads=("features",), writes=("checkpoints", "mlflow"),
@@ -98,6 +101,8 @@ TABLE: tuple[Stage, ...] = (
 )  # fmt: skip
 
 BY_NAME: Mapping[str, Stage] = {s.name: s for s in TABLE}
-ALIASES: Mapping[str, str] = {alias: s.name for s in TABLE for alias in s.aliases}
+# Old names first, so a stage's own aliases win over them.
+RENAMED: Mapping[str, str] = {old: s.name for s in TABLE for old in s.renamed_from}
+ALIASES: Mapping[str, str] = {**RENAMED, **{alias: s.name for s in TABLE for alias in s.aliases}}
 # What `pipeline.stages` may list, in the order the pipeline runs them.
 PIPELINE_ORDER: tuple[str, ...] = tuple(s.name for s in TABLE if s.in_pipeline)

@@ -5,14 +5,15 @@ table by :mod:`deepspark.etl.profile`; these functions only draw them. The non-i
 backend is selected before pyplot is imported, so plotting works on headless drivers.
 
 The modules: canvas.py (the Agg backend, :func:`figure`: every plot's conventions), profile.py,
-cluster.py and validation.py (each stage's plots); every name is importable from
+kmeans.py and checks.py (each stage's plots); every name is importable from
 ``deepspark.plots``, as before they were split.
 """
 
 from __future__ import annotations
 
 from deepspark.plots.canvas import DPI, GRID_COLUMNS, figure, save_figure
-from deepspark.plots.cluster import bar_chart, profile_heatmap, silhouette_curve
+from deepspark.plots.checks import checks_chart
+from deepspark.plots.kmeans import bar_chart, centroid_heatmap, silhouette_curve
 from deepspark.plots.profile import (
     MAX_LABELLED_BARS,
     MIN_PAIRS,
@@ -20,7 +21,6 @@ from deepspark.plots.profile import (
     histogram_grid,
     line_plot,
 )
-from deepspark.plots.validation import validation_chart
 
 __all__ = [
     "DPI",
@@ -32,8 +32,8 @@ __all__ = [
     "figure",
     "histogram_grid",
     "line_plot",
-    "profile_heatmap",
+    "centroid_heatmap",
     "save_figure",
     "silhouette_curve",
-    "validation_chart",
+    "checks_chart",
 ]

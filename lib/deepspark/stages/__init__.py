@@ -18,5 +18,5 @@ class StageResult:
     stage: str
     metrics: Mapping[str, float] = field(default_factory=dict)
     outputs: Mapping[str, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()  # validation findings that did not stop the stage
+    warnings: tuple[str, ...] = ()  # data-check findings that did not stop the stage
     skipped: str = ""  # why the stage did nothing, for the summary table ("not scored: ...")

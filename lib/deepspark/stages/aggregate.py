@@ -11,7 +11,7 @@ from deepspark.io import Layout, counting, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input
-from deepspark.stages.validation import Validator
+from deepspark.stages.checks import Checker
 
 STAGE = "aggregate"
 
@@ -22,7 +22,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     specs = cfg.pipeline.aggregates
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
-    checks = Validator(cfg, spark, STAGE)
+    checks = Checker(cfg, spark, STAGE)
     with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
         needed = {s.source for s in specs.values()} | {
             s.join.source for s in specs.values() if s.join is not None

@@ -22,7 +22,7 @@ from deepspark.privacy import pseudonym_key
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import add_totals, log_input, reconcile, table_metrics
-from deepspark.stages.validation import Validator
+from deepspark.stages.checks import Checker
 
 STAGE = "clean"
 # Bronze tables up to this size are recomputed for each output rather than cached.
@@ -37,7 +37,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     fs = FileSystem(spark)
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
-    checks = Validator(cfg, spark, STAGE)
+    checks = Checker(cfg, spark, STAGE)
     with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
         for table, spec in specs.items():
             started = time.perf_counter()

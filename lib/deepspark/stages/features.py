@@ -25,7 +25,7 @@ from deepspark.config.pipeline import FeaturesConfig, ImageFeatures, SequenceFea
 from deepspark.errors import ConfigError, DeepsparkError, InputError
 from deepspark.etl import features as feat
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
-from deepspark.etl.validate import percentiles_json, skew_columns
+from deepspark.etl.table_stats import percentiles_json, skew_columns
 from deepspark.io import Layout, counting, local_path, read_parquet, staged_outputs
 from deepspark.layout import MANIFEST
 from deepspark.manifest import FeatureManifest, SplitSummary

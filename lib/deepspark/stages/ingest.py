@@ -48,7 +48,7 @@ from deepspark.io import (
 from deepspark.schema import require_columns, struct_from_config
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import add_totals, reconcile, table_metrics
-from deepspark.stages.validation import Validator
+from deepspark.stages.checks import Checker
 
 STAGE = "ingest"
 _FILE = "__file"  # the file of an unparseable record, observed and dropped
@@ -60,7 +60,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     params = {name: to_plain(src) for name, src in cfg.pipeline.sources.items()}
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
-    checks = Validator(cfg, spark, STAGE)
+    checks = Checker(cfg, spark, STAGE)
     with tracking.stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
         for name, src in cfg.pipeline.sources.items():
             started = time.perf_counter()

@@ -1,262 +1,270 @@
-"""K-means over a table's numeric columns, k chosen by silhouette: Spark MLlib only, no UDFs.
+"""The kmeans stage: k-means over one table's numeric columns, k chosen by silhouette.
 
-The jobs of the cluster stage (fits, scores, counts and the cache they share); the pure parts
-are in :mod:`deepspark.etl.cluster`. Rows k-means cannot place (a null, NaN or infinite value in
-any feature) are never dropped: they stay in the output with a null ``cluster`` and are counted
-as ``rows_excluded``. With ``standardize`` every feature is z-scored over the clustered rows
-first, so a column in hPa does not outweigh one in inches. Centroids are reported in the
-original units: the mean of each feature over the rows assigned to the cluster.
+Reads ``pipeline.kmeans.table``, tries every k in ``[k_min, k_max]`` (see
+:mod:`deepspark.etl.kmeans`), and writes the input table with an int ``cluster`` column to
+``gold/<output>``: every input row, with a null ``cluster`` where a feature was missing or not
+finite. MLflow gets the silhouette of every k (``silhouette_k<k>``), the chosen ``k`` and its
+``silhouette`` on every clustered row, the cluster sizes, and under ``cluster/<output>/``:
 
-The silhouette is MLlib's :class:`~pyspark.ml.evaluation.ClusteringEvaluator` with its default
-squared Euclidean distance (the distance k-means minimizes); it runs in O(rows x k), not over
-every pair of rows, so it is affordable on the whole table. Its values are comparable across k,
-not with scikit-learn's Euclidean silhouette.
+- ``silhouette.png``: silhouette against k, the chosen k circled;
+- ``cluster_sizes.png``: rows per cluster;
+- ``centroids.png``: each cluster's mean per feature in the original units, coloured by how many
+  standard deviations it sits from the mean over all clustered rows;
+- ``centroids.csv`` and ``centroids.json``: the same numbers (the JSON with the whole search).
 
-The search logs one line per k as it is scored (a search over a large table takes minutes), and
-the outcome includes the chosen model as one Spark ML pipeline, from the feature columns to the
-cluster id (:attr:`Clustering.model`), for the stage to log to MLflow.
+The chosen model itself is logged too, as a Spark ML model (``mlflow.spark``) under ``kmeans/``
+in the run's artifacts (``runs:/<run>/kmeans``; MLflow 3.17's Spark flavor makes no LoggedModel):
+one pipeline from the feature columns to the cluster id the table got (``prediction``), with a
+signature inferred from an input example of five clustered rows.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import logging
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
 
-from pyspark.ml import Pipeline, PipelineModel
-from pyspark.ml.clustering import KMeans, KMeansModel
-from pyspark.ml.evaluation import ClusteringEvaluator
-from pyspark.ml.feature import StandardScaler
-from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
 
+from deepspark import plots, tracking
+from deepspark.config import Config, to_plain
 from deepspark.config.pipeline import KMeansConfig
-from deepspark.errors import InputError
-from deepspark.etl.cluster import (
-    CLUSTER,
-    MAX_ITER,
-    PREDICTION,
-    RAW,
-    VECTOR,
-    assembler,
-    best_k,
-    by_size,
-    centroid_profiles,
-    complete,
-    feature_stats,
-    labeller,
-    relabel,
-)  # fmt: skip
+from deepspark.errors import ConfigError, InputError, ReconciliationError
+from deepspark.etl import kmeans as clu
 from deepspark.etl.profile import col
+from deepspark.io import Layout, read_parquet, staged_outputs
+from deepspark.schema import require_columns
+from deepspark.stages import StageResult, kmeans_search
 
+STAGE = "kmeans"
+ARTIFACTS = "cluster"  # the clusters k-means found, under cluster/<output>/ (docs/GLOSSARY.md)
 log = logging.getLogger("deepspark")
 
 
-def count_complete(df: DataFrame, features: Sequence[str]) -> tuple[int, int]:
-    """``(rows, rows with every feature a finite number)`` of ``df``, in one pass."""
-    row = df.agg(F.count(F.lit(1)), F.count_if(complete(features))).first()
-    return int(row[0]), int(row[1])
-
-
-def vectorizer(rows: DataFrame, features: Sequence[str], standardize: bool) -> PipelineModel:
-    """The stages from the features to ``VECTOR``; with ``standardize``, z-scored over ``rows``.
-
-    ``rows`` must be complete (see :func:`complete`). A constant feature scales to 0.
-    """
-    if not standardize:
-        return PipelineModel([assembler(features, VECTOR)])
-    scaler = StandardScaler(inputCol=RAW, outputCol=VECTOR, withMean=True, withStd=True)
-    return Pipeline(stages=[assembler(features, RAW), scaler]).fit(rows)
-
-
-def vectorize(rows: DataFrame, features: Sequence[str], standardize: bool) -> DataFrame:
-    """``rows`` plus ``VECTOR``: the features as one vector, z-scored over ``rows`` if asked.
-
-    ``rows`` must be complete (see :func:`complete`). A constant feature scales to 0.
-    """
-    return vectorizer(rows, features, standardize).transform(rows).drop(RAW)
-
-
-def fit_kmeans(vectors: DataFrame, k: int, seed: int) -> KMeansModel:
-    """K-means (k-means|| initialization) on ``VECTOR``; predictions go to ``PREDICTION``."""
-    kmeans = KMeans(k=k, seed=seed, maxIter=MAX_ITER, featuresCol=VECTOR, predictionCol=PREDICTION)
-    return kmeans.fit(vectors)
-
-
-def silhouette(model: KMeansModel, vectors: DataFrame) -> float:
-    """Mean silhouette of ``model``'s assignment of ``vectors`` (in [-1, 1], higher is better)."""
-    evaluator = ClusteringEvaluator(
-        featuresCol=VECTOR, predictionCol=PREDICTION, metricName="silhouette"
-    )
-    return float(evaluator.evaluate(model.transform(vectors)))
-
-
-def silhouette_by_k(
-    vectors: DataFrame, ks: Iterable[int], seed: int
-) -> tuple[dict[int, float], dict[int, KMeansModel]]:
-    """Fit every k and score it; a k with fewer distinct rows than k is left out of both maps.
-
-    One INFO line per k, as it is scored: k, its silhouette and the seconds it took.
-    """
-    scores: dict[int, float] = {}
-    models: dict[int, KMeansModel] = {}
-    for k in ks:
-        started = time.perf_counter()
-        model = fit_kmeans(vectors, k, seed)
-        # MLlib returns fewer centres than k when there are fewer distinct points: that is a
-        # smaller k already scored, not a candidate of its own.
-        found = len(model.clusterCenters())
-        if found < k:
-            log.info("k-means k=%d: skipped, only %d distinct centres (%.1fs)", k, found,
-                     time.perf_counter() - started)  # fmt: skip
-            continue
-        scores[k] = silhouette(model, vectors)
-        models[k] = model
-        log.info("k-means k=%d: silhouette %.4f (%.1fs)", k, scores[k],
-                 time.perf_counter() - started)  # fmt: skip
-    return scores, models
-
-
-def assign(model: KMeansModel, vectors: DataFrame) -> tuple[DataFrame, list[int], dict[int, int]]:
-    """``vectors`` with an int ``cluster`` (ids by size, largest first) and the cluster sizes.
-
-    Returns:
-        The rows with ``cluster`` added and the working columns dropped; MLlib's index of each
-        cluster id (see :func:`by_size`); and ``{cluster: rows}``.
-    """
-    predicted = model.transform(vectors)
-    counts = {r[0]: r[1] for r in predicted.groupBy(PREDICTION).count().collect()}
-    order = by_size(counts)
-    return relabel(predicted, order), order, {i: counts[c] for i, c in enumerate(order)}
-
-
-@dataclass
-class Clustering:
-    """The outcome of :func:`cluster_table`; ``table`` reads cached data until :meth:`unpersist`.
-
-    ``model`` is the chosen k-means as one fitted pipeline: the feature columns (complete rows)
-    in, the cluster id the table got in ``prediction`` out (MLlib's working columns beside it).
-    """
-
-    table: DataFrame
-    model: PipelineModel
-    k: int
-    silhouette: float
-    scores: dict[int, float]
-    sizes: dict[int, int]
-    centroids: dict[int, dict[str, float]]
-    means: dict[str, float]
-    stddevs: dict[str, float | None]
-    rows_in: int
-    rows_clustered: int
-    rows_searched: int
-    cached: list[DataFrame] = field(default_factory=list, repr=False)
-
-    @property
-    def rows_excluded(self) -> int:
-        """Rows with a missing or non-finite feature: in ``table`` with a null ``cluster``."""
-        return self.rows_in - self.rows_clustered
-
-    def unpersist(self) -> None:
-        """Free the cached data (the session outlives the stage)."""
-        for frame in self.cached:
-            frame.unpersist()
-
-
-def cluster_table(df: DataFrame, spec: KMeansConfig, where: str | None = None) -> Clustering:
-    """Choose k by silhouette, fit it on every complete row, and label every row of ``df``.
-
-    Args:
-        df: The table; ``spec.features`` must be numeric columns, ``cluster`` must not exist.
-        spec: Features, k range, seed, search sample and scaling.
-        where: What to call the table in errors (default ``spec.table``).
-
-    Returns:
-        ``df``'s rows with ``cluster`` (null on excluded rows) and what was chosen and measured.
-        Call ``unpersist()`` once ``table`` has been written.
+def run(cfg: Config, spark: SparkSession) -> StageResult:
+    """Cluster the configured table and write it, labelled, to ``gold/<output>``.
 
     Raises:
-        InputError: Too few complete rows to fit ``k_max`` clusters.
+        ConfigError: The pipeline has no ``kmeans`` section.
+        InputError: The table is missing or empty, a feature column is missing or not numeric,
+            the table already has a ``cluster`` column, or too few rows have every feature.
+        ReconciliationError: The written table does not hold exactly the input rows.
     """
+    spec = cfg.pipeline.kmeans
+    if spec is None:
+        raise ConfigError(f"{cfg.where}: no 'pipeline.kmeans'")
+    layout = Layout(cfg.paths, cfg.pipeline.name)
+    source = layout.qualified(spec.table)
+    target = layout.path("gold", spec.output)
+    with tracking.stage_run(cfg, STAGE, to_plain(spec)), staged_outputs(spark) as out:
+        df = read_parquet(spark, source)
+        _check_input(df, spec, source)
+        result = kmeans_search.cluster_table(df, spec, where=source)
+        try:
+            rows_out = out.write_counted(result.table, target)
+        finally:
+            result.unpersist()
+        if rows_out != result.rows_in:
+            raise ReconciliationError(
+                f"{target}: rows_in={result.rows_in} != rows_out={rows_out} "
+                f"(difference {result.rows_in - rows_out})"
+            )
+        metrics = _metrics(result, rows_out)
+        with tempfile.TemporaryDirectory(prefix="deepspark-cluster-") as tmp:
+            _write_report(result, spec, Path(tmp))
+            tracking.log_artifacts(tmp, f"{ARTIFACTS}/{spec.output}")
+        out.commit()
+        tracking.log_metrics(metrics)
+        if tracking.active():
+            _log_model(spark, df, result, spec)
+    log.info(
+        "kmeans %s: k=%d (silhouette %.3f; by k: %s), %d rows clustered, %d excluded -> %s",
+        spec.table,
+        result.k,
+        result.silhouette,
+        ", ".join(f"{k}: {s:.3f}" for k, s in sorted(result.scores.items())),
+        result.rows_clustered,
+        result.rows_excluded,
+        target,
+    )
+    return StageResult(STAGE, metrics, {spec.output: target})
+
+
+def _log_model(
+    spark: SparkSession, df: DataFrame, result: kmeans_search.Clustering, spec: KMeansConfig
+) -> None:
+    """Log the chosen model to the active run, with an input example and the signature it gives.
+
+    The signature is inferred from what the model answers on the example, not left to MLflow,
+    whose own inference only warns when it fails: a model without one would pass unnoticed.
+    """
+    import warnings
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    features = df.select(*(col(f) for f in spec.features))
+    # Collected once, then turned back into Spark rows of the same types: two limit() jobs need
+    # not return the same rows.
+    example = features.where(clu.complete(spec.features)).limit(5).toPandas()
+    rows = spark.createDataFrame(example, features.schema)
+    answers = result.model.transform(rows).select(clu.LABEL).toPandas()
+    with warnings.catch_warnings():
+        # Integer columns "cannot represent missing values": the model's input is complete rows.
+        warnings.simplefilter("ignore", UserWarning)
+        signature = infer_signature(example, answers)
+    mlflow.spark.log_model(
+        result.model,
+        artifact_path="kmeans",
+        signature=signature,
+        input_example=example,
+        # Otherwise MLflow infers them by loading the model in a new Python process (a new JVM).
+        pip_requirements=mlflow.spark.get_default_pip_requirements(),
+        metadata={
+            "k": result.k,
+            "silhouette": result.silhouette,
+            "features": list(spec.features),
+            "standardize": spec.standardize,
+        },
+    )
+
+
+def _check_input(df: DataFrame, spec: KMeansConfig, source: str) -> None:
+    where = f"{source} ({STAGE})"
+    require_columns(df.columns, spec.features, where)
+    types = {f.name: f.dataType for f in df.schema.fields}
+    # BooleanType is not a NumericType: a flag is not a distance.
+    wrong = [
+        f"{c} ({types[c].simpleString()})"
+        for c in spec.features
+        if not isinstance(types[c], T.NumericType)
+    ]
+    if wrong:
+        raise InputError(f"{where}: features must be numeric; not numeric: {', '.join(wrong)}")
+    if clu.CLUSTER in df.columns:
+        raise InputError(f"{where}: already has a column named {clu.CLUSTER!r}")
+
+
+def _metrics(result: kmeans_search.Clustering, rows_out: int) -> dict[str, float]:
+    metrics: dict[str, float] = {
+        "rows_in": result.rows_in,
+        "rows_out": rows_out,
+        "rows_clustered": result.rows_clustered,
+        "rows_excluded": result.rows_excluded,
+        "rows_searched": result.rows_searched,
+        "k": result.k,
+        "silhouette": result.silhouette,
+    }
+    metrics.update({f"silhouette_k{k}": s for k, s in sorted(result.scores.items())})
+    metrics.update({f"cluster_size_{c}": n for c, n in result.sizes.items()})
+    return metrics
+
+
+def _write_report(result: kmeans_search.Clustering, spec: KMeansConfig, out: Path) -> None:
+    """Every file of ``cluster/<output>/`` (the module docstring lists them) under ``out``."""
+    _write_plots(result, spec, out)
+    _write_centroids(result, spec, out)
+
+
+def _write_plots(result: kmeans_search.Clustering, spec: KMeansConfig, out: Path) -> None:
+    """silhouette.png, cluster_sizes.png and centroids.png under ``out``."""
     features = list(spec.features)
-    ok = complete(features)
-    rows_in, rows_complete = count_complete(df, features)
-    if rows_complete <= spec.k_max:
-        raise InputError(
-            f"{where or spec.table}: {rows_complete} of {rows_in} rows have every feature "
-            f"({', '.join(features)}) present and finite; trying k up to k_max={spec.k_max} "
-            f"needs more than {spec.k_max}"
-        )
-    prep = vectorizer(df.where(ok), features, spec.standardize)
-    vectors = prep.transform(df.where(ok)).drop(RAW).persist()
-    cached = [vectors]
-    try:
-        search, rows_searched = _search_rows(vectors, spec, rows_complete, cached)
-        log.debug("k-means: trying k=%d..%d on %d of %d complete rows", spec.k_min, spec.k_max,
-                 rows_searched, rows_complete)  # fmt: skip
-        k, model, score, scores = _choose_k(vectors, search, spec, where or spec.table)
-        assigned, order, sizes = assign(model, vectors)
-        profiles = centroid_profiles(assigned, features).collect()
-        stats = feature_stats(vectors, features).first()
-    except BaseException:
-        for frame in cached:
-            frame.unpersist()
-        raise
-    excluded = df.where(~ok).withColumn(CLUSTER, F.lit(None).cast("int"))
-    return Clustering(
-        table=assigned.select(*map(col, df.columns), CLUSTER).unionByName(excluded),
-        model=PipelineModel([*prep.stages, model, labeller(order)]),
-        k=k,
-        silhouette=score,
-        scores=scores,
-        sizes=sizes,
-        centroids={r[CLUSTER]: {f: r[f] for f in features} for r in profiles},
-        means={f: stats[f"{f}__mean"] for f in features},
-        stddevs={f: stats[f"{f}__std"] for f in features},
-        rows_in=rows_in,
-        rows_clustered=rows_complete,
-        rows_searched=rows_searched,
-        cached=cached,
+    clusters = sorted(result.sizes)
+    searched = (
+        f"{result.rows_searched:,} sampled rows"
+        if result.rows_searched < result.rows_clustered
+        else f"{result.rows_clustered:,} rows"
+    )
+    plots.silhouette_curve(
+        result.scores,
+        result.k,
+        out / "silhouette.png",
+        f"{spec.table}: k-means silhouette by k\n({searched}, features "
+        f"{'standardized' if spec.standardize else 'as they are'})",
+    )
+    plots.bar_chart(
+        {str(c): result.sizes[c] for c in clusters},
+        out / "cluster_sizes.png",
+        f"{spec.table}: rows per cluster (k = {result.k})\n"
+        f"not clustered: {result.rows_excluded:,} rows with a missing feature",
+        "cluster",
+        "rows",
+    )
+    values = pd.DataFrame(
+        [[result.centroids[c][f] for f in features] for c in clusters],
+        index=[f"{c} ({result.sizes[c]:,} rows)" for c in clusters],
+        columns=features,
+    )
+    shade = pd.DataFrame(
+        [
+            [_z(result.centroids[c][f], result.means[f], result.stddevs[f]) for f in features]
+            for c in clusters
+        ],
+        index=values.index,
+        columns=features,
+    )
+    plots.centroid_heatmap(
+        values,
+        shade,
+        out / "centroids.png",
+        f"{spec.table}: cluster means (original units)\n"
+        "colour: standard deviations from the mean over all clustered rows",
+        "SDs from the overall mean",
     )
 
 
-def _search_rows(
-    vectors: DataFrame, spec: KMeansConfig, rows_complete: int, cached: list[DataFrame]
-) -> tuple[DataFrame, int]:
-    """The rows the k search runs on, and how many: every complete row, or a seeded sample.
-
-    A sample is cached and added to ``cached``, so the caller unpersists it with the rest.
-    """
-    if spec.sample_rows is None or rows_complete <= spec.sample_rows:
-        return vectors, rows_complete
-    # Bernoulli without a limit(): the same files and seed give the same sample.
-    fraction = spec.sample_rows / rows_complete
-    search = vectors.sample(fraction=fraction, seed=spec.seed).persist()
-    cached.append(search)
-    return search, search.count()
-
-
-def _choose_k(
-    vectors: DataFrame, search: DataFrame, spec: KMeansConfig, where: str
-) -> tuple[int, KMeansModel, float, dict[int, float]]:
-    """The k with the best silhouette on ``search``, fitted and scored on every complete row.
-
-    Returns:
-        k, its model, its silhouette on ``vectors``, and the silhouette of every k scored.
-
-    Raises:
-        InputError: No k in the range could be fitted (too few distinct feature vectors).
-    """
-    scores, models = silhouette_by_k(search, range(spec.k_min, spec.k_max + 1), spec.seed)
-    if not scores:
-        raise InputError(
-            f"{where}: the complete rows hold fewer than k_min={spec.k_min} "
-            "distinct feature vectors; there is nothing to cluster"
+def _write_centroids(result: kmeans_search.Clustering, spec: KMeansConfig, out: Path) -> None:
+    """centroids.csv and centroids.json (the JSON with the whole search) under ``out``."""
+    features = list(spec.features)
+    clusters = sorted(result.sizes)
+    with open(out / "centroids.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["cluster", "size", *features])
+        writer.writerows(
+            [c, result.sizes[c], *(result.centroids[c][f] for f in features)] for c in clusters
         )
-    k = best_k(scores)
-    if search is vectors:
-        return k, models[k], scores[k], scores
-    # The search ran on a sample: the chosen k is fitted and scored on every row.
-    model = fit_kmeans(vectors, k, spec.seed)
-    return k, model, silhouette(model, vectors), scores
+    doc = {
+        "table": spec.table,
+        "output": f"gold/{spec.output}",
+        "features": features,
+        "standardize": spec.standardize,
+        "seed": spec.seed,
+        "k": result.k,
+        "silhouette": result.silhouette,
+        "silhouette_by_k": {str(k): s for k, s in sorted(result.scores.items())},
+        "rows_in": result.rows_in,
+        "rows_clustered": result.rows_clustered,
+        "rows_excluded": result.rows_excluded,
+        "rows_searched": result.rows_searched,
+        "overall": {f: {"mean": result.means[f], "stddev": result.stddevs[f]} for f in features},
+        "clusters": [
+            {"cluster": c, "size": result.sizes[c], "mean": result.centroids[c]} for c in clusters
+        ],
+    }
+    with open(out / "centroids.json", "w", encoding="utf-8") as fh:
+        json.dump(_finite(doc), fh, indent=2, allow_nan=False)
+        fh.write("\n")
+
+
+def _z(value: float, mean: float, std: float | None) -> float:
+    # One row, or a constant feature, has no spread to measure against: no colour (NaN).
+    if std is None or not std > 0:
+        return math.nan
+    return (value - mean) / std
+
+
+def _finite(obj: Any) -> Any:
+    # JSON has no NaN or Infinity: a non-finite number is written as null.
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

@@ -61,7 +61,7 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
     log.info("pipeline %s done in %s:\n%s", name, _clock(started), summary_table(results, seconds))
     if warnings:
         log.warning(
-            "pipeline %s finished with %d validation warning(s):\n  %s",
+            "pipeline %s finished with %d check warning(s):\n  %s",
             name,
             len(warnings),
             "\n  ".join(warnings),

@@ -19,19 +19,19 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from deepspark import manifest, registry, tracking
+from deepspark.checks import skew
 from deepspark.config import Config, to_plain
 from deepspark.config.score import ScoreConfig
 from deepspark.errors import InputError
 from deepspark.etl import score as sc
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
-from deepspark.etl.validate import percentiles_json, skew_columns
+from deepspark.etl.table_stats import percentiles_json, skew_columns
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.layout import MANIFEST
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input, reconcile
-from deepspark.stages.validation import judge
-from deepspark.validation import skew
+from deepspark.stages.checks import judge
 
 STAGE = "score"
 log = logging.getLogger("deepspark")
@@ -101,7 +101,7 @@ class Skew:
     """
 
     def __init__(self, cfg: Config, layout: Layout, table: str) -> None:
-        self.cfg, self.layout, self.table = cfg.pipeline.validation, layout, table
+        self.cfg, self.layout, self.table = cfg.pipeline.checks, layout, table
         self.observation: Observation | None = None
         self.train: dict[str, tuple[float, ...]] = {}
         self.distances: dict[str, float] = {}  # KS per input, once checked

@@ -2,7 +2,7 @@
 
 TorchDistributor finds a GPU run on a cluster without GPUs, or TLS it cannot honour, only after
 the session is up, as a stack trace (or, for GPUs, as executors that never start). These checks
-turn each into one line naming the setting to change and the cluster profile that sets it.
+turn each into one line naming the setting to change and the cluster file that sets it.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from deepspark.errors import ConfigError, SetupError
 # TorchDistributor's own switch (pyspark.ml.torch.distributor.TorchDistributor._TORCH_SSL_CONF).
 IGNORE_SSL = "pytorch.spark.distributor.ignoreSsl"
 DISCOVERY_SCRIPT = "conf/gpu/discover-gpus.sh"
-GPU_HINT = (
-    "submit with the gpu cluster profile, e.g. ./spark-submit.sh --cluster standalone-gpu ..."
-)
+GPU_HINT = "submit with the gpu cluster file, e.g. ./spark-submit.sh --cluster standalone-gpu ..."
 _DRIVER_GPUS = "spark.driver.resource.gpu.amount"
 _DRIVER_SCRIPT = "spark.driver.resource.gpu.discoveryScript"
 _TASK_GPUS = "spark.task.resource.gpu.amount"

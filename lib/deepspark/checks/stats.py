@@ -1,6 +1,6 @@
 """A table's statistics as a stage observed them, and a check's finding.
 
-:class:`TableStats` is built from what :func:`deepspark.etl.validate.table_stats` aggregated and
+:class:`TableStats` is built from what :func:`deepspark.etl.table_stats.table_stats` aggregated and
 the written files' footers, and stored beside each output as ``_stats.json``: the reference of
 the next run.
 """
@@ -64,7 +64,7 @@ class TableStats:
         footers: Mapping[str, tuple[int | None, str | None, str | None]],
         time: tuple[str, str, str | None] | None = None,
     ) -> TableStats:
-        """From the JSON :func:`~deepspark.etl.validate.table_stats` aggregated and the footers.
+        """From the JSON :func:`~deepspark.etl.table_stats.table_stats` aggregated and the footers.
 
         Args:
             table: ``layer/table``.

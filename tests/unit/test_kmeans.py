@@ -13,8 +13,8 @@ from pyspark.testing import assertDataFrameEqual
 
 from deepspark.config.pipeline import LAYERS, KMeansConfig
 from deepspark.errors import InputError
-from deepspark.etl import cluster as clu
-from deepspark.stages import kmeans
+from deepspark.etl import kmeans as clu
+from deepspark.stages import kmeans_search as kmeans
 
 SCHEMA = T.StructType(
     [
@@ -169,7 +169,7 @@ def test_centroid_profiles_skip_unclustered_rows(spark):
     expected = spark.createDataFrame(
         [(0, 2.0, 3.0), (1, 10.0, 20.0)], "cluster int, a double, b double"
     )
-    got = clu.centroid_profiles(df, ["a", "b"])
+    got = clu.centroid_means(df, ["a", "b"])
     assertDataFrameEqual(got, expected, checkRowOrder=True)
 
 
@@ -201,7 +201,7 @@ pipeline:
     t: {{uri: /data/t.csv, format: csv, schema: {{a: int}}}}
   aggregates:
     hourly: {{source: t, keys: [a], metrics: {{n: {{fn: count}}}}}}
-  cluster: {{table: {table}, features: [n], output: {output}, k_max: {k_max}}}
+  kmeans: {{table: {table}, features: [n], output: {output}, k_max: {k_max}}}
 """
 
 
@@ -213,23 +213,23 @@ def test_config_errors_name_the_file_and_key(tmp_path):
     path.write_text(CONFIG.format(table="gold/hourly", output="hourly_clusters", k_max="nine"))
     with pytest.raises(ConfigError) as e:
         load_config(path)
-    assert str(e.value) == f"{path}: pipeline.cluster.k_max: expected int, found str 'nine'"
+    assert str(e.value) == f"{path}: pipeline.kmeans.k_max: expected int, found str 'nine'"
 
     path.write_text(CONFIG.format(table="gold/hourly", output="hourly_clusters", k_max=1))
     with pytest.raises(ConfigError) as e:
         load_config(path)
-    assert str(e.value) == f"{path}: pipeline.cluster: k_max: expected at least k_min=2, found 1"
+    assert str(e.value) == f"{path}: pipeline.kmeans: k_max: expected at least k_min=2, found 1"
 
     path.write_text(CONFIG.format(table="silver/t", output="hourly", k_max=4))
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert str(e.value) == (
-        f"{path}: pipeline: cluster.output: 'hourly' is also an aggregate (gold/hourly); "
+        f"{path}: pipeline: kmeans.output: 'hourly' is also an aggregate (gold/hourly); "
         "choose another name"
     )
 
     path.write_text(CONFIG.format(table="gold/hourly", output="hourly_clusters", k_max=4))
-    cluster = load_config(path).pipeline.cluster
+    cluster = load_config(path).pipeline.kmeans
     assert (cluster.features, cluster.k_min, cluster.k_max, cluster.sample_rows) == (
         ("n",),
         2,
@@ -248,6 +248,6 @@ def test_cluster_plots_draw_edge_cases_and_close_figures(tmp_path):
     assert plots.bar_chart({"0": 3, "1": 0}, tmp_path / "b.png", "t", "x", "y").stat().st_size
     values = pd.DataFrame({"a": [1.0, None], "k": [5.0, 5.0]}, index=["0", "1"])
     shade = pd.DataFrame({"a": [0.5, float("nan")], "k": [float("nan")] * 2}, index=values.index)
-    path = plots.profile_heatmap(values, shade, tmp_path / "h.png", "nan cells", "z")
+    path = plots.centroid_heatmap(values, shade, tmp_path / "h.png", "nan cells", "z")
     assert path.stat().st_size
     assert plt.get_fignums() == []

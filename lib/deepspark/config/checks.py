@@ -1,9 +1,9 @@
-"""The ``pipeline.validation`` section: expectations per table, anomaly and skew thresholds.
+"""The ``pipeline.checks`` section: expectations per table, anomaly and skew thresholds.
 
 Expectations are what a user asserts about a table (``fail`` unless they say ``warn``); anomalies
 compare a table with the last good run of the same stage and warn unless the config says
 ``fail``. The defaults of :class:`Thresholds` pass every normal month of the real flights and
-weather deliveries (``scripts/validation_months.py``; docs/DATA.md has the table).
+weather deliveries (``scripts/check_months.py``; docs/DATA.md has the table).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ Severity = Literal["warn", "fail"]
 CHECKS = ("schema", "all_null", "nulls", "rows", "drift", "spread", "constant", "categories",
           "gaps", "hours")  # fmt: skip
 # Stages whose outputs get statistics and anomaly checks, and the layer each writes.
-VALIDATED_LAYERS = {"ingest": "bronze", "clean": "silver", "aggregate": "gold"}
+CHECKED_LAYERS = {"ingest": "bronze", "clean": "silver", "aggregate": "gold"}
 
 
 def _empty() -> Mapping:
@@ -79,7 +79,7 @@ class TimeCoverage:
 
 
 @dataclass(frozen=True)
-class TableValidation:
+class TableChecks:
     """Expectations and declarations for one ``layer/table``."""
 
     rows: Bounds | None = None  # bounds on the table's row count
@@ -135,22 +135,22 @@ class SkewConfig:
 
 
 @dataclass(frozen=True)
-class ValidationConfig:
-    """Data validation for ingest, clean and aggregate outputs, and skew at scoring."""
+class ChecksConfig:
+    """Data checks for ingest, clean and aggregate outputs, and skew at scoring."""
 
     enabled: bool = True  # false: no statistics, expectations, anomaly or skew checks
     thresholds: Thresholds = field(default_factory=Thresholds)
     skew: SkewConfig = field(default_factory=SkewConfig)
     # layer/table (bronze, silver or gold) -> its expectations.
-    tables: Mapping[str, TableValidation] = field(default_factory=_empty)
+    tables: Mapping[str, TableChecks] = field(default_factory=_empty)
 
     def __post_init__(self) -> None:
-        layers = tuple(VALIDATED_LAYERS.values())
+        layers = tuple(CHECKED_LAYERS.values())
         for t in self.tables:
             layer, sep, name = t.partition("/")
             if not sep or layer not in layers or not name:
                 raise ValueError(f"tables: {t!r}: expected 'layer/table' with a layer in {layers}")
 
-    def table(self, key: str) -> TableValidation:
+    def table(self, key: str) -> TableChecks:
         """The declarations for ``layer/table`` (none: an empty one)."""
-        return self.tables.get(key) or TableValidation()
+        return self.tables.get(key) or TableChecks()

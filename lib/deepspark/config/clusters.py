@@ -1,6 +1,6 @@
-"""Cluster profiles: where ``./spark-submit.sh`` sends a job, and what it ships with it.
+"""Cluster files: where ``./spark-submit.sh`` sends a job, and what it ships with it.
 
-A profile is a small YAML file in ``conf/clusters/`` (``local``, ``standalone``, ``yarn``, ``k8s``,
+A cluster file is a YAML file in ``conf/clusters/`` (``local``, ``standalone``, ``yarn``, ``k8s``,
 ``standalone-gpu``) picked with ``--cluster NAME``. It holds only what differs between clusters:
 the master, the deploy mode, how executors get a Python environment, executor resources and the
 job settings a cluster needs (training across executors instead of on the driver's host). The
@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from deepspark.config.files import PROFILE_DIR, conf_root
+from deepspark.config.files import CLUSTER_DIR, conf_root
 from deepspark.config.loader import build, deep_merge, non_overrides, read_yaml
 from deepspark.config.values import Scalar, empty_map
 from deepspark.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class ClusterProfile:
+class ClusterConfig:
     """One cluster manager's submit settings.
 
     Attributes:
@@ -39,7 +39,7 @@ class ClusterProfile:
         overrides: ``key=value`` config overrides every job gets on this cluster, before the
             user's own (e.g. ``pipeline.train.local_mode=false``).
         description: One line for ``--help`` listings.
-        extends: Another profile this one adds to (``standalone-gpu`` extends ``standalone``):
+        extends: Another cluster file this one adds to (``standalone-gpu`` extends ``standalone``):
             its settings are merged, its files and overrides come first.
     """
 
@@ -53,7 +53,7 @@ class ClusterProfile:
     extends: str = ""
 
     def __post_init__(self) -> None:
-        # ValueError: the loader prefixes it with the file that holds the profile.
+        # ValueError: the loader prefixes it with the file that holds the cluster.
         if self.deploy_mode == "cluster" and self.master.startswith(("local", "spark://")):
             # Spark's standalone manager cannot run a Python driver on the cluster.
             raise ValueError(
@@ -70,7 +70,7 @@ class ClusterProfile:
             raise ValueError(f"overrides: expected key=value, found {', '.join(bad)}")
 
 
-def profile_path(name: str, root: str | Path = ".") -> Path:
+def cluster_path(name: str, root: str | Path = ".") -> Path:
     """The file behind ``--cluster NAME``: a path as given, else ``conf/clusters/NAME.yaml``.
 
     ``conf/`` is the one under ``root``, or the installed package's when ``root`` has none.
@@ -78,37 +78,37 @@ def profile_path(name: str, root: str | Path = ".") -> Path:
     as_path = Path(name)
     if as_path.suffix in (".yaml", ".yml") or "/" in name:
         return as_path
-    return conf_root(root) / PROFILE_DIR / f"{name}.yaml"
+    return conf_root(root) / CLUSTER_DIR / f"{name}.yaml"
 
 
-def profile_names(root: str | Path = ".") -> list[str]:
-    """The profiles ``--cluster`` knows, by name."""
-    return sorted(p.stem for p in (conf_root(root) / PROFILE_DIR).glob("*.yaml"))
+def cluster_names(root: str | Path = ".") -> list[str]:
+    """The cluster files ``--cluster`` knows, by name."""
+    return sorted(p.stem for p in (conf_root(root) / CLUSTER_DIR).glob("*.yaml"))
 
 
-def load_profile(name: str, root: str | Path = ".") -> ClusterProfile:
-    """Load a cluster profile by name or path; unknown keys and bad values are ConfigErrors.
+def load_cluster(name: str, root: str | Path = ".") -> ClusterConfig:
+    """Load a cluster file by name or path; unknown keys and bad values are ConfigErrors.
 
     Raises:
-        ConfigError: No such profile (the message lists the known ones), or a bad file.
+        ConfigError: No such cluster file (the message lists the known ones), or a bad file.
     """
-    path = profile_path(name, root)
+    path = cluster_path(name, root)
     if not path.exists():
-        known = profile_names(root)
+        known = cluster_names(root)
         raise ConfigError(
-            f"unknown cluster profile {name!r}: no {path} (known: {', '.join(known) or 'none'})"
+            f"unknown cluster file {name!r}: no {path} (known: {', '.join(known) or 'none'})"
         )
     data = read_yaml(path)
-    build(ClusterProfile, data, file=str(path), partial=True)  # errors name this file
+    build(ClusterConfig, data, file=str(path), partial=True)  # errors name this file
     if data.get("extends"):
-        base_path = profile_path(data["extends"], root)
+        base_path = cluster_path(data["extends"], root)
         base = read_yaml(base_path)
         if base.get("extends"):
-            raise ConfigError(f"{base_path}: a profile that is extended cannot extend another")
-        build(ClusterProfile, base, file=str(base_path), partial=True)
+            raise ConfigError(f"{base_path}: a cluster file that is extended cannot extend another")
+        build(ClusterConfig, base, file=str(base_path), partial=True)
         data = {
             **deep_merge(base, data),
             "files": [*base.get("files", ()), *data.get("files", ())],
             "overrides": [*base.get("overrides", ()), *data.get("overrides", ())],
         }
-    return build(ClusterProfile, data, file=str(path))
+    return build(ClusterConfig, data, file=str(path))

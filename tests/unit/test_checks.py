@@ -5,13 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from deepspark.config.validation import (
-    Bounds,
-    ColumnExpectation,
-    TableValidation,
-    Thresholds,
-)
-from deepspark.validation import (
+from deepspark.checks import (
     ColumnStats,
     TableStats,
     anomalies,
@@ -19,6 +13,12 @@ from deepspark.validation import (
     ks_distance,
     missing_units,
     total_variation,
+)
+from deepspark.config.checks import (
+    Bounds,
+    ColumnExpectation,
+    TableChecks,
+    Thresholds,
 )
 
 
@@ -85,7 +85,7 @@ def test_expectations_say_what_was_expected_and_found():
         distinct={"origin": 2},
         outside={"origin": (4, "XYZ")},
     )
-    spec = TableValidation(
+    spec = TableChecks(
         rows=Bounds(min=1000),
         columns={
             "temp": ColumnExpectation(max_null_fraction=0.1, mean=Bounds(max=60), severity="warn"),
@@ -129,7 +129,7 @@ def test_anomalies_against_the_last_run():
     )
     th = Thresholds(severity={"drift": "fail"})
     found = [(f.check, f.column, f.severity, f.message) for f in anomalies(now, ref,
-             TableValidation(), th)]  # fmt: skip
+             TableChecks(), th)]  # fmt: skip
     assert found == [
         ("all_null", "b", "warn", "b: every value is null (40 rows)"),
         ("schema", None, "warn", "schema changed since the last run: removed gone"),
@@ -142,7 +142,7 @@ def test_anomalies_against_the_last_run():
                                 "busiest hour 6 -> 11)"),
     ]  # fmt: skip
     # A first run has nothing to compare with: only what needs no reference.
-    assert [f.check for f in anomalies(now, None, TableValidation(), th)] == ["all_null"]
+    assert [f.check for f in anomalies(now, None, TableChecks(), th)] == ["all_null"]
 
 
 def test_stats_round_trip_through_json():
@@ -169,7 +169,7 @@ def test_observed_statistics_from_footers_or_from_the_aggregate_agree(spark, tmp
 
     from deepspark.data import to_url
     from deepspark.data.arrow import footer_stats
-    from deepspark.etl.validate import StatsRequest, profiled, table_stats
+    from deepspark.etl.table_stats import StatsRequest, profiled, table_stats
 
     df = spark.createDataFrame(
         [(1, 2.5, "a"), (2, None, "b"), (3, float("nan"), None), (4, 1.0, "a")],

@@ -1,4 +1,4 @@
-"""Cluster profiles (conf/clusters/) and what they make ./spark-submit.sh send to each cluster."""
+"""Cluster files (conf/clusters/) and what they make ./spark-submit.sh send to each cluster."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from deepspark.cli.spark_submit import ENTRY, command, parse
+from deepspark.cli.submit.command import ENTRY, command, parse
+from deepspark.cli.submit.options import submit_args
 from deepspark.config import load_config
-from deepspark.config.profiles import load_profile
+from deepspark.config.clusters import load_cluster
 from deepspark.envpack import env_fingerprint, packed_env
 from deepspark.errors import ConfigError
-from deepspark.submit import submit_args
 
 ROOT = Path(__file__).resolve().parents[1]
 FLIGHTS = ROOT / "conf" / "flights.yaml"
@@ -30,8 +30,8 @@ def _confs(args: list[str]) -> dict[str, str]:
     return dict(c.split("=", 1) for c in _pairs(args, "--conf"))
 
 
-def test_a_gpu_profile_extends_its_cluster_profile():
-    base, gpu = load_profile("yarn", ROOT), load_profile("yarn-gpu", ROOT)
+def test_a_gpu_cluster_extends_its_cluster():
+    base, gpu = load_cluster("yarn", ROOT), load_cluster("yarn-gpu", ROOT)
     assert gpu.master == base.master == "yarn" and gpu.python_env == "packed"
     assert gpu.settings["spark.executor.memory"] == base.settings["spark.executor.memory"]
     assert gpu.settings["spark.task.resource.gpu.amount"] == 1
@@ -40,11 +40,11 @@ def test_a_gpu_profile_extends_its_cluster_profile():
     assert gpu.overrides == (*base.overrides, "pipeline.train.use_gpu=true")
 
 
-def test_unknown_profile_lists_the_known_ones():
+def test_unknown_cluster_lists_the_known_ones():
     with pytest.raises(ConfigError) as e:
-        load_profile("mesos", ROOT)
+        load_cluster("mesos", ROOT)
     assert str(e.value) == (
-        f"unknown cluster profile 'mesos': no {ROOT}/conf/clusters/mesos.yaml (known: k8s, "
+        f"unknown cluster file 'mesos': no {ROOT}/conf/clusters/mesos.yaml (known: k8s, "
         "k8s-gpu, local, standalone, standalone-gpu, yarn, yarn-gpu)"
     )
 
@@ -62,55 +62,55 @@ def test_unknown_profile_lists_the_known_ones():
         ("master: yarn\npython_env: conda\n", "python_env"),
     ],
 )
-def test_bad_profiles_are_one_line_naming_the_file(tmp_path, text, error):
+def test_bad_clusters_are_one_line_naming_the_file(tmp_path, text, error):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as e:
-        load_profile(str(path))
+        load_cluster(str(path))
     assert str(e.value).startswith(f"{path}: ") and error in str(e.value)
 
 
-def test_master_precedence_flag_then_env_then_profile_then_config():
-    cfg, profile = load_config(FLIGHTS), load_profile("standalone", ROOT)
+def test_master_precedence_flag_then_env_then_cluster_then_config():
+    cfg, cluster = load_config(FLIGHTS), load_cluster("standalone", ROOT)
     env = {"SPARK_MASTER": "spark://env:7077"}
     assert submit_args(cfg, environ={})[1] == "local[2]"
-    assert submit_args(cfg, environ={}, profile=profile)[1] == "spark://127.0.0.1:7077"
-    assert submit_args(cfg, environ=env, profile=profile)[1] == "spark://env:7077"
-    args = submit_args(cfg, environ=env, profile=profile, master="spark://flag:7077")
+    assert submit_args(cfg, environ={}, cluster=cluster)[1] == "spark://127.0.0.1:7077"
+    assert submit_args(cfg, environ=env, cluster=cluster)[1] == "spark://env:7077"
+    args = submit_args(cfg, environ=env, cluster=cluster, master="spark://flag:7077")
     assert args[1] == "spark://flag:7077"
 
 
-def test_profile_settings_win_over_the_config_and_submitter_python_is_used_everywhere():
+def test_cluster_settings_win_over_the_config_and_submitter_python_is_used_everywhere():
     args = submit_args(
         load_config(FLIGHTS), python="/v/bin/python", environ={},
-        profile=load_profile("standalone", ROOT),
+        cluster=load_cluster("standalone", ROOT),
     )  # fmt: skip
     confs = _confs(args)
     assert confs["spark.pyspark.python"] == confs["spark.pyspark.driver.python"] == "/v/bin/python"
     assert confs["spark.executor.cores"] == "1"
     assert "--deploy-mode" not in args and "--archives" not in args
-    yarn = _confs(submit_args(load_config(FLIGHTS), environ={}, profile=load_profile("yarn", ROOT),
+    yarn = _confs(submit_args(load_config(FLIGHTS), environ={}, cluster=load_cluster("yarn", ROOT),
                               archive="dist/env.tar.gz"))  # fmt: skip
     assert yarn["spark.sql.shuffle.partitions"] == "200"  # base.yaml says 8
 
 
-def test_packed_profile_ships_the_venv_and_points_executors_into_it():
+def test_packed_cluster_ships_the_venv_and_points_executors_into_it():
     args = submit_args(
         load_config(FLIGHTS), python="/v/bin/python", environ={},
-        profile=load_profile("yarn", ROOT), archive="dist/deepspark-env-abc.tar.gz",
+        cluster=load_cluster("yarn", ROOT), archive="dist/deepspark-env-abc.tar.gz",
     )  # fmt: skip
     assert _pairs(args, "--archives") == ["dist/deepspark-env-abc.tar.gz#environment"]
     confs = _confs(args)
     assert confs["spark.pyspark.python"] == "./environment/bin/python"
     assert confs["spark.pyspark.driver.python"] == "/v/bin/python"  # client mode: this machine
     with pytest.raises(ConfigError, match="python_env: packed needs the packed venv archive"):
-        submit_args(load_config(FLIGHTS), environ={}, profile=load_profile("yarn", ROOT))
+        submit_args(load_config(FLIGHTS), environ={}, cluster=load_cluster("yarn", ROOT))
 
 
-def test_image_profile_runs_the_images_python_in_cluster_mode():
+def test_image_cluster_runs_the_images_python_in_cluster_mode():
     args = submit_args(
         load_config(FLIGHTS), python="/v/bin/python", environ={},
-        profile=load_profile("k8s", ROOT),
+        cluster=load_cluster("k8s", ROOT),
     )  # fmt: skip
     assert _pairs(args, "--deploy-mode") == ["cluster"]
     confs = _confs(args)
@@ -121,7 +121,7 @@ def test_image_profile_runs_the_images_python_in_cluster_mode():
     assert confs[key_ref] == "deepspark-secrets:pseudonym-key"
 
 
-def test_submit_puts_profile_overrides_before_the_users(tmp_path, monkeypatch):
+def test_submit_puts_cluster_overrides_before_the_users(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("SPARK_MASTER", raising=False)
     monkeypatch.setenv("DEEPSPARK_PSEUDONYM_KEY", "k" * 32)
@@ -130,7 +130,7 @@ def test_submit_puts_profile_overrides_before_the_users(tmp_path, monkeypatch):
     cmd = command(args, dist=str(tmp_path))
     assert cmd[cmd.index(str(ENTRY)) + 1 :] == [
         "train", "-c", "conf/flights.yaml",
-        "pipeline.train.local_mode=false", "pipeline.train.use_gpu=true",  # the profile's
+        "pipeline.train.local_mode=false", "pipeline.train.use_gpu=true",  # the cluster's
         "pipeline.train.epochs=2",  # the user's, last
     ]  # fmt: skip
     (files,) = _pairs(cmd, "--files")
@@ -140,7 +140,7 @@ def test_submit_puts_profile_overrides_before_the_users(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.tar.gz"))  # a dry run names the archive, builds nothing
 
 
-def test_spark_submit_dry_run_with_a_profile_puts_user_overrides_last():
+def test_spark_submit_dry_run_with_a_cluster_puts_user_overrides_last():
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_MASTER", "SPARK_HOME")}
     proc = subprocess.run(
         ["./spark-submit.sh", "jobs/train.py", "-c", "conf/digits.yaml", "--cluster",
@@ -154,19 +154,19 @@ def test_spark_submit_dry_run_with_a_profile_puts_user_overrides_last():
     job = cmd.index("jobs/train.py")
     assert cmd[job + 1 :] == [
         "-c", "conf/digits.yaml",
-        "pipeline.train.local_mode=false",  # the profile's
+        "pipeline.train.local_mode=false",  # the cluster's
         "pipeline.train.local_mode=true",  # the user's, applied last
     ]  # fmt: skip
 
 
-def test_unknown_profile_via_the_wrapper_is_one_line():
+def test_unknown_cluster_via_the_wrapper_is_one_line():
     proc = subprocess.run(
         ["./spark-submit.sh", "jobs/train.py", "--cluster", "nope", "--dry-run"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: unknown cluster profile 'nope': no conf/clusters/nope.yaml")
+    assert last.startswith("error: unknown cluster file 'nope': no conf/clusters/nope.yaml")
 
 
 def test_packed_env_is_a_venv_pack_archive_built_once(tmp_path):

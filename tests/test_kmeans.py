@@ -1,4 +1,4 @@
-"""The cluster stage: a labelled copy of the table in gold, and the search logged to MLflow."""
+"""The kmeans stage: a labelled copy of the table in gold, and the search logged to MLflow."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from deepspark.errors import InputError
-from tests.unit.test_cluster import BAD, BLOBS, SCHEMA
+from tests.unit.test_kmeans import BAD, BLOBS, SCHEMA
 
 CONFIG = """
 pipeline:
   name: pts
   sources:
     points: {{uri: unused.csv, format: csv, schema: {{id: int, x: double, y: double}}}}
-  cluster:
+  kmeans:
     table: gold/points
     features: [x, y]
     output: points_clusters
@@ -53,10 +53,10 @@ def write_points(spark, workdir, rows=BLOBS + BAD, schema=SCHEMA):
 def test_stage_writes_labelled_table_and_logs_the_search(spark, workdir, cfg):
     import mlflow
 
-    from deepspark.stages import cluster
+    from deepspark.stages import kmeans
 
     write_points(spark, workdir)
-    result = cluster.run(cfg, spark)
+    result = kmeans.run(cfg, spark)
 
     out = workdir / "work/data/gold/pts/points_clusters"
     assert result.outputs == {"points_clusters": str(out)}
@@ -89,8 +89,8 @@ def test_stage_writes_labelled_table_and_logs_the_search(spark, workdir, cfg):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workdir}/mlflow.db")
     exp = client.get_experiment_by_name("test-cluster")
     (run,) = client.search_runs([exp.experiment_id])
-    assert run.data.tags["deepspark.stage"] == "cluster"
-    assert run.data.params["cluster.features"] == "['x', 'y']"
+    assert run.data.tags["deepspark.stage"] == "kmeans"
+    assert run.data.params["kmeans.features"] == "['x', 'y']"
     assert run.data.metrics["k"] == 3.0
     assert run.data.metrics["silhouette_k2"] == pytest.approx(m["silhouette_k2"])
     prefix = "cluster/points_clusters"
@@ -121,34 +121,34 @@ def _no_mlflow(cfg):
 
 
 def test_missing_feature_is_an_input_error(spark, workdir, cfg):
-    from deepspark.stages import cluster
+    from deepspark.stages import kmeans
 
     write_points(spark, workdir, [(1, 1.0)], "id int, x double")
     with pytest.raises(InputError) as e:
-        cluster.run(_no_mlflow(cfg), spark)
+        kmeans.run(_no_mlflow(cfg), spark)
     source = workdir / "work/data/gold/pts/points"
-    assert str(e.value) == f"{source} (cluster): missing column(s) y; available: id, x"
+    assert str(e.value) == f"{source} (kmeans): missing column(s) y; available: id, x"
     assert not (workdir / "work/data/gold/pts/points_clusters").exists()
 
 
 def test_text_feature_and_existing_cluster_column_are_input_errors(spark, workdir, cfg):
-    from deepspark.stages import cluster
+    from deepspark.stages import kmeans
 
     source = workdir / "work/data/gold/pts/points"
     write_points(spark, workdir, [(1, 1.0, "a")], "id int, x double, y string")
     with pytest.raises(InputError) as e:
-        cluster.run(_no_mlflow(cfg), spark)
-    assert str(e.value) == f"{source} (cluster): features must be numeric; not numeric: y (string)"
+        kmeans.run(_no_mlflow(cfg), spark)
+    assert str(e.value) == f"{source} (kmeans): features must be numeric; not numeric: y (string)"
 
     write_points(spark, workdir, [(1, 1.0, 2.0, 0)], "id int, x double, y double, cluster int")
     with pytest.raises(InputError) as e:
-        cluster.run(_no_mlflow(cfg), spark)
-    assert str(e.value) == f"{source} (cluster): already has a column named 'cluster'"
+        kmeans.run(_no_mlflow(cfg), spark)
+    assert str(e.value) == f"{source} (kmeans): already has a column named 'cluster'"
 
 
 def test_pipeline_runs_the_stage_only_when_configured(cfg):
     from deepspark.stages.pipeline import applicable
 
-    assert "cluster" in applicable(cfg)
-    without = dataclasses.replace(cfg.pipeline, cluster=None)
-    assert "cluster" not in applicable(dataclasses.replace(cfg, pipeline=without))
+    assert "kmeans" in applicable(cfg)
+    without = dataclasses.replace(cfg.pipeline, kmeans=None)
+    assert "kmeans" not in applicable(dataclasses.replace(cfg, pipeline=without))

@@ -1,4 +1,4 @@
-"""Table statistics for validation, as one aggregate a stage observes while it writes the table.
+"""Table statistics for the data checks: one aggregate a stage observes while it writes a table.
 
 :func:`table_stats` is a single JSON string aggregate: attached with ``DataFrame.observe`` to the
 write a stage does anyway, it costs no extra pass over the data. Exact counts that Parquet keeps
@@ -10,7 +10,7 @@ distinct counts, values outside an allowed set, and the time grid of a time colu
 
 Why a sample: one aggregate per statistic per column cost 8 s per million flight rows on 2 cores
 at ingest (twice the stage itself; ``percentile_approx`` and moments over 14 numeric columns);
-collecting a sample is one aggregate that skips most rows. :mod:`deepspark.validation` reads it.
+collecting a sample is one aggregate that skips most rows. :mod:`deepspark.checks` reads it.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _outside(column: str, allowed: Sequence[str]) -> Column:
 # expressions without common-subexpression elimination): the hour since 1970 in UTC, plain
 # arithmetic on the timestamp. Days in a time zone are derived from these hours on the driver;
 # converting the zone on every row (from_utc_timestamp) cost 0.85 s per million rows.
-UNIT, HOUR = "__validate_unit", "__validate_hour"
+UNIT, HOUR = "__check_unit", "__check_hour"
 
 
 def with_time_grid(df: DataFrame, request: StatsRequest) -> DataFrame:

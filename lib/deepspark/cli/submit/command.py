@@ -4,7 +4,7 @@
                      [--log-level L | -v | -q] [spark-submit options] [key=value ...]
 
 The master, driver memory and Spark settings come from the same resolved config the job loads,
-with a cluster profile on top (conf/clusters/; ``--master`` and SPARK_MASTER win over it), the
+with a cluster file on top (conf/clusters/; ``--master`` and SPARK_MASTER win over it), the
 library zip and a ``package.module:factory`` model's source (``--py-files``) and every config
 file involved (``--files``). spark-submit's own
 options (``--conf k=v``, ``--packages``, ``--jars``, ``--py-files``, ...) pass through: they come
@@ -24,21 +24,21 @@ from pathlib import Path
 from deepspark import environ
 from deepspark.cli import logs
 from deepspark.cli.jobs import ALIASES, JOBS, Job, lookup
-from deepspark.config import load_config
-from deepspark.config.files import PACKAGED, conf_root, find
-from deepspark.config.loader import non_overrides
-from deepspark.config.profiles import load_profile, profile_names
-from deepspark.envpack import archive_path, packed_env
-from deepspark.errors import ConfigError, DeepsparkError
-from deepspark.submit import (
+from deepspark.cli.submit.options import (
     conf_files,
     library_zip,
     local_key_override,
     model_files,
     submit_args,
 )
+from deepspark.config import load_config
+from deepspark.config.clusters import cluster_names, load_cluster
+from deepspark.config.files import PACKAGED, conf_root, find
+from deepspark.config.loader import non_overrides
+from deepspark.envpack import archive_path, packed_env
+from deepspark.errors import ConfigError, DeepsparkError
 
-ENTRY = Path(__file__).resolve().parent / "submitted" / "job.py"
+ENTRY = Path(__file__).resolve().parent / "resource" / "job.py"
 # spark-submit's options that take a value (Spark 3.5 and 4.x), and those that do not.
 VALUED = frozenset(
     [
@@ -167,28 +167,28 @@ def spark_submit_binary() -> Path:
 def command(args: SubmitArgs, *, python: str | None = None, dist: str = "dist") -> list[str]:
     """The spark-submit command line for ``args``.
 
-    Builds the library zip, and the packed venv of a ``packed`` profile unless it is a dry run.
+    Builds the library zip, and the packed venv of a ``packed`` cluster unless it is a dry run.
     """
     if not args.target:
         raise ConfigError(f"no stage or job file given\n{USAGE}")
     job, primary = _job_of(args.target)
-    profile = load_profile(args.cluster) if args.cluster else None
-    profile_overrides = list(profile.overrides) if profile else []
+    cluster = load_cluster(args.cluster) if args.cluster else None
+    cluster_overrides = list(cluster.overrides) if cluster else []
     given = [str(find(c)) for c in args.configs]
     defaults = [str(find(c)) for c in job.defaults]
-    configs = [load_config(p, [*profile_overrides, *args.overrides]) for p in given or defaults]
+    configs = [load_config(p, [*cluster_overrides, *args.overrides]) for p in given or defaults]
     archive = None
-    if profile is not None and profile.python_env == "packed":
+    if cluster is not None and cluster.python_env == "packed":
         archive = archive_path(dist) if args.dry_run else packed_env(dist)
     python = python or sys.executable
     options = submit_args(
-        configs[0], python=python, profile=profile, master=args.master, archive=archive
+        configs[0], python=python, cluster=cluster, master=args.master, archive=archive
     )
-    profile_overrides += local_key_override(configs, master=options[1], create=not args.dry_run)
+    cluster_overrides += local_key_override(configs, master=options[1], create=not args.dry_run)
     # Without -c the job runs its defaults: ship every config so each default can be read.
     conf = conf_root() / "conf"
     extra = [] if given else sorted(str(p) for p in conf.glob("*.yaml"))
-    extra += [str(conf / f) for f in (profile.files if profile else ())]
+    extra += [str(conf / f) for f in (cluster.files if cluster else ())]
     lists = {
         "--files": conf_files(configs, extra),
         # A package.module:factory model's source too: the driver, the ranks and Spark's workers
@@ -211,7 +211,7 @@ def command(args: SubmitArgs, *, python: str | None = None, dist: str = "dist") 
     job_args = [a for c in args.configs for a in ("-c", c)]
     if args.log_level:
         job_args += ["--log-level", args.log_level]
-    job_args += [*profile_overrides, *args.overrides]  # the user's last: theirs win
+    job_args += [*cluster_overrides, *args.overrides]  # the user's last: theirs win
     return [str(spark_submit_binary()), *options, *theirs, *primary, *job_args]
 
 
@@ -244,6 +244,6 @@ def _help() -> str:
     return (
         f"usage:\n{USAGE}\n\n{__doc__.split(chr(10) * 2, 2)[2]}\n"
         f"stages:\n{stages}\n  (or a job file, e.g. jobs/train.py)\n\n"
-        f"cluster profiles: {', '.join(profile_names())} (deepspark clusters)\n"
+        f"cluster files: {', '.join(cluster_names())} (deepspark clusters)\n"
         f"packaged configs: {PACKAGED}"
     )

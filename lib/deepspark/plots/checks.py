@@ -1,4 +1,4 @@
-"""The validation stage's chart: null fractions against the last run, and drift, per column."""
+"""The data checks' chart: null fractions against the last run, and drift, per column."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pandas as pd
 from deepspark.plots.canvas import figure
 
 
-def validation_chart(rows: pd.DataFrame, drift_limit: float, path: str | Path, title: str) -> Path:
+def checks_chart(rows: pd.DataFrame, drift_limit: float, path: str | Path, title: str) -> Path:
     """Null fraction (now and last run) and KS drift per column: one horizontal bar per column.
 
     Args:

@@ -1,6 +1,6 @@
 """K-means's pure parts: which rows can be clustered, the vectors, the relabelling, the profiles.
 
-The fitting, scoring and counting (Spark jobs) are in :mod:`deepspark.stages.kmeans`.
+The fitting, scoring and counting (Spark jobs) are in :mod:`deepspark.stages.kmeans_search`.
 
 Rows k-means cannot place (a null, NaN or infinite value in any feature) are never dropped: they
 stay in the output with a null ``cluster`` and are counted as ``rows_excluded``. With
@@ -93,7 +93,7 @@ def best_k(scores: Mapping[int, float]) -> int:
     return max(scores, key=lambda k: (scores[k], -k))
 
 
-def centroid_profiles(assigned: DataFrame, features: Sequence[str]) -> DataFrame:
+def centroid_means(assigned: DataFrame, features: Sequence[str]) -> DataFrame:
     """Per cluster, the mean of every feature in its original units, sorted by cluster.
 
     Returns:

