@@ -115,28 +115,28 @@ def test_the_gpu_benchmark_needs_nothing_more(python, tmp_path):
 
 
 def test_missing_mlflow_turns_tracking_off_once_where_optional(monkeypatch, tmp_path, caplog):
-    monkeypatch.setattr(tracking, "installed", lambda: False)
-    monkeypatch.setattr(tracking, "_WARNED_MISSING", False)
+    monkeypatch.setattr(tracking.tracker, "installed", lambda: False)
+    tracker = tracking.Tracking()  # one job's: it says so once
     cfg = train_config(tmp_path, "image", "mlflow.enabled=true")
     with caplog.at_level(logging.WARNING, logger="deepspark.tracking"):
-        first = tracking.usable(cfg, optional=True)
-        again = tracking.usable(cfg, optional=True)
+        first = tracker.usable(cfg, optional=True)
+        again = tracker.usable(cfg, optional=True)
     assert not first.mlflow.enabled and not again.mlflow.enabled
     assert first.pipeline == cfg.pipeline and first.files == cfg.files
     assert [r.getMessage().startswith(MISSING) for r in caplog.records] == [True]
     with pytest.raises(SetupError, match="mlflow package is not installed"):
-        tracking.usable(cfg, optional=False)
+        tracker.usable(cfg, optional=False)
 
 
 def test_installed_mlflow_leaves_the_config_alone(tmp_path):
     cfg = train_config(tmp_path, "image", "mlflow.enabled=true")
-    assert tracking.installed() and tracking.usable(cfg, optional=True) is cfg
+    assert tracking.installed() and tracking.Tracking().usable(cfg, optional=True) is cfg
 
 
 def test_a_spark_job_asking_for_missing_mlflow_fails_in_one_line(monkeypatch, capsys):
-    monkeypatch.setattr(tracking, "installed", lambda: False)
+    monkeypatch.setattr(tracking.tracker, "installed", lambda: False)
     ran = []
-    code = cli.main(lambda cfg, spark: ran.append(cfg), job="test", argv=["-c",
+    code = cli.main(lambda cfg, spark, tracker: ran.append(cfg), job="test", argv=["-c",
                     str(ROOT / "conf" / "digits.yaml"), "mlflow.enabled=true"])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and not ran

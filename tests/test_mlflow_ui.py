@@ -179,8 +179,9 @@ def store(tmp_path_factory):
     s = Store(tmp, f"http://127.0.0.1:{port}", start_server(tmp, port, log), log)
     try:
         for cfg in (first, second):
-            with tracking.pipeline_run(cfg) as parent:
-                with tracking.stage_run(cfg, "features"):
+            tracker = tracking.Tracking()
+            with tracker.pipeline_run(cfg) as parent:
+                with tracker.stage_run(cfg, "features"):
                     tracking.log_metrics({"rows_in": 1000.0, "rows_out": 1000.0})
                 s.summaries.append(train_under(cfg, parent.info.run_id))
                 s.parents.append(parent.info.run_id)

@@ -131,13 +131,14 @@ def test_system_metrics_interval_goes_to_the_environment_unless_the_user_set_it(
     monkeypatch.delenv(key, raising=False)
     monkeypatch.delenv("MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING", raising=False)
     monkeypatch.setattr(environ, "_OWN", {})
-    assert tracking.system_metrics(MlflowConfig(system_metrics_s=1.5))
+    tracker = tracking.Tracking()
+    assert tracker.system_metrics(MlflowConfig(system_metrics_s=1.5))
     assert os.environ[key] == "1.5"
     assert os.environ["MLFLOW_SYSTEM_METRICS_SAMPLES_BEFORE_LOGGING"] == "1"
     monkeypatch.setenv(key, "30")
-    assert tracking.system_metrics(MlflowConfig(system_metrics_s=1.0))
+    assert tracker.system_metrics(MlflowConfig(system_metrics_s=1.0))
     assert os.environ[key] == "30"
-    assert not tracking.system_metrics(MlflowConfig(system_metrics_s=0))
+    assert not tracker.system_metrics(MlflowConfig(system_metrics_s=0))
 
 
 def _monitors() -> list:
@@ -160,7 +161,7 @@ def test_system_metrics_draw_a_curve_and_stop_with_the_run(tmp_path, monkeypatch
     )
     mlflow = tracking.setup(cfg)
     before = len(_monitors())
-    run = mlflow.start_run(log_system_metrics=tracking.system_metrics(cfg))
+    run = mlflow.start_run(log_system_metrics=tracking.Tracking().system_metrics(cfg))
     try:
         time.sleep(1.5)
     finally:

@@ -157,9 +157,9 @@ def test_ending_driver_runs_on_a_gone_server_keeps_the_real_error(tmp_path, monk
         started = time.monotonic()
         with (
             pytest.raises(tracking.TrackingError) as ended,
-            tracking.pipeline_run(cfg) as parent,
+            (tracker := tracking.Tracking()).pipeline_run(cfg) as parent,
             pytest.raises(InputError) as failed,
-            tracking.stage_run(cfg, "features") as stage,
+            tracker.stage_run(cfg, "features") as stage,
         ):
             kill(store)
             raise InputError("the stage's own error")

@@ -101,7 +101,7 @@ def main(
     argv: Sequence[str] | None = None,
     spark: bool = True,
 ) -> int:
-    """Run ``run(cfg, spark)`` for each config; returns the process exit code.
+    """Run ``run(cfg, spark, tracker)`` for each config; returns the process exit code.
 
     ``spark=False`` is for entry points that must work without Java: ``run`` gets ``None``, and
     a config asking for MLflow where it is not installed runs untracked, with one warning.
@@ -112,10 +112,11 @@ def main(
             sys.argv[1:] if argv is None else argv, job, default_confs
         )
         level = logs.setup(level)
-        from deepspark.tracking import check_reachable, usable
+        from deepspark.tracking import Tracking, check_reachable
 
+        tracker = Tracking()  # this job's one tracker, handed to the stage (and its stages)
         # Without Spark (python -m deepspark.train) MLflow is optional: missing, tracking is off.
-        configs = [usable(load_config(p, overrides), optional=not spark) for p in paths]
+        configs = [tracker.usable(load_config(p, overrides), optional=not spark) for p in paths]
         for cfg in configs:
             check_reachable(cfg.mlflow)
         if spark:
@@ -124,7 +125,7 @@ def main(
             session = build_session(configs[0].spark, f"deepspark-{job}", log_level=level)
         for cfg in configs:
             started = time.perf_counter()
-            run(cfg, session)
+            run(cfg, session, tracker)
             if job != "pipeline":  # the pipeline ends with its own summary
                 seconds = time.perf_counter() - started
                 log.info("%s %s done in %.1fs", job, cfg.pipeline.name, seconds)

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from deepspark.config.pipeline import Config
 
-RunFn = Callable[["Config", Any], Any]
+# run(cfg, spark, tracker=None): the session (None for stages that run without Java) and the
+# job's deepspark.tracking.Tracking (None: the stage makes its own).
+RunFn = Callable[["Config", Any, Any], Any]
 
 FLIGHTS = ("conf/flights.yaml",)
 BOTH = ("conf/flights.yaml", "conf/digits.yaml")

@@ -12,18 +12,22 @@ from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input
 from deepspark.stages.checks import Checker
+from deepspark.tracking import Tracking
 
 STAGE = "aggregate"
 
 
-def run(cfg: Config, spark: SparkSession) -> StageResult:
+def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
     """Build every declared aggregate; all gold outputs move into place together."""
     layout = Layout(cfg.paths, cfg.pipeline.name)
     specs = cfg.pipeline.aggregates
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
     checks = Checker(cfg, spark, STAGE)
-    with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
+    with (
+        (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(specs)),
+        staged_outputs(spark) as out,
+    ):
         needed = {s.source for s in specs.values()} | {
             s.join.source for s in specs.values() if s.join is not None
         }

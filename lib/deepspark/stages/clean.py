@@ -23,13 +23,14 @@ from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import add_totals, log_input, reconcile, table_metrics
 from deepspark.stages.checks import Checker
+from deepspark.tracking import Tracking
 
 STAGE = "clean"
 # Bronze tables up to this size are recomputed for each output rather than cached.
 SMALL_TABLE_BYTES = 2**20  # compressed Parquet: ~25k flight rows; 1M flights are 15 MB
 
 
-def run(cfg: Config, spark: SparkSession) -> StageResult:
+def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
     """Clean every table that has rules; all silver outputs move into place together."""
     layout = Layout(cfg.paths, cfg.pipeline.name)
     specs = cfg.pipeline.clean
@@ -38,7 +39,10 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
     checks = Checker(cfg, spark, STAGE)
-    with tracking.stage_run(cfg, STAGE, to_plain(specs)), staged_outputs(spark) as out:
+    with (
+        (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(specs)),
+        staged_outputs(spark) as out,
+    ):
         for table, spec in specs.items():
             started = time.perf_counter()
             bronze = layout.path("bronze", table)

@@ -34,6 +34,7 @@ from deepspark.evaluate.forecast import NAIVE, evaluate_forecaster
 from deepspark.layout import MANIFEST, Layout
 from deepspark.manifest import FeatureManifest
 from deepspark.stages import StageResult
+from deepspark.tracking import Tracking
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -42,7 +43,9 @@ STAGE = "evaluate"
 log = logging.getLogger("deepspark")
 
 
-def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
+def run(
+    cfg: Config, spark: SparkSession | None = None, tracker: Tracking | None = None
+) -> StageResult:
     """Evaluate and explain ``pipeline.evaluate.model`` on the pipeline's test features.
 
     The run's ``deepspark.evaluated`` tag says whether that version is the champion, and the
@@ -69,7 +72,10 @@ def run(cfg: Config, spark: SparkSession | None = None) -> StageResult:
     # The plots say it too when the version is not the champion (a refused model, evaluated).
     title = f"{name} v{version}" + ("" if standing == registry.CHAMPION else f" ({standing})")
     params = {**to_plain(ecfg), "model_uri": uri, "registered_model": name}
-    with tracking.stage_run(cfg, STAGE, params) as run, tempfile.TemporaryDirectory() as tmp:
+    with (
+        (tracker or Tracking()).stage_run(cfg, STAGE, params) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         mlflow.set_tags({"deepspark.evaluated": f"{name} v{version} ({standing})", **gate})
         out = Path(tmp)
         if kind == "image":

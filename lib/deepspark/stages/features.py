@@ -32,12 +32,13 @@ from deepspark.manifest import FeatureManifest, SplitSummary
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input
+from deepspark.tracking import Tracking
 
 STAGE = "features"
 log = logging.getLogger("deepspark")
 
 
-def run(cfg: Config, spark: SparkSession) -> StageResult:
+def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
     """Build the feature splits of the pipeline and move them into place together."""
     fcfg = cfg.pipeline.features
     if fcfg is None:
@@ -47,7 +48,10 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     layer = "gold" if spec.source in cfg.pipeline.aggregates else "silver"
     source = layout.path(layer, spec.source)
     metrics: dict[str, float] = {}
-    with tracking.stage_run(cfg, STAGE, to_plain(fcfg)), staged_outputs(spark) as out:
+    with (
+        (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(fcfg)),
+        staged_outputs(spark) as out,
+    ):
         df = read_parquet(spark, source)
         # Counted as the rows flow into the first job that reads them all, not by a scan.
         observed, rows_in = counting(df)

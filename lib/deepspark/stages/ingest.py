@@ -49,19 +49,20 @@ from deepspark.schema import require_columns, struct_from_config
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import add_totals, reconcile, table_metrics
 from deepspark.stages.checks import Checker
+from deepspark.tracking import Tracking
 
 STAGE = "ingest"
 _FILE = "__file"  # the file of an unparseable record, observed and dropped
 
 
-def run(cfg: Config, spark: SparkSession) -> StageResult:
+def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
     """Ingest every source of the pipeline; all bronze outputs move into place together."""
     layout = Layout(cfg.paths, cfg.pipeline.name)
     params = {name: to_plain(src) for name, src in cfg.pipeline.sources.items()}
     metrics: dict[str, float] = {}
     outputs: dict[str, str] = {}
     checks = Checker(cfg, spark, STAGE)
-    with tracking.stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
+    with (tracker or Tracking()).stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
         for name, src in cfg.pipeline.sources.items():
             started = time.perf_counter()
             path = land(spark, src, layout.path("raw", name))

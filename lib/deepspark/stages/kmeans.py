@@ -41,13 +41,14 @@ from deepspark.etl.profile import col
 from deepspark.io import Layout, read_parquet, staged_outputs
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult, kmeans_search
+from deepspark.tracking import Tracking
 
 STAGE = "kmeans"
 ARTIFACTS = "cluster"  # the clusters k-means found, under cluster/<output>/ (docs/GLOSSARY.md)
 log = logging.getLogger("deepspark")
 
 
-def run(cfg: Config, spark: SparkSession) -> StageResult:
+def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
     """Cluster the configured table and write it, labelled, to ``gold/<output>``.
 
     Raises:
@@ -62,7 +63,10 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     layout = Layout(cfg.paths, cfg.pipeline.name)
     source = layout.qualified(spec.table)
     target = layout.path("gold", spec.output)
-    with tracking.stage_run(cfg, STAGE, to_plain(spec)), staged_outputs(spark) as out:
+    with (
+        (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(spec)),
+        staged_outputs(spark) as out,
+    ):
         df = read_parquet(spark, source)
         _check_input(df, spec, source)
         result = kmeans_search.cluster_table(df, spec, where=source)

@@ -19,6 +19,7 @@ from deepspark.config.evaluate import EvaluateConfig
 from deepspark.config.score import ScoreConfig
 from deepspark.config.stages import BY_NAME, RunFn
 from deepspark.stages import StageResult
+from deepspark.tracking import Tracking
 
 log = logging.getLogger("deepspark")
 
@@ -33,7 +34,9 @@ def applicable(cfg: Config) -> list[str]:
     return [s for s in cfg.pipeline.stages if BY_NAME[s].applies(cfg)]
 
 
-def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
+def run(
+    cfg: Config, spark: SparkSession, tracker: Tracking | None = None
+) -> dict[str, StageResult]:
     """Run every applicable stage; the first failure stops the pipeline (and is reported).
 
     Each stage is announced as ``[3/9] aggregate`` with the time since the pipeline started, and
@@ -44,11 +47,12 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
     stages = applicable(cfg)
     name = cfg.pipeline.name
     started = time.perf_counter()
-    with tracking.pipeline_run(cfg):
+    tracker = tracker or Tracking()
+    with tracker.pipeline_run(cfg):  # each stage's run nests under it, through the tracker
         for i, stage in enumerate(stages, 1):
             log.info("[%d/%d] %s %s (%s)", i, len(stages), name, stage, _clock(started))
             begun = time.perf_counter()
-            results[stage] = _run_stage(cfg, stage, spark)
+            results[stage] = _run_stage(cfg, stage, spark, tracker)
             seconds[stage] = time.perf_counter() - begun
         totals = {
             f"{stage}.{k}": v
@@ -69,7 +73,7 @@ def run(cfg: Config, spark: SparkSession) -> dict[str, StageResult]:
     return results
 
 
-def _run_stage(cfg: Config, stage: str, spark: SparkSession) -> StageResult:
+def _run_stage(cfg: Config, stage: str, spark: SparkSession, tracker: Tracking) -> StageResult:
     """One stage's run; evaluate and score first check that the alias they load names a version.
 
     A model the gate refused is an outcome, not a failure: with no version under the alias (no
@@ -78,18 +82,19 @@ def _run_stage(cfg: Config, stage: str, spark: SparkSession) -> StageResult:
     """
     section = {"evaluate": cfg.pipeline.evaluate, "score": cfg.pipeline.score}
     if stage not in section:
-        return stage_runner(stage)(cfg, spark)
+        return stage_runner(stage)(cfg, spark, tracker)
     chosen = section[stage] or (EvaluateConfig() if stage == "evaluate" else ScoreConfig())
     gap = registry.missing_alias(cfg, chosen.model)
     if gap is None:
-        return stage_runner(stage)(cfg, spark)
+        return stage_runner(stage)(cfg, spark, tracker)
     if stage == "score":
         log.info("score skipped: %s", gap.why)
         return StageResult(stage, skipped=f"not scored: no {gap.alias}")
     log.info("evaluate: registered model %r has no %s; evaluating its newest version, v%d",
              gap.name, gap.alias, gap.newest)  # fmt: skip
     newest = replace(chosen, model=gap.newest)
-    return stage_runner(stage)(replace(cfg, pipeline=replace(cfg.pipeline, evaluate=newest)), spark)
+    evaluated = replace(cfg, pipeline=replace(cfg.pipeline, evaluate=newest))
+    return stage_runner(stage)(evaluated, spark, tracker)
 
 
 def summary_table(results: Mapping[str, StageResult], seconds: Mapping[str, float]) -> str:

@@ -48,6 +48,7 @@ from deepspark.etl.profile import (
 )
 from deepspark.io import Layout, local_path, read_parquet
 from deepspark.stages import StageResult
+from deepspark.tracking import Tracking
 
 STAGE = "profile"
 # The driver collects each line plot's points; a finer x than this is a config mistake.
@@ -58,7 +59,7 @@ MAX_CORRELATION_COLUMNS = 20
 log = logging.getLogger("deepspark")
 
 
-def run(cfg: Config, spark: SparkSession) -> StageResult:
+def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
     """Profile every configured table; the profile folders move into place together.
 
     Raises:
@@ -71,7 +72,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     outputs: dict[str, str] = {}
     staged: list[tuple[Path, str | None]] = []  # (staging folder, final local folder or None)
     try:
-        with tracking.stage_run(cfg, STAGE, to_plain(prof)):
+        with (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(prof)):
             for table, full in _targets(prof):
                 key = table.replace("/", "_")
                 final = layout.path("profiles", key)

@@ -32,12 +32,13 @@ from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input, reconcile
 from deepspark.stages.checks import judge
+from deepspark.tracking import Tracking
 
 STAGE = "score"
 log = logging.getLogger("deepspark")
 
 
-def run(cfg: Config, spark: SparkSession) -> StageResult:
+def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
     """Score ``pipeline.score.input`` with the registered model ``pipeline.score.model``."""
     scfg = cfg.pipeline.score or ScoreConfig()
     mlflow, name, uri, version = registry.registered_model(cfg, scfg.model, "scoring")
@@ -57,7 +58,7 @@ def run(cfg: Config, spark: SparkSession) -> StageResult:
     table = scfg.input.split("/", 1)[1]
     target = layout.path("predictions", scfg.output)
     params = {**to_plain(scfg), "model_uri": uri, "registered_model": name}
-    with tracking.stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
+    with (tracker or Tracking()).stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
         df = read_parquet(spark, source)
         require_columns(df.columns, [sc.X], f"{source} (score)")
         marked = mark_violations(df, [sc.scoreable_rule(length)])

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from deepspark.config import Config
 from deepspark.stages import StageResult
-from deepspark.tracking import TrackingError, usable
+from deepspark.tracking import Tracking, TrackingError
 from deepspark.train import launch
 from deepspark.train.job import prepare
 
@@ -27,17 +27,14 @@ STAGE = "train"
 log = logging.getLogger("deepspark")
 
 
-def run(cfg: Config, spark: SparkSession | None) -> StageResult:
+def run(cfg: Config, spark: SparkSession | None, tracker: Tracking | None = None) -> StageResult:
     """Train the configured model on the pipeline's features; metrics from rank 0."""
+    tracker = tracker or Tracking()
     # Called directly (tests, notebooks) as well as from the CLI: the same MLflow-is-optional rule.
-    cfg = usable(cfg, optional=spark is None)
-    parent = None
-    if cfg.mlflow.enabled:
-        import mlflow
-
-        active = mlflow.active_run()  # the pipeline's parent run, when run from jobs/pipeline.py
-        parent = active.info.run_id if active is not None else None
-    job = prepare(cfg, parent_run_id=parent)
+    cfg = tracker.usable(cfg, optional=spark is None)
+    # The training run is started by rank 0 in another process: it names the pipeline's run, when
+    # there is one, as its parent by id.
+    job = prepare(cfg, parent_run_id=tracker.parent if cfg.mlflow.enabled else None)
     log.debug(
         "train %s: %s on %s, %d train rows, checkpoints in %s",
         cfg.pipeline.name, cfg.pipeline.train.model, job.x_shape, job.splits["train"].rows,

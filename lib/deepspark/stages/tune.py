@@ -24,6 +24,7 @@ from deepspark.config import Config, to_plain
 from deepspark.errors import ConfigError, DeepsparkError
 from deepspark.io import Layout, staged_outputs
 from deepspark.stages import StageResult
+from deepspark.tracking import Tracking
 from deepspark.train.job import TrainJob, prepare
 from deepspark.tune import report
 from deepspark.tune.space import check_space
@@ -51,8 +52,12 @@ class TuneError(DeepsparkError):
     """A study ended with no completed trial."""
 
 
-def run(cfg: Config, spark: SparkSession) -> StageResult:
-    """Run (or resume) the study until it holds ``pipeline.tune.trials`` finished trials."""
+def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
+    """Run (or resume) the study until it holds ``pipeline.tune.trials`` finished trials.
+
+    The study is a top-level MLflow run of its own (tune is not a pipeline stage): ``tracker``
+    is taken for the stages' common signature, and its parent run is never used.
+    """
     started = time.perf_counter()
     check_space(cfg)
     tune = cfg.pipeline.tune

@@ -4,7 +4,7 @@ One MLflow run per training job, whichever launcher started it: created by rank 
 the pipeline's run when there is one), reopened when a killed job resumes, ended by rank 0.
 Other ranks get a Reporter that does nothing. :mod:`.publish` logs the model and registers it;
 the test metrics are logged onto that model. Rank 0's run also samples the host's system metrics
-(:func:`deepspark.tracking.system_metrics`) until it ends, however it ends.
+(:meth:`deepspark.tracking.Tracking.system_metrics`) until it ends, however it ends.
 
 Every MLflow call goes through one guard. A tracking server that stops answering mid-run must not
 cost the training: the first failure is logged once, MLflow is not called again for the rest of
@@ -54,6 +54,7 @@ class Reporter:
         self.job, self.rank, self.world = job, rank, world
         self.run_id = run_id
         self.mlflow = None
+        self.tracking: Any = None  # this training process's Tracking, made at the run's start
         self.enabled = rank == 0 and job.config.mlflow.enabled
         self.done = copy.deepcopy(logged) if logged is not None else Logged()
         self._failed: list[str | int] = []  # what did not reach MLflow here; ints are epochs
@@ -181,12 +182,13 @@ class Reporter:
 
         cfg = self.job.config
         mlflow = tracking.setup(cfg.mlflow)
+        self.tracking = self.tracking or tracking.Tracking()
         # In-process launches inside a pipeline run already have that run active in this thread.
         nested = mlflow.active_run() is not None
         # A thread sampling CPU, memory, disk, network and GPUs into system/... metrics, from
         # start_run to end_run (a reopened run continues their steps). Rank 0 only: it watches
         # the whole host, which the other local ranks share.
-        system = tracking.system_metrics(cfg.mlflow)
+        system = self.tracking.system_metrics(cfg.mlflow)
         if self.run_id is not None:
             mlflow.start_run(run_id=self.run_id, nested=nested, log_system_metrics=system)
         else:
