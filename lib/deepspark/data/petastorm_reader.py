@@ -19,6 +19,7 @@ closed are stopped and joined by an ``atexit`` hook, which runs before finalizat
 from __future__ import annotations
 
 import atexit
+import itertools
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -63,32 +64,52 @@ def chunks(
     cycle: bool,
     workers: int,
 ) -> Iterator[Chunk]:
-    """This rank's row groups through ``make_batch_reader``; the reader stops when this closes."""
+    """This rank's row groups through ``make_batch_reader``; the reader stops when this closes.
+
+    ``cycle`` opens one single-pass reader after another, each seeded by ``(seed, pass)``, rather
+    than asking Petastorm for ``num_epochs=None``: its ventilator reshuffles the row groups every
+    time it finds its queue full at the start of a pass, so how many shuffles a pass got depended
+    on thread timing, and the same seed gave a different order under load (6 of 12 runs of
+    ``test_shuffle_is_seeded_per_epoch`` with the two cores busy). Within one pass it shuffles
+    once. Which row groups a rank gets does not depend on the seed (Petastorm shards by index).
+    """
     from petastorm import make_batch_reader
 
     local = urlparse(url).scheme == "file"  # other schemes keep Petastorm's own resolver
-    reader = make_batch_reader(
-        url,
-        schema_fields=list(columns),
-        reader_pool_type="thread",
-        workers_count=workers,
-        seed=seed,
-        shuffle_row_groups=shuffle,
-        num_epochs=None if cycle else 1,
-        cur_shard=rank if world > 1 else None,
-        shard_count=world if world > 1 else None,
-        filesystem=NativeLocalFileSystem() if local else None,
-    )
-    with _lock:
-        _open_readers.add(reader)
     rng = np.random.default_rng(seed)
-    try:
-        for chunk in reader:
-            cols = _columns(chunk, columns)
-            # Petastorm decodes in its own threads; the rows are permuted as batches are gathered
-            yield Chunk(cols, rng.permutation(row_count(cols)) if shuffle else None)
-    finally:
-        _stop(reader)
+    for pass_no in itertools.count():
+        reader = make_batch_reader(
+            url,
+            schema_fields=list(columns),
+            reader_pool_type="thread",
+            workers_count=workers,
+            seed=_pass_seed(seed, pass_no),
+            shuffle_row_groups=shuffle,
+            num_epochs=1,
+            cur_shard=rank if world > 1 else None,
+            shard_count=world if world > 1 else None,
+            filesystem=NativeLocalFileSystem() if local else None,
+        )
+        with _lock:
+            _open_readers.add(reader)
+        read = 0
+        try:
+            for chunk in reader:
+                read += 1
+                cols = _columns(chunk, columns)
+                # Petastorm decodes in its own threads; rows are permuted as batches are gathered
+                yield Chunk(cols, rng.permutation(row_count(cols)) if shuffle else None)
+        finally:
+            _stop(reader)
+        if not cycle or not read:  # a pass that read nothing would cycle forever
+            return
+
+
+def _pass_seed(seed: int, pass_no: int) -> int:
+    # The first pass keeps the caller's seed (the order one-pass readers always had).
+    if pass_no == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, pass_no]).generate_state(1)[0])
 
 
 def _columns(chunk: object, columns: Sequence[str]) -> Batch:

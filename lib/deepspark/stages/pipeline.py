@@ -73,7 +73,9 @@ def run(
     return results
 
 
-def _run_stage(cfg: Config, stage: str, spark: SparkSession, tracker: Tracking) -> StageResult:
+def _run_stage(
+    cfg: Config, stage: str, spark: SparkSession, tracker: Tracking | None = None
+) -> StageResult:
     """One stage's run; evaluate and score first check that the alias they load names a version.
 
     A model the gate refused is an outcome, not a failure: with no version under the alias (no
