@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pyspark.sql import SparkSession
 
-from deepspark import tracking
 from deepspark.config import Config, to_plain
 from deepspark.etl.aggregate import build_aggregate
-from deepspark.io import Layout, counting, read_parquet, staged_outputs
+from deepspark.io import Layout, counting, read_parquet
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input
-from deepspark.stages.checks import Checker
+from deepspark.stages.writes import table_writes
 from deepspark.tracking import Tracking
 
 STAGE = "aggregate"
@@ -21,13 +20,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     """Build every declared aggregate; all gold outputs move into place together."""
     layout = Layout(cfg.paths, cfg.pipeline.name)
     specs = cfg.pipeline.aggregates
-    metrics: dict[str, float] = {}
-    outputs: dict[str, str] = {}
-    checks = Checker(cfg, spark, STAGE)
-    with (
-        (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(specs)),
-        staged_outputs(spark) as out,
-    ):
+    with table_writes(cfg, spark, tracker, STAGE, to_plain(specs)) as w:
         needed = {s.source for s in specs.values()} | {
             s.join.source for s in specs.values() if s.join is not None
         }
@@ -56,19 +49,19 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
             # An aggregate has at most its source's rows: a first run samples at that rate.
             built = build_aggregate(src, spec, tables)
             source = layout.path("silver", spec.source)
-            metrics[f"{name}.rows_out"] = out.write_counted(
-                checks.watch(built, name, gold, source), gold
+            w.metrics[f"{name}.rows_out"] = w.out.write_counted(
+                w.checks.watch(built, name, gold, source), gold
             )
-            metrics[f"{name}.rows_in"] = seen[spec.source]()
-            outputs[name] = gold
+            w.metrics[f"{name}.rows_in"] = seen[spec.source]()
+            w.outputs[name] = gold
         counts = {t: rows() for t, rows in seen.items()}
         for t, df in tables.items():
             path = layout.path("silver", t)
             log_input(spark, f"{cfg.pipeline.name}/silver/{t}", path, df, counts.get(t))
-        warnings = checks.check(out)
-        out.commit()
-        # Stage totals: each source table counted once, however many aggregates read it.
-        metrics["rows_in"] = sum(counts.values())
-        metrics["rows_out"] = sum(v for k, v in metrics.items() if k.endswith(".rows_out"))
-        tracking.log_metrics(metrics)
-    return StageResult(STAGE, metrics, outputs, tuple(warnings))
+        return w.finish(lambda metrics: _totals(metrics, counts))
+
+
+def _totals(metrics: dict[str, float], counts: dict[str, int]) -> None:
+    # Stage totals: each source table counted once, however many aggregates read it.
+    metrics["rows_in"] = sum(counts.values())
+    metrics["rows_out"] = sum(v for k, v in metrics.items() if k.endswith(".rows_out"))

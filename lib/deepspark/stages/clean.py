@@ -12,17 +12,16 @@ import time
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
-from deepspark import tracking
 from deepspark.config import Config, to_plain
 from deepspark.config.pipeline import CleanConfig
 from deepspark.errors import InputError
 from deepspark.etl.clean import mark_table, split_marked
-from deepspark.io import FileSystem, Layout, counting, read_parquet, staged_outputs
+from deepspark.io import FileSystem, Layout, counting, read_parquet
 from deepspark.privacy import pseudonym_key
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
-from deepspark.stages.accounting import add_totals, log_input, reconcile, table_metrics
-from deepspark.stages.checks import Checker
+from deepspark.stages.accounting import log_input, reconcile, table_metrics
+from deepspark.stages.writes import table_writes
 from deepspark.tracking import Tracking
 
 STAGE = "clean"
@@ -36,13 +35,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     specs = cfg.pipeline.clean
     key = pseudonym_key(cfg, [f"{t}.{c}" for t, s in specs.items() for c in s.pseudonymize])
     fs = FileSystem(spark)
-    metrics: dict[str, float] = {}
-    outputs: dict[str, str] = {}
-    checks = Checker(cfg, spark, STAGE)
-    with (
-        (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(specs)),
-        staged_outputs(spark) as out,
-    ):
+    with table_writes(cfg, spark, tracker, STAGE, to_plain(specs)) as w:
         for table, spec in specs.items():
             started = time.perf_counter()
             bronze = layout.path("bronze", table)
@@ -62,8 +55,8 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                 # Above the cache, so the count is of every marked row, taken by the first write.
                 observed, rows_in = counting(final)
                 clean, bad = split_marked(observed, spec, source=table)
-                n_out = out.write_counted(checks.watch(clean, table, silver, bronze), silver)
-                n_bad = out.write_counted(bad, quarantine)
+                n_out = w.out.write_counted(w.checks.watch(clean, table, silver, bronze), silver)
+                n_bad = w.out.write_counted(bad, quarantine)
             finally:
                 if large:
                     final.unpersist()
@@ -72,13 +65,9 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                 raise InputError(f"{bronze}: input is empty (0 rows)")
             reconcile(f"clean {table}", n_in, n_out, n_bad)
             log_input(spark, f"{cfg.pipeline.name}/bronze/{table}", bronze, df, n_in)
-            metrics.update(table_metrics(table, n_in, n_out, n_bad, started))
-            outputs[table] = silver
-        warnings = checks.check(out)
-        out.commit()
-        add_totals(metrics)
-        tracking.log_metrics(metrics)
-    return StageResult(STAGE, metrics, outputs, tuple(warnings))
+            w.metrics.update(table_metrics(table, n_in, n_out, n_bad, started))
+            w.outputs[table] = silver
+        return w.finish()
 
 
 def _mentioned(spec: CleanConfig) -> list[str]:

@@ -20,7 +20,6 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from deepspark import tracking
 from deepspark.config import Config, SourceConfig, spark_value, to_plain
 from deepspark.errors import InputError
 from deepspark.etl.ingest import (
@@ -43,12 +42,11 @@ from deepspark.io import (
     read_parquet,
     resolve_package_uri,
     spark_errors_as_input_errors,
-    staged_outputs,
 )
 from deepspark.schema import require_columns, struct_from_config
 from deepspark.stages import StageResult
-from deepspark.stages.accounting import add_totals, reconcile, table_metrics
-from deepspark.stages.checks import Checker
+from deepspark.stages.accounting import reconcile, table_metrics
+from deepspark.stages.writes import table_writes
 from deepspark.tracking import Tracking
 
 STAGE = "ingest"
@@ -59,36 +57,29 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     """Ingest every source of the pipeline; all bronze outputs move into place together."""
     layout = Layout(cfg.paths, cfg.pipeline.name)
     params = {name: to_plain(src) for name, src in cfg.pipeline.sources.items()}
-    metrics: dict[str, float] = {}
-    outputs: dict[str, str] = {}
-    checks = Checker(cfg, spark, STAGE)
-    with (tracker or Tracking()).stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
+    with table_writes(cfg, spark, tracker, STAGE, params) as w:
         for name, src in cfg.pipeline.sources.items():
             started = time.perf_counter()
             path = land(spark, src, layout.path("raw", name))
             parsed = read_source(spark, src, path, name)
             bronze, quarantine = layout.path("bronze", name), layout.quarantine(STAGE, name)
             # The one full parse; the table's statistics are observed on the same write.
-            n_out = out.write_counted(checks.watch(parsed.good, name, bronze), bronze)
+            n_out = w.out.write_counted(w.checks.watch(parsed.good, name, bronze), bronze)
             n_in, bad_files = parsed.seen()
             # Only files with an unparseable line are read again, for the quarantine: the
             # lines it keeps are a by-product of the same parse, but holding them on the driver
             # (an observed collect_list) would cost memory without bound on a broken source.
             if bad_files:
-                n_bad = out.write_counted(parsed.unparsed(bad_files), quarantine)
+                n_bad = w.out.write_counted(parsed.unparsed(bad_files), quarantine)
             else:
-                n_bad = out.write_empty(quarantine, QUARANTINE_SCHEMA)
+                n_bad = w.out.write_empty(quarantine, QUARANTINE_SCHEMA)
             if n_in == 0:
                 raise InputError(f"{path}: {_no_rows(src)}")
-            _quality_gate(spark, src, path, n_in, n_bad, out.staged(quarantine))
+            _quality_gate(spark, src, path, n_in, n_bad, w.out.staged(quarantine))
             reconcile(f"ingest {name}", n_in, n_out, n_bad)
-            metrics.update(table_metrics(name, n_in, n_out, n_bad, started))
-            outputs[name] = bronze
-        warnings = checks.check(out)
-        out.commit()
-        add_totals(metrics)
-        tracking.log_metrics(metrics)
-    return StageResult(STAGE, metrics, outputs, tuple(warnings))
+            w.metrics.update(table_metrics(name, n_in, n_out, n_bad, started))
+            w.outputs[name] = bronze
+        return w.finish()
 
 
 def land(spark: SparkSession, src: SourceConfig, raw_dir: str) -> str:
