@@ -24,7 +24,7 @@ import pytest
 
 from deepspark.config import load_config
 from deepspark.errors import DeepsparkError
-from deepspark.io import Layout
+from deepspark.layout import Layout
 from deepspark.stages import clean, ingest
 
 PIPELINE = """

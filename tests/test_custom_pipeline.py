@@ -15,7 +15,7 @@ import pytest
 
 from deepspark import manifest as features
 from deepspark.config import load_config
-from deepspark.io import Layout
+from deepspark.layout import Layout
 from deepspark.stages import pipeline
 
 SENSORS = """

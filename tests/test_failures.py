@@ -18,7 +18,7 @@ import pytest
 
 from deepspark.config import load_config
 from deepspark.errors import InputError, ReconciliationError, SetupError
-from deepspark.io import Layout
+from deepspark.layout import Layout
 from deepspark.stages import clean, ingest
 from deepspark.stages.accounting import reconcile
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from deepspark.config import load_config
 from deepspark.data import FeatureDataset
-from deepspark.io import Layout
+from deepspark.layout import Layout
 from deepspark.stages import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,6 @@ from pyspark.sql import functions as F
 
 from deepspark.config.pipeline import FractionSplit, ImageFeatures, SequenceFeatures
 from deepspark.etl.quality import Rule
-from deepspark.layout import SPLITS as SPLITS  # re-exported: the stage writes these
 
 SPLIT = "split"
 X, Y = "x", "y"

@@ -13,12 +13,10 @@ from __future__ import annotations
 from deepspark.io.fs import PACKAGE_SCHEME, FileSystem, local_path, resolve_package_uri
 from deepspark.io.read import read_parquet, spark_errors_as_input_errors
 from deepspark.io.staged import StagedOutputs, counting, staged_outputs
-from deepspark.layout import Layout as Layout  # re-exported: stages read paths from io
 
 __all__ = [
     "PACKAGE_SCHEME",
     "FileSystem",
-    "Layout",
     "StagedOutputs",
     "counting",
     "local_path",

@@ -6,7 +6,8 @@ from pyspark.sql import SparkSession
 
 from deepspark.config import Config, to_plain
 from deepspark.etl.aggregate import build_aggregate
-from deepspark.io import Layout, counting, read_parquet
+from deepspark.io import counting, read_parquet
+from deepspark.layout import Layout
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input

@@ -48,7 +48,8 @@ from deepspark.etl.table_stats import (
     table_stats,
     with_time_grid,
 )
-from deepspark.io import FileSystem, Layout, StagedOutputs, local_path
+from deepspark.io import FileSystem, StagedOutputs, local_path
+from deepspark.layout import Layout
 from deepspark.schema import require_columns
 
 log = logging.getLogger("deepspark")

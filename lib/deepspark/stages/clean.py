@@ -16,7 +16,8 @@ from deepspark.config import Config, to_plain
 from deepspark.config.pipeline import CleanConfig
 from deepspark.errors import InputError
 from deepspark.etl.clean import mark_table, split_marked
-from deepspark.io import FileSystem, Layout, counting, read_parquet
+from deepspark.io import FileSystem, counting, read_parquet
+from deepspark.layout import Layout
 from deepspark.privacy import pseudonym_key
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult

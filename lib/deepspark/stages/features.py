@@ -26,8 +26,8 @@ from deepspark.errors import ConfigError, DeepsparkError, InputError
 from deepspark.etl import features as feat
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.etl.table_stats import percentiles_json, skew_columns
-from deepspark.io import Layout, counting, local_path, read_parquet, staged_outputs
-from deepspark.layout import MANIFEST
+from deepspark.io import counting, local_path, read_parquet, staged_outputs
+from deepspark.layout import MANIFEST, SPLITS, Layout
 from deepspark.manifest import FeatureManifest, SplitSummary
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
@@ -92,7 +92,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
         metrics.update({f"{s}.rows": v.rows for s, v in splits.items()})
         metrics["rows_out"] = sum(v.rows for v in splits.values())
         tracking.log_metrics(metrics)
-    outputs = {s: layout.path("features", s) for s in feat.SPLITS}
+    outputs = {s: layout.path("features", s) for s in SPLITS}
     outputs["manifest"] = layout.path("features", MANIFEST)
     return StageResult(STAGE, metrics, outputs)
 
@@ -174,7 +174,7 @@ def _write_splits(
     lay = fcfg.layout
     order = [*feat.series_keys(spec), spec.time] if isinstance(spec, SequenceFeatures) else ["id"]
     splits: dict[str, SplitSummary] = {}
-    for name in feat.SPLITS:
+    for name in SPLITS:
         part = data.filter(F.col(feat.SPLIT) == name).drop(feat.SPLIT)
         path = layout.path("features", name)
         if isinstance(spec, SequenceFeatures):

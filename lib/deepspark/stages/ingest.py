@@ -37,12 +37,12 @@ from deepspark.etl.ingest import (
 from deepspark.io import (
     PACKAGE_SCHEME,
     FileSystem,
-    Layout,
     counting,
     read_parquet,
     resolve_package_uri,
     spark_errors_as_input_errors,
 )
+from deepspark.layout import Layout
 from deepspark.schema import require_columns, struct_from_config
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import reconcile, table_metrics

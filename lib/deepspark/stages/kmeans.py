@@ -38,7 +38,8 @@ from deepspark.config.pipeline import KMeansConfig
 from deepspark.errors import ConfigError, InputError, ReconciliationError
 from deepspark.etl import kmeans as clu
 from deepspark.etl.profile import col
-from deepspark.io import Layout, read_parquet, staged_outputs
+from deepspark.io import read_parquet, staged_outputs
+from deepspark.layout import Layout
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult, kmeans_search
 from deepspark.tracking import Tracking

@@ -46,7 +46,8 @@ from deepspark.etl.profile import (
     line_series,
     numeric_columns,
 )
-from deepspark.io import Layout, local_path, read_parquet
+from deepspark.io import local_path, read_parquet
+from deepspark.layout import Layout
 from deepspark.stages import StageResult
 from deepspark.tracking import Tracking
 

@@ -26,8 +26,8 @@ from deepspark.errors import InputError
 from deepspark.etl import score as sc
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.etl.table_stats import percentiles_json, skew_columns
-from deepspark.io import Layout, read_parquet, staged_outputs
-from deepspark.layout import MANIFEST
+from deepspark.io import read_parquet, staged_outputs
+from deepspark.layout import MANIFEST, Layout
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input, reconcile

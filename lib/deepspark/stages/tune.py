@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 from deepspark import tracking
 from deepspark.config import Config, to_plain
 from deepspark.errors import ConfigError, DeepsparkError
-from deepspark.io import Layout, staged_outputs
+from deepspark.io import staged_outputs
+from deepspark.layout import Layout
 from deepspark.stages import StageResult
 from deepspark.tracking import Tracking
 from deepspark.train.job import TrainJob, prepare
