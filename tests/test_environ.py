@@ -49,3 +49,32 @@ def test_a_process_outside_a_launcher_is_rank_0_of_1(monkeypatch, variables, exp
         monkeypatch.setenv(name, value)
     got = (environ.rank(), environ.world_size(), environ.local_rank(), environ.local_world_size())
     assert got == expected
+
+
+def test_training_takes_its_share_of_the_cores_unless_told_a_thread_count(monkeypatch):
+    import os
+
+    import torch
+
+    from deepspark.errors import SetupError
+    from deepspark.train.worker import _device
+
+    monkeypatch.delenv(environ.TORCH_THREADS, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert [environ.torch_threads(n) for n in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    monkeypatch.setenv(environ.TORCH_THREADS, "1")  # a host other work shares (CI's two lanes)
+    assert environ.torch_threads(1) == 1
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv(environ.TORCH_THREADS, "3")
+        _device(use_gpu=False, world=1, local_rank=0)  # what each training process does
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    for bad in ("0", "two", ""):
+        monkeypatch.setenv(environ.TORCH_THREADS, bad)
+        with pytest.raises(SetupError) as e:
+            environ.torch_threads(1)
+        assert str(e.value) == (
+            f"DEEPSPARK_TORCH_THREADS: expected a whole number of threads >= 1, found {bad!r}"
+        )

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from deepspark.errors import SetupError
+
 # Values this process set on its own (put_own): a later put_own may replace them, while a value
 # the user set stays.
 _OWN: dict[str, str] = {}
@@ -74,3 +76,25 @@ def local_rank() -> int:
 def local_world_size(default: int = 1) -> int:
     """How many training processes share this host (``default`` outside a launcher)."""
     return int(os.environ.get("LOCAL_WORLD_SIZE", default))
+
+
+TORCH_THREADS = "DEEPSPARK_TORCH_THREADS"
+
+
+def torch_threads(processes_on_host: int) -> int:
+    """Torch threads for each of the ``processes_on_host`` training processes of this host.
+
+    Their share of its cores, unless ``DEEPSPARK_TORCH_THREADS`` names a count. On a host whose
+    cores other work wants too (the other CI lane, a neighbour's Spark tasks), fewer threads train
+    faster: at every OpenMP barrier the threads wait for one the scheduler has put aside.
+    ``benchmarks/threads.py`` (BENCHMARKS.md): the flights LSTM on 2 threads beside one busy core
+    ran at 0.24 of its speed alone, on 1 thread at 1.01 (and alone, 1 thread ran at 0.96 of 2).
+    """
+    value = os.environ.get(TORCH_THREADS)
+    if value is None:
+        return max(1, (os.cpu_count() or 1) // processes_on_host)
+    if not value.isdigit() or int(value) < 1:
+        raise SetupError(
+            f"{TORCH_THREADS}: expected a whole number of threads >= 1, found {value!r}"
+        )
+    return int(value)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
@@ -42,7 +41,7 @@ def with_distributor(job: TrainJob) -> dict[str, Any] | None:
     )  # fmt: skip
     # torchrun prints a five-line banner when OMP_NUM_THREADS is unset; each process sets its
     # thread count itself (worker.py), so name that count here and spare the log.
-    threads = str(max(1, (os.cpu_count() or 1) // cfg.processes))
+    threads = str(environ.torch_threads(cfg.processes))
     unset = not environ.is_set("OMP_NUM_THREADS")
     if unset and cfg.local_mode:
         environ.put("OMP_NUM_THREADS", threads)

@@ -90,8 +90,7 @@ def _device(use_gpu: bool, world: int, local_rank: int) -> tuple[Any, bool]:
         torch.cuda.set_device(device)
     else:
         # Processes on one host share its cores: without this each takes them all and they thrash.
-        local_world = environ.local_world_size(default=world)
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        torch.set_num_threads(environ.torch_threads(environ.local_world_size(default=world)))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if gpu else "gloo")
     return device, gpu
