@@ -69,9 +69,10 @@ def chunks(
     ``cycle`` opens one single-pass reader after another, each seeded by ``(seed, pass)``, rather
     than asking Petastorm for ``num_epochs=None``: its ventilator reshuffles the row groups every
     time it finds its queue full at the start of a pass, so how many shuffles a pass got depended
-    on thread timing, and the same seed gave a different order under load (6 of 12 runs of
-    ``test_shuffle_is_seeded_per_epoch`` with the two cores busy). Within one pass it shuffles
-    once. Which row groups a rank gets does not depend on the seed (Petastorm shards by index).
+    on thread timing, and the same seed gave a different order under load (2 of 12 runs of
+    ``test_shuffle_is_seeded_per_epoch`` failed beside three busy loops). Within one pass it
+    shuffles once. Which row groups a rank gets does not depend on the seed (Petastorm shards by
+    index).
     """
     from petastorm import make_batch_reader
 
