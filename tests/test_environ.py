@@ -62,6 +62,7 @@ def test_training_takes_its_share_of_the_cores_unless_told_a_thread_count(monkey
     monkeypatch.delenv(environ.TORCH_THREADS, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert [environ.torch_threads(n) for n in (1, 2, 3, 16)] == [8, 4, 2, 1]
+    assert environ.torch_threads(2, cores=2) == 1  # a tuning study: 2 trials on local[2]
     monkeypatch.setenv(environ.TORCH_THREADS, "1")  # a host other work shares (CI's two lanes)
     assert environ.torch_threads(1) == 1
     before = torch.get_num_threads()

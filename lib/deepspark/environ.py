@@ -81,10 +81,11 @@ def local_world_size(default: int = 1) -> int:
 TORCH_THREADS = "DEEPSPARK_TORCH_THREADS"
 
 
-def torch_threads(processes_on_host: int) -> int:
-    """Torch threads for each of the ``processes_on_host`` training processes of this host.
+def torch_threads(processes_on_host: int, cores: int | None = None) -> int:
+    """Torch threads for each of the ``processes_on_host`` training processes (or trials).
 
-    Their share of its cores, unless ``DEEPSPARK_TORCH_THREADS`` names a count. On a host whose
+    Their share of the ``cores`` they have (the host's, by default), unless
+    ``DEEPSPARK_TORCH_THREADS`` names a count. On a host whose
     cores other work wants too (the other CI lane, a neighbour's Spark tasks), fewer threads train
     faster: at every OpenMP barrier the threads wait for one the scheduler has put aside.
     ``benchmarks/threads.py`` (BENCHMARKS.md): the flights LSTM on 2 threads beside one busy core
@@ -92,7 +93,7 @@ def torch_threads(processes_on_host: int) -> int:
     """
     value = os.environ.get(TORCH_THREADS)
     if value is None:
-        return max(1, (os.cpu_count() or 1) // processes_on_host)
+        return max(1, (cores or os.cpu_count() or 1) // processes_on_host)
     if not value.isdigit() or int(value) < 1:
         raise SetupError(
             f"{TORCH_THREADS}: expected a whole number of threads >= 1, found {value!r}"

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deepspark import tracking
+from deepspark import environ, tracking
 from deepspark.config import Config, to_plain
 from deepspark.errors import ConfigError, DeepsparkError
 from deepspark.io import staged_outputs
@@ -117,8 +117,8 @@ def _threads(spark: SparkSession, parallelism: int) -> int:
     """Torch threads per trial: the local cores shared out; on a cluster, ``spark.task.cpus``."""
     sc = spark.sparkContext
     if sc.master.startswith("local"):
-        return max(1, sc.defaultParallelism // parallelism)
-    return int(sc.getConf().get("spark.task.cpus", "1"))
+        return environ.torch_threads(parallelism, cores=sc.defaultParallelism)
+    return environ.torch_threads(1, cores=int(sc.getConf().get("spark.task.cpus", "1")))
 
 
 def _outputs(cfg: Config, spark: SparkSession, study, job: TrainJob, client, run_id: str) -> dict:
