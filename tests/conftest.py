@@ -38,7 +38,8 @@ def spark():
             "spark.sql.adaptive.enabled": "true",
         },
     )
-    session = build_session(cfg)
+    # Delta's jars in every test session: one session serves both table formats' tests.
+    session = build_session(cfg, delta=True)
     yield session
     session.stop()
 

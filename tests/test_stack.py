@@ -21,6 +21,8 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from deepspark.io import delta
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ROOT / "locks"
 STACKS = sorted(p.stem for p in LOCKS.glob("*.txt"))
@@ -105,6 +107,22 @@ def test_petastorm_is_there_exactly_when_the_stack_has_the_extra():
     assert (importlib.util.find_spec("petastorm") is not None) == with_extra
     if with_extra:
         from petastorm import make_batch_reader  # noqa: F401 - the API the petastorm backend uses
+
+
+def _jars(stack: str) -> str:
+    m = re.search(r"^# jars: *(.+)$", (LOCKS / f"{stack}.in").read_text(), re.M)
+    assert m, f"locks/{stack}.in: no '# jars:' line (the Delta artifact its sessions load)"
+    return m[1].strip()
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_lock_names_the_delta_jars_built_for_its_spark_and_delta(stack):
+    pins = lock(stack, here=False)
+    assert _jars(stack) == delta.package(pins["pyspark"], pins["delta-spark"])
+
+
+def test_the_session_loads_the_jars_the_installed_lock_names():
+    assert delta.package() == _jars(installed_stack())
 
 
 def test_this_interpreter_is_in_the_stack_python_range():

@@ -58,7 +58,11 @@ def require_java() -> None:
 
 
 def build_session(
-    cfg: SparkConfig, app_name: str | None = None, log_level: str = "INFO"
+    cfg: SparkConfig,
+    app_name: str | None = None,
+    log_level: str = "INFO",
+    *,
+    delta: bool = False,
 ) -> SparkSession:
     """Build (or, under spark-submit, join) the process's SparkSession from config.
 
@@ -66,7 +70,8 @@ def build_session(
     starts, and a setting it was given (a cluster file's, say) is not replaced by the config's.
     Run as a plain Python process, config supplies everything, plus our log4j2 file (Spark's
     start-up INFO lines stay quiet) and the console progress bar when stderr is a terminal.
-    ``log_level`` is deepspark's (``--log-level``); Spark's is one step quieter.
+    ``log_level`` is deepspark's (``--log-level``); Spark's is one step quieter. ``delta``
+    loads the stack's Delta Lake jars (resolved from Maven into Ivy's cache on first use).
     """
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
@@ -84,6 +89,10 @@ def build_session(
     if "spark.master" not in submitted:
         builder = builder.master(cfg.master).config("spark.driver.memory", cfg.driver_memory)
     settings = {key: spark_value(value) for key, value in cfg.settings.items()}
+    if delta:
+        from deepspark.io import delta as delta_lake
+
+        settings = delta_lake.session_settings(settings)
     java = "spark.driver.extraJavaOptions"
     settings[java] = driver_java_options(settings.get(java, ""))
     settings.setdefault("spark.ui.showConsoleProgress", console_progress())

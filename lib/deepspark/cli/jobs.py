@@ -122,7 +122,10 @@ def main(
         if spark:
             from deepspark.spark import build_session  # pyspark import is slow: after arg checks
 
-            session = build_session(configs[0].spark, f"deepspark-{job}", log_level=level)
+            delta = any(cfg.paths.format == "delta" for cfg in configs)
+            session = build_session(
+                configs[0].spark, f"deepspark-{job}", log_level=level, delta=delta
+            )
         for cfg in configs:
             started = time.perf_counter()
             run(cfg, session, tracker)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import urlsplit
 
 from deepspark.config.values import Scalar, empty_map
@@ -38,6 +39,9 @@ class PathsConfig:
     data: str = "work/data"  # root of every data layer: {data}/{layer}/{pipeline}/{table}
     # Training checkpoints go to {checkpoints}/{pipeline}/{model}-{hash}/.
     checkpoints: str = "work/checkpoints"
+    # How the tables under data are stored: parquet (plain folders, each replaced whole on a
+    # write) or delta (Delta Lake: every write one commit, each version kept and readable).
+    format: Literal["parquet", "delta"] = "parquet"
 
 
 @dataclass(frozen=True)

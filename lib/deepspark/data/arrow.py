@@ -45,11 +45,19 @@ def retain_freed_memory() -> None:
 _retaining = False
 
 
-def split_files(url: str) -> tuple[pafs.FileSystem, list[str]]:
+def split_files(url: str | Sequence[str]) -> tuple[pafs.FileSystem, list[str]]:
     """A split's data files, sorted by path; ``_``/``.``-prefixed names (Spark's markers) skipped.
+
+    ``url`` is a folder, or the exact file URLs of a table version (a Delta table's folder also
+    holds files of its older versions), all on one filesystem.
 
     Raises ``FileNotFoundError`` when the split folder does not exist.
     """
+    if not isinstance(url, str):
+        if not url:
+            return pafs.LocalFileSystem(), []
+        filesystem = pafs.FileSystem.from_uri(url[0])[0]
+        return filesystem, sorted(pafs.FileSystem.from_uri(u)[1] for u in url)
     filesystem, root = pafs.FileSystem.from_uri(url)
     infos = filesystem.get_file_info(pafs.FileSelector(root, recursive=True))
     files = sorted(
@@ -157,7 +165,7 @@ def _to_numpy(column: pa.ChunkedArray, name: str, path: str) -> np.ndarray:
     return array.flatten().to_numpy(zero_copy_only=False).reshape(n, hi)
 
 
-def footer_stats(url: str) -> dict[str, tuple[int | None, str | None, str | None]]:
+def footer_stats(url: str | Sequence[str]) -> dict[str, tuple[int | None, str | None, str | None]]:
     """Per top-level column of a Parquet table at ``url``: (nulls, min, max), from the footers.
 
     Parquet keeps these per row group anyway, exactly, so reading them costs no pass over the
@@ -207,7 +215,7 @@ def _text(value: object) -> str | None:
     return str(value)
 
 
-def footer_rows(url: str) -> int:
+def footer_rows(url: str | Sequence[str]) -> int:
     """Rows of a Parquet table at ``url``, from its footers."""
     filesystem, files = split_files(url)
     total = 0

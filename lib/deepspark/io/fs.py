@@ -152,6 +152,16 @@ class FileSystem:
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
+def file_url(path: str) -> str:
+    """``path`` as a URL pyarrow's filesystems resolve.
+
+    A local path, or Hadoop's ``file:/x``, becomes ``file:///x``; other URIs are unchanged.
+    """
+    if path.startswith("file:") and not path.startswith("file://"):
+        return "file://" + path.removeprefix("file:")
+    return path if "://" in path else Path(path).resolve().as_uri()
+
+
 def local_path(path: str) -> str | None:
     """The local filesystem path behind ``path``, or None when it is on a remote store."""
     if path.startswith("file:"):

@@ -1,7 +1,13 @@
-"""Checked reads: a Parquet input against its contract, unreadable files as one line each."""
+"""Checked reads: a table against its contract, unreadable files as one line each.
+
+A layer's table is read as what it is: a folder with a ``_delta_log`` is a Delta table (its latest
+version), any other folder plain Parquet. So a reader needs no config, and a data folder written
+before ``paths.format: delta`` reads the same.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,10 +17,66 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from deepspark.errors import InputError
+from deepspark.io import delta
 from deepspark.io.fs import FileSystem
 from deepspark.schema import check_schema, require_columns
 
 _FILE_IN_MESSAGE = re.compile(r"(?:file:|hdfs://|s3a?://|gs://|abfss?://)[^\s,}\]'\"]+")
+
+
+def is_delta(spark: SparkSession, path: str) -> bool:
+    """Whether ``path`` holds a Delta table (a ``_delta_log`` folder beside the data)."""
+    return FileSystem(spark).exists(f"{path}/{delta.LOG}")
+
+
+def read_table(
+    spark: SparkSession,
+    path: str,
+    *,
+    expected: T.StructType | None = None,
+    required: tuple[str, ...] = (),
+    allow_empty: bool = False,
+) -> DataFrame:
+    """A layer's table, Delta or Parquet, checked as :func:`read_parquet` checks a folder."""
+    if not is_delta(spark, path):
+        return read_parquet(
+            spark, path, expected=expected, required=required, allow_empty=allow_empty
+        )
+    with spark_errors_as_input_errors(path):
+        df = spark.read.format("delta").load(path)
+    if expected is not None:
+        check_schema(df.schema, expected, path)
+    require_columns(df.columns, required, path)
+    if not allow_empty and df.limit(1).count() == 0:
+        raise InputError(f"{path}: input is empty (0 rows)")
+    return df
+
+
+def table_files(spark: SparkSession, path: str) -> list[str]:
+    """The data files a read of the table at ``path`` scans now, as URLs, sorted."""
+    if is_delta(spark, path):
+        return delta.version_files(spark, path)
+    return FileSystem(spark).data_files(path)
+
+
+def table_bytes(spark: SparkSession, path: str) -> int:
+    """Bytes a read of the table scans now (a Delta version's files, not its folder's)."""
+    if is_delta(spark, path):
+        detail = spark.sql(f"DESCRIBE DETAIL {delta.quoted(path)}").select("sizeInBytes").first()
+        return int(detail["sizeInBytes"])
+    return FileSystem(spark).total_bytes(path)
+
+
+def table_digest(spark: SparkSession, path: str) -> str:
+    """A short digest that changes whenever the table's content does (the MLflow dataset digest).
+
+    A Delta version's file names are unique (each holds a UUID) and never rewritten in place,
+    so the names alone identify its content; a Parquet folder's are digested with their sizes.
+    """
+    if is_delta(spark, path):
+        names = "\n".join(f.rsplit("/", 1)[-1] for f in delta.version_files(spark, path))
+        return hashlib.sha256(names.encode()).hexdigest()[:16]
+    return FileSystem(spark).fingerprint(path)
 
 
 def read_parquet(

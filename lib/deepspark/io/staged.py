@@ -1,4 +1,9 @@
-"""Staged writes: every output of a stage beside its final path, moved into place together."""
+"""Staged writes: every output of a stage beside its final path, moved into place together.
+
+A Delta table needs no staging: its write is one commit, and readers see the previous version
+until it lands. What staging gave Parquet (a failed check leaves the previous output in place)
+a Delta output gets by a restore of the version it replaced.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,21 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from deepspark.io.fs import FileSystem
+from deepspark.io import delta
+from deepspark.io.fs import FileSystem, file_url
 
 
 class StagedOutputs:
     """Collects a stage's outputs in staging paths and moves them all into place on commit."""
 
-    def __init__(self, spark: SparkSession) -> None:
+    def __init__(self, spark: SparkSession, table_format: str = "parquet") -> None:
+        self.spark = spark
         self.fs = FileSystem(spark)
+        self.delta = table_format == "delta"
         self._pending: list[tuple[str, str]] = []
+        # Delta outputs already committed: final path -> the version to restore on discard
+        # (None: the table is new, so discarding deletes it).
+        self._committed: dict[str, int | None] = {}
 
     def write(
         self,
@@ -28,7 +39,12 @@ class StagedOutputs:
         row_group_bytes: int | None = None,
         partition_by: tuple[str, ...] = (),
     ) -> str:
-        """Write ``df`` as Parquet to a staging path for ``path``; returns the staging path."""
+        """Write ``df`` as Parquet to a staging path for ``path``; returns the staging path.
+
+        A Delta output is written to ``path`` itself, as one commit (returns ``path``).
+        """
+        if self.delta:
+            return self._commit_delta(df, path, partition_by)
         staging = _staging(path)
         writer = df.write.mode("overwrite")
         if row_group_bytes:
@@ -59,6 +75,9 @@ class StagedOutputs:
         import pyarrow.parquet as pq
         from pyspark.sql.pandas.types import to_arrow_schema
 
+        if self.delta:  # an empty Delta table is a commit with a schema and no files
+            self._commit_delta(self.spark.createDataFrame([], schema), path, ())
+            return 0
         staging = _staging(path)
         buffer = pa.BufferOutputStream()
         pq.write_table(to_arrow_schema(schema).empty_table(), buffer)
@@ -73,8 +92,44 @@ class StagedOutputs:
         self.fs.write_text(staging, text)
         self._pending.append((staging, path))
 
+    def _commit_delta(self, df: DataFrame, path: str, partition_by: tuple[str, ...]) -> str:
+        if path in self._committed:
+            raise ValueError(f"{path}: written twice by one stage")
+        previous = delta.latest_version(path)
+        if previous is None and self.fs.exists(path):
+            # A Parquet folder becoming a Delta table: set aside whole, so that a discard can
+            # put it back; the Delta table starts in an empty folder.
+            self.fs.rename(path, f"{path}.__parquet")
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        self._committed[path] = previous
+        writer.save(path)
+        return path
+
+    def files(self, path: str) -> str | list[str]:
+        """What a reader of output ``path`` scans before commit, for pyarrow.
+
+        A staging folder's URL, or the exact files of the Delta version just written (its folder
+        also holds older versions' files).
+        """
+        if path in self._committed:
+            version = delta.latest_version(path)
+            assert version is not None  # written by this stage
+            written = delta.written_files(path, version)
+            return written if written is not None else delta.version_files(self.spark, path)
+        return file_url(self.staged(path))
+
+    def read(self, path: str) -> DataFrame:
+        """Output ``path`` as written, before commit."""
+        if path in self._committed:
+            return self.spark.read.format("delta").load(path)
+        return self.spark.read.parquet(self.staged(path))
+
     def staged(self, path: str) -> str:
         """The staging path already written for final ``path`` (to read back before commit)."""
+        if path in self._committed:
+            return path
         for staging, final in self._pending:
             if final == path:
                 return staging
@@ -91,12 +146,28 @@ class StagedOutputs:
             if had_previous:
                 self.fs.delete(backup)
         self._pending.clear()
+        for path, previous in self._committed.items():
+            if previous is None:
+                self.fs.delete(f"{path}.__parquet")
+        self._committed.clear()
 
     def discard(self) -> None:
-        """Delete every staging path (the previous outputs stay untouched)."""
+        """Delete every staging path: the previous outputs stay untouched.
+
+        Every Delta output goes back to the version it replaced (a new table is deleted, a
+        Parquet folder it replaced put back).
+        """
         for staging, _ in self._pending:
             self.fs.delete(staging)
         self._pending.clear()
+        for path, previous in self._committed.items():
+            if previous is not None:
+                delta.restore(self.spark, path, previous)
+                continue
+            self.fs.delete(path)
+            if self.fs.exists(f"{path}.__parquet"):
+                self.fs.rename(f"{path}.__parquet", path)
+        self._committed.clear()
 
 
 def _staging(path: str) -> str:
@@ -116,14 +187,14 @@ def counting(df: DataFrame) -> tuple[DataFrame, Callable[[], int]]:
 
 
 @contextmanager
-def staged_outputs(spark: SparkSession) -> Iterator[StagedOutputs]:
+def staged_outputs(spark: SparkSession, table_format: str = "parquet") -> Iterator[StagedOutputs]:
     """Collect a stage's outputs, discarding whatever was not committed.
 
     Use as ``with staged_outputs(spark) as out: ... out.commit()``.
 
     Anything not committed when the block ends (an exception, a failed check) is discarded.
     """
-    out = StagedOutputs(spark)
+    out = StagedOutputs(spark, table_format)
     try:
         yield out
     finally:

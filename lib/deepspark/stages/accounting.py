@@ -32,10 +32,10 @@ def log_input(
         return
     if rows is None:
         rows = df.count()
-    from deepspark.io import FileSystem
+    from deepspark.io import table_digest
     from deepspark.schema import ddl
 
-    digest = FileSystem(spark).fingerprint(path)
+    digest = table_digest(spark, path)
     tracking.log_dataset(
         name, path, rows=rows, digest=digest, schema=ddl(df.schema), context="input"
     )

@@ -6,7 +6,7 @@ from pyspark.sql import SparkSession
 
 from deepspark.config import Config, to_plain
 from deepspark.etl.aggregate import build_aggregate
-from deepspark.io import counting, read_parquet
+from deepspark.io import counting, read_table
 from deepspark.layout import Layout
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
@@ -25,7 +25,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
         needed = {s.source for s in specs.values()} | {
             s.join.source for s in specs.values() if s.join is not None
         }
-        tables = {t: read_parquet(spark, layout.path("silver", t)) for t in sorted(needed)}
+        tables = {t: read_table(spark, layout.path("silver", t)) for t in sorted(needed)}
         # Each source's rows are counted as they flow into its first aggregate's write, not by
         # a scan of their own.
         sources, seen = {}, {}

@@ -48,7 +48,7 @@ from deepspark.etl.table_stats import (
     table_stats,
     with_time_grid,
 )
-from deepspark.io import FileSystem, StagedOutputs, local_path
+from deepspark.io import FileSystem, StagedOutputs, is_delta, local_path, table_files
 from deepspark.layout import Layout
 from deepspark.schema import require_columns
 
@@ -71,6 +71,7 @@ class Checker:
 
     def __init__(self, cfg: Config, spark: SparkSession, stage: str) -> None:
         self.cfg = cfg.pipeline.checks
+        self.spark = spark
         self.stage = stage
         self.layer = CHECKED_LAYERS[stage]
         self.fs = FileSystem(spark)
@@ -110,7 +111,7 @@ class Checker:
             if reference is not None:
                 rows = reference.rows
             else:  # a first run: the source's footers bound the rows
-                rows = footer_rows(to_url(source)) if source else None
+                rows = footer_rows(self._files(source)) if source else None
             fraction = sample_fraction(rows)
         columns = [
             (f.name, f.dataType.simpleString(), isinstance(f.dataType, T.NumericType))
@@ -141,20 +142,30 @@ class Checker:
         """
         findings: list[Finding] = []
         chart: list[dict] = []
+        remembered: list[tuple[str, str]] = []
         for w in self._watched:
             grid = w.spec.time
             time = (grid.column, grid.unit, grid.timezone) if grid else None
             staged = out.staged(w.final)
-            footers = footer_stats(to_url(staged)) if local_path(staged) else {}
+            footers = footer_stats(out.files(w.final)) if local_path(staged) else {}
             stats = TableStats.observed(w.key, w.observation.get["stats"], w.columns, footers, time)
             findings += expectations(stats, w.spec)
             findings += anomalies(stats, w.reference, w.spec, self.cfg.thresholds)
             kept = stats.remembering(w.reference)  # categories: every value seen so far
-            out.fs.write_text(f"{staged}/{STATS_FILE}", kept.to_json())
+            remembered.append((f"{staged}/{STATS_FILE}", kept.to_json()))
             chart += _chart_rows(stats, w.reference)
         if not self._watched:
             return []
-        return judge(self.layout, self.stage, findings, chart, self.cfg.thresholds.drift)
+        warnings = judge(self.layout, self.stage, findings, chart, self.cfg.thresholds.drift)
+        # Only statistics that passed become the next run's reference (a Delta table's folder
+        # is its final one: a failed check must not leave them there).
+        for path, text in remembered:
+            out.fs.write_text(path, text)
+        return warnings
+
+    def _files(self, path: str) -> str | list[str]:
+        """A table's data files for pyarrow: a Parquet folder's URL, a Delta version's files."""
+        return table_files(self.spark, path) if is_delta(self.spark, path) else to_url(path)
 
 
 def judge(

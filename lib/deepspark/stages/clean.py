@@ -16,7 +16,7 @@ from deepspark.config import Config, to_plain
 from deepspark.config.pipeline import CleanConfig
 from deepspark.errors import InputError
 from deepspark.etl.clean import mark_table, split_marked
-from deepspark.io import FileSystem, counting, read_parquet
+from deepspark.io import counting, read_table, table_bytes
 from deepspark.layout import Layout
 from deepspark.privacy import pseudonym_key
 from deepspark.schema import require_columns
@@ -35,12 +35,11 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     layout = Layout(cfg.paths, cfg.pipeline.name)
     specs = cfg.pipeline.clean
     key = pseudonym_key(cfg, [f"{t}.{c}" for t, s in specs.items() for c in s.pseudonymize])
-    fs = FileSystem(spark)
     with table_writes(cfg, spark, tracker, STAGE, to_plain(specs)) as w:
         for table, spec in specs.items():
             started = time.perf_counter()
             bronze = layout.path("bronze", table)
-            df = read_parquet(spark, bronze, allow_empty=True)
+            df = read_table(spark, bronze, allow_empty=True)
             require_columns(df.columns, dict.fromkeys(_mentioned(spec)), f"{bronze} (clean rules)")
             silver, quarantine = layout.path("silver", table), layout.quarantine(STAGE, table)
             final = mark_table(df, spec, key=key)
@@ -49,7 +48,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
             # cache. DISK_ONLY streams each partition to local disk as it is computed; memory
             # levels unroll a whole partition on the heap first, which ran a 2g driver out of
             # memory on the 10M-row benchmark.
-            large = fs.total_bytes(bronze) > SMALL_TABLE_BYTES
+            large = table_bytes(spark, bronze) > SMALL_TABLE_BYTES
             if large:
                 final = final.persist(StorageLevel.DISK_ONLY)
             try:

@@ -26,7 +26,7 @@ from deepspark.errors import ConfigError, DeepsparkError, InputError
 from deepspark.etl import features as feat
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.etl.table_stats import percentiles_json, skew_columns
-from deepspark.io import counting, local_path, read_parquet, staged_outputs
+from deepspark.io import counting, local_path, read_table, staged_outputs
 from deepspark.layout import MANIFEST, SPLITS, Layout
 from deepspark.manifest import FeatureManifest, SplitSummary
 from deepspark.schema import ddl, require_columns
@@ -52,7 +52,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
         (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(fcfg)),
         staged_outputs(spark) as out,
     ):
-        df = read_parquet(spark, source)
+        df = read_table(spark, source)
         # Counted as the rows flow into the first job that reads them all, not by a scan.
         observed, rows_in = counting(df)
         if isinstance(spec, SequenceFeatures):

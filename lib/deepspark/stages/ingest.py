@@ -75,7 +75,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                 n_bad = w.out.write_empty(quarantine, QUARANTINE_SCHEMA)
             if n_in == 0:
                 raise InputError(f"{path}: {_no_rows(src)}")
-            _quality_gate(spark, src, path, n_in, n_bad, w.out.staged(quarantine))
+            _quality_gate(src, path, n_in, n_bad, w.out.read(quarantine))
             reconcile(f"ingest {name}", n_in, n_out, n_bad)
             w.metrics.update(table_metrics(name, n_in, n_out, n_bad, started))
             w.outputs[name] = bronze
@@ -230,11 +230,11 @@ def _check_header(fs: FileSystem, path: str, options: dict, expected: list[str])
 
 
 def _quality_gate(
-    spark: SparkSession, src: SourceConfig, path: str, n_in: int, n_bad: int, quarantine: str
+    src: SourceConfig, path: str, n_in: int, n_bad: int, quarantine: DataFrame
 ) -> None:
     if n_bad <= src.max_quarantine_fraction * n_in:
         return
-    first = spark.read.parquet(quarantine).select("reason").first()
+    first = quarantine.select("reason").first()
     raise InputError(
         f"{path}: {n_bad} of {n_in} rows do not parse against the declared schema "
         f"(at most {src.max_quarantine_fraction:.1%} allowed); first: {first['reason']}"

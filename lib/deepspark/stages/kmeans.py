@@ -38,7 +38,7 @@ from deepspark.config.pipeline import KMeansConfig
 from deepspark.errors import ConfigError, InputError, ReconciliationError
 from deepspark.etl import kmeans as clu
 from deepspark.etl.profile import col
-from deepspark.io import read_parquet, staged_outputs
+from deepspark.io import read_table, staged_outputs
 from deepspark.layout import Layout
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult, kmeans_search
@@ -68,7 +68,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
         (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(spec)),
         staged_outputs(spark) as out,
     ):
-        df = read_parquet(spark, source)
+        df = read_table(spark, source)
         _check_input(df, spec, source)
         result = kmeans_search.cluster_table(df, spec, where=source)
         try:

@@ -46,7 +46,7 @@ from deepspark.etl.profile import (
     line_series,
     numeric_columns,
 )
-from deepspark.io import local_path, read_parquet
+from deepspark.io import local_path, read_table
 from deepspark.layout import Layout
 from deepspark.stages import StageResult
 from deepspark.tracking import Tracking
@@ -80,7 +80,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                 target = local_path(final)
                 work = _staging_dir(target, key)
                 staged.append((work, target))
-                df = read_parquet(spark, layout.qualified(table))
+                df = read_table(spark, layout.qualified(table))
                 if full:
                     table_metrics = profile_table(df, table, prof, work)
                     metrics.update({f"{key}.{k}": v for k, v in table_metrics.items()})

@@ -26,7 +26,7 @@ from deepspark.errors import InputError
 from deepspark.etl import score as sc
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.etl.table_stats import percentiles_json, skew_columns
-from deepspark.io import read_parquet, staged_outputs
+from deepspark.io import read_table, staged_outputs
 from deepspark.layout import MANIFEST, Layout
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
@@ -59,7 +59,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     target = layout.path("predictions", scfg.output)
     params = {**to_plain(scfg), "model_uri": uri, "registered_model": name}
     with (tracker or Tracking()).stage_run(cfg, STAGE, params), staged_outputs(spark) as out:
-        df = read_parquet(spark, source)
+        df = read_table(spark, source)
         require_columns(df.columns, [sc.X], f"{source} (score)")
         marked = mark_violations(df, [sc.scoreable_rule(length)])
         n_bad = out.write_counted(

@@ -54,5 +54,8 @@ def table_writes(
 ) -> Iterator[TableWrites]:
     """The stage's MLflow run (``params`` logged) around its staged writes."""
     checks = Checker(cfg, spark, stage)
-    with (tracker or Tracking()).stage_run(cfg, stage, params), staged_outputs(spark) as out:
+    with (
+        (tracker or Tracking()).stage_run(cfg, stage, params),
+        staged_outputs(spark, cfg.paths.format) as out,
+    ):
         yield TableWrites(stage, out, checks)
