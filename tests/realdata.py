@@ -43,6 +43,31 @@ def write_slice(out: Path, days: int = 10) -> dict[str, Path]:
     return {"flights": out / "flights.csv", "weather": out / "weather.csv"}
 
 
+def write_months(out: Path, months: tuple[int, ...], days: int = 1) -> dict[int, Path]:
+    """Monthly deliveries of flights: ``out/2013-MM.csv`` holding days 1..``days`` of month MM.
+
+    Month 1 carries the garbled line; the last month re-delivers a row of the first (the same
+    flight again, a duplicate across deliveries). Returns month -> its file.
+    """
+    with zipfile.ZipFile(DATA / "flights.csv.zip") as zf:
+        header, *lines = zf.read("flights.csv").decode().splitlines()
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for m in months:
+        files[m] = out / f"2013-{m:02d}.csv"
+        files[m].write_text("\n".join([header, *_month_rows(lines, m, days, months)]) + "\n")
+    return files
+
+
+def _month_rows(lines: list[str], m: int, days: int, months: tuple[int, ...]) -> list[str]:
+    rows = [ln for ln in lines if (f := ln.split(","))[1] == str(m) and int(f[2]) <= days]
+    if m == months[0]:
+        rows.append(GARBLED)
+    if m == months[-1]:
+        rows.append(next(ln for ln in lines if ln.split(",")[1] == str(months[0])))
+    return rows
+
+
 def read_slice(path: Path) -> pd.DataFrame:
     """The slice as pandas reads it (the independent oracle for expected values)."""
     return pd.read_csv(io.StringIO(path.read_text()), na_values=["NA"], keep_default_na=False)

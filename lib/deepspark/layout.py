@@ -30,6 +30,10 @@ class Layout:
         """Where rows that ``stage`` could not write clean for ``table`` go, with their reason."""
         return f"{self.root}/quarantine/{self.pipeline}/{stage}/{table}"
 
+    def file_log(self, source: str) -> str:
+        """The Delta table of the files ingested from ``source`` (io/deliveries.py)."""
+        return f"{self.root}/bronze/{self.pipeline}/_files/{source}"
+
     def qualified(self, name: str) -> str:
         """``"silver/flights"`` -> that table's path."""
         layer, _, table = name.partition("/")

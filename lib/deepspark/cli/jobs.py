@@ -72,6 +72,10 @@ def parser(prog: str, default_confs: Sequence[str] = FLIGHTS) -> argparse.Argume
     # The flag's old name: spark-submit has its own --conf key=value, so ours became -c/--config.
     p.add_argument("--conf", dest="old_conf", action="append", help=argparse.SUPPRESS)
     logs.add_arguments(p)
+    p.add_argument(
+        "--full", action="store_true",
+        help="rebuild every table from all the source files (pipeline.incremental=false)",
+    )  # fmt: skip
     p.add_argument("overrides", nargs="*", metavar="key=value")
     return p
 
@@ -90,7 +94,8 @@ def parse_args(
     if bad:
         raise ConfigError(f"expected key=value overrides, found {' '.join(bad)}")
     paths = [str(find(c)) for c in (args.config or default_confs)]
-    return paths, args.overrides, args.log_level
+    full = ["pipeline.incremental=false"] if args.full else []
+    return paths, [*args.overrides, *full], args.log_level
 
 
 def main(

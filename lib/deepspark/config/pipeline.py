@@ -107,6 +107,9 @@ class PipelineConfig:
     checks: ChecksConfig = field(default_factory=ChecksConfig)
     # The stages a run goes through, in order; one with nothing to do is skipped.
     stages: tuple[str, ...] = STAGES
+    # With paths.format: delta, ingest takes only the files not ingested before (false, or
+    # --full on the command line: every run rebuilds every table). Parquet runs are always full.
+    incremental: bool = True
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):

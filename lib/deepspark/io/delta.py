@@ -129,21 +129,41 @@ def latest_version(path: str) -> int | None:
     return max(versions) if versions else None
 
 
-def written_files(path: str, version: int) -> list[str] | None:
-    """The data files of ``version`` when that commit replaced the whole table, else None.
+def commit_info(path: str, version: int) -> dict:
+    """The ``commitInfo`` of one commit (operation, parameters, userMetadata), from its file."""
+    return next((a["commitInfo"] for a in _actions(path, version) if "commitInfo" in a), {})
 
-    An overwrite removes every earlier file, so its own ``add`` actions are the version; read
-    from the one commit file, where :func:`version_files` replays the log in a Spark job.
+
+def written_files(path: str, version: int) -> list[str] | None:
+    """The data files that the write committed as ``version`` added; None for another operation.
+
+    For an overwrite they are the whole version (it removed every earlier file), for an append
+    the batch it added; read from the one commit file, where :func:`version_files` replays the
+    log in a Spark job.
     """
-    filesystem, log = _log(path)
-    with filesystem.open_input_stream(f"{log}/{version:020d}.json") as fh:
-        actions = [json.loads(line) for line in fh.read().decode().splitlines() if line]
+    actions = _actions(path, version)
     info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
-    mode = str(info.get("operationParameters", {}).get("mode", "")).strip('"')
-    if info.get("operation") != "WRITE" or mode != "Overwrite":
+    if info.get("operation") != "WRITE":
         return None
     root = file_url(path).rstrip("/")
     return sorted(f"{root}/{unquote(a['add']['path'])}" for a in actions if "add" in a)
+
+
+def _actions(path: str, version: int) -> list[dict]:
+    filesystem, log = _log(path)
+    with filesystem.open_input_stream(f"{log}/{version:020d}.json") as fh:
+        return [json.loads(line) for line in fh.read().decode().splitlines() if line]
+
+
+def last_commit(spark: SparkSession, path: str) -> tuple[str, int | None]:
+    """The newest commit's ``userMetadata`` ("" when none) and rows written (None: unknown)."""
+    row = (
+        spark.sql(f"DESCRIBE HISTORY {quoted(path)} LIMIT 1")
+        .select("userMetadata", "operationMetrics")
+        .first()
+    )
+    rows = (row["operationMetrics"] or {}).get("numOutputRows")
+    return row["userMetadata"] or "", None if rows is None else int(rows)
 
 
 def _log(path: str) -> tuple[pafs.FileSystem, str]:

@@ -86,8 +86,11 @@ def read_parquet(
     expected: T.StructType | None = None,
     required: tuple[str, ...] = (),
     allow_empty: bool = False,
+    files: list[str] | None = None,
 ) -> DataFrame:
     """Read a Parquet table and check it against its contract before any work is done.
+
+    ``files``: only these files of the folder ``path`` (a delivery), with it as their base.
 
     Every file's footer is read (``mergeSchema``), so a truncated or corrupt file, a missing
     column or a wrong type is one clear error naming the path, not a failure deep in a job.
@@ -96,12 +99,13 @@ def read_parquet(
     fs = FileSystem(spark)
     if not fs.exists(path):
         raise InputError(f"{path}: input path does not exist")
-    files = fs.data_files(path)
-    if not files:
+    listed = files or fs.data_files(path)
+    if not listed:
         raise InputError(f"{path}: input is empty (no data files)")
     with spark_errors_as_input_errors(path):
-        merge = len(files) > 1 or not fs.is_file(files[0])
-        df = spark.read.option("mergeSchema", str(merge).lower()).parquet(path)
+        merge = len(listed) > 1 or not fs.is_file(listed[0])
+        reader = spark.read.option("mergeSchema", str(merge).lower())
+        df = reader.option("basePath", path).parquet(*files) if files else reader.parquet(path)
     if expected is not None:
         check_schema(df.schema, expected, path)
     require_columns(df.columns, required, path)

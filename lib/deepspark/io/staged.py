@@ -38,13 +38,19 @@ class StagedOutputs:
         *,
         row_group_bytes: int | None = None,
         partition_by: tuple[str, ...] = (),
+        append: bool = False,
+        metadata: str = "",
     ) -> str:
         """Write ``df`` as Parquet to a staging path for ``path``; returns the staging path.
 
-        A Delta output is written to ``path`` itself, as one commit (returns ``path``).
+        A Delta output is written to ``path`` itself, as one commit (returns ``path``): it
+        replaces the table, or with ``append`` adds to it; ``metadata`` is the commit's
+        ``userMetadata`` (what it was built from), shown in the table's history.
         """
         if self.delta:
-            return self._commit_delta(df, path, partition_by)
+            return self._commit_delta(df, path, partition_by, append, metadata)
+        if append:
+            raise ValueError(f"{path}: appending needs paths.format: delta")
         staging = _staging(path)
         writer = df.write.mode("overwrite")
         if row_group_bytes:
@@ -92,7 +98,14 @@ class StagedOutputs:
         self.fs.write_text(staging, text)
         self._pending.append((staging, path))
 
-    def _commit_delta(self, df: DataFrame, path: str, partition_by: tuple[str, ...]) -> str:
+    def _commit_delta(
+        self,
+        df: DataFrame,
+        path: str,
+        partition_by: tuple[str, ...],
+        append: bool = False,
+        metadata: str = "",
+    ) -> str:
         if path in self._committed:
             raise ValueError(f"{path}: written twice by one stage")
         previous = delta.latest_version(path)
@@ -100,7 +113,9 @@ class StagedOutputs:
             # A Parquet folder becoming a Delta table: set aside whole, so that a discard can
             # put it back; the Delta table starts in an empty folder.
             self.fs.rename(path, f"{path}.__parquet")
-        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        writer = df.write.format("delta").mode("append" if append else "overwrite")
+        writer = writer if append else writer.option("overwriteSchema", "true")
+        writer = writer.option("userMetadata", metadata) if metadata else writer
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         self._committed[path] = previous

@@ -11,7 +11,7 @@ from deepspark.layout import Layout
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input
-from deepspark.stages.writes import table_writes
+from deepspark.stages.writes import built_from, inputs_metadata, skipped, table_writes
 from deepspark.tracking import Tracking
 
 STAGE = "aggregate"
@@ -31,6 +31,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
         sources, seen = {}, {}
         for t in {s.source for s in specs.values()}:
             sources[t], seen[t] = counting(tables[t])
+        used: set[str] = set()  # the silver tables an aggregate read (the others were skipped)
         for name, spec in specs.items():
             src = sources[spec.source]
             where = f"{layout.path('silver', spec.source)} (aggregate {name})"
@@ -47,16 +48,24 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                     f"{layout.path('silver', spec.join.source)} (join of {name})",
                 )
             gold = layout.path("gold", name)
+            read = (spec.source, *([spec.join.source] if spec.join else []))
+            inputs = built_from([layout.path("silver", t) for t in read])
+            if skipped(cfg, STAGE, gold, inputs):
+                continue
+            used.update(read)
             # An aggregate has at most its source's rows: a first run samples at that rate.
             built = build_aggregate(src, spec, tables)
             source = layout.path("silver", spec.source)
             w.metrics[f"{name}.rows_out"] = w.out.write_counted(
-                w.checks.watch(built, name, gold, source), gold
+                w.checks.watch(built, name, gold, source), gold, metadata=inputs_metadata(inputs)
             )
             w.metrics[f"{name}.rows_in"] = seen[spec.source]()
             w.outputs[name] = gold
-        counts = {t: rows() for t, rows in seen.items()}
+        # Only a source some aggregate read was counted: the others' counts would wait forever.
+        counts = {t: rows() for t, rows in seen.items() if t in used}
         for t, df in tables.items():
+            if t not in used:
+                continue
             path = layout.path("silver", t)
             log_input(spark, f"{cfg.pipeline.name}/silver/{t}", path, df, counts.get(t))
         return w.finish(lambda metrics: _totals(metrics, counts))

@@ -22,7 +22,7 @@ from deepspark.privacy import pseudonym_key
 from deepspark.schema import require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input, reconcile, table_metrics
-from deepspark.stages.writes import table_writes
+from deepspark.stages.writes import built_from, inputs_metadata, skipped, table_writes
 from deepspark.tracking import Tracking
 
 STAGE = "clean"
@@ -39,9 +39,13 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
         for table, spec in specs.items():
             started = time.perf_counter()
             bronze = layout.path("bronze", table)
+            silver = layout.path("silver", table)
+            inputs = built_from([bronze])
+            if skipped(cfg, STAGE, silver, inputs):
+                continue
             df = read_table(spark, bronze, allow_empty=True)
             require_columns(df.columns, dict.fromkeys(_mentioned(spec)), f"{bronze} (clean rules)")
-            silver, quarantine = layout.path("silver", table), layout.quarantine(STAGE, table)
+            quarantine = layout.quarantine(STAGE, table)
             final = mark_table(df, spec, key=key)
             # A large table is persisted after the rules and the dedupe window, so both outputs
             # come from one pass; a small one is cheaper to recompute for each output than to
@@ -55,8 +59,10 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                 # Above the cache, so the count is of every marked row, taken by the first write.
                 observed, rows_in = counting(final)
                 clean, bad = split_marked(observed, spec, source=table)
-                n_out = w.out.write_counted(w.checks.watch(clean, table, silver, bronze), silver)
-                n_bad = w.out.write_counted(bad, quarantine)
+                meta = inputs_metadata(inputs)
+                watched = w.checks.watch(clean, table, silver, bronze)
+                n_out = w.out.write_counted(watched, silver, metadata=meta)
+                n_bad = w.out.write_counted(bad, quarantine, metadata=meta)
             finally:
                 if large:
                     final.unpersist()

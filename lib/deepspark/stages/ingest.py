@@ -7,79 +7,136 @@ from the pipeline's own storage.
 
 from __future__ import annotations
 
-import csv
+import json
+import logging
 import shutil
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, Observation, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
+from pyspark.sql import DataFrame, SparkSession
 
-from deepspark.config import Config, SourceConfig, spark_value, to_plain
+from deepspark.config import Config, SourceConfig, to_plain
 from deepspark.errors import InputError
 from deepspark.etl.ingest import (
-    CORRUPT,
-    LATIN1,
     QUARANTINE_SCHEMA,
-    UNDECODABLE,
-    assemble_arrays,
-    from_latin1,
-    parsed_rows,
-    unparsed_rows,
-    with_corrupt_column,
-    with_undecodable,
 )
 from deepspark.io import (
     PACKAGE_SCHEME,
     FileSystem,
-    counting,
-    read_parquet,
+    deliveries,
+    delta,
     resolve_package_uri,
-    spark_errors_as_input_errors,
 )
 from deepspark.layout import Layout
-from deepspark.schema import require_columns, struct_from_config
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import reconcile, table_metrics
-from deepspark.stages.writes import table_writes
+from deepspark.stages.sources import no_rows, read_source
+from deepspark.stages.writes import TableWrites, table_writes
 from deepspark.tracking import Tracking
 
+log = logging.getLogger(__name__)
+
 STAGE = "ingest"
-_FILE = "__file"  # the file of an unparseable record, observed and dropped
 
 
 def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
-    """Ingest every source of the pipeline; all bronze outputs move into place together."""
+    """Ingest every source of the pipeline; all bronze outputs move into place together.
+
+    With Delta tables a run takes only the files each source's file log has not seen, and
+    appends them as one numbered batch (io/deliveries.py says when a source is rebuilt instead).
+    """
     layout = Layout(cfg.paths, cfg.pipeline.name)
     params = {name: to_plain(src) for name, src in cfg.pipeline.sources.items()}
+    incremental = cfg.paths.format == "delta" and cfg.pipeline.incremental
+    if cfg.pipeline.incremental and cfg.paths.format != "delta":
+        log.info("ingest: paths.format is parquet, so every run is full (incremental needs delta)")
     with table_writes(cfg, spark, tracker, STAGE, params) as w:
         for name, src in cfg.pipeline.sources.items():
             started = time.perf_counter()
             path = land(spark, src, layout.path("raw", name))
-            parsed = read_source(spark, src, path, name)
             bronze, quarantine = layout.path("bronze", name), layout.quarantine(STAGE, name)
-            # The one full parse; the table's statistics are observed on the same write.
-            n_out = w.out.write_counted(w.checks.watch(parsed.good, name, bronze), bronze)
-            n_in, bad_files = parsed.seen()
-            # Only files with an unparseable line are read again, for the quarantine: the
-            # lines it keeps are a by-product of the same parse, but holding them on the driver
-            # (an observed collect_list) would cost memory without bound on a broken source.
-            if bad_files:
-                n_bad = w.out.write_counted(parsed.unparsed(bad_files), quarantine)
+            if cfg.paths.format == "delta":
+                todo = deliveries.pending(spark, path, layout.file_log(name), full=not incremental)
+                log.info("ingest %s: %s", name, todo.reason)
+                if not todo.files and not todo.full:
+                    w.metrics.update(table_metrics(name, 0, 0, 0, started))
+                    continue
+                n_in, n_out, n_bad = _delivery(spark, w, src, name, path, todo, layout)
             else:
-                n_bad = w.out.write_empty(quarantine, QUARANTINE_SCHEMA)
-            if n_in == 0:
-                raise InputError(f"{path}: {_no_rows(src)}")
-            _quality_gate(src, path, n_in, n_bad, w.out.read(quarantine))
+                n_in, n_out, n_bad = _ingest(spark, w, src, name, path, bronze, quarantine)
             reconcile(f"ingest {name}", n_in, n_out, n_bad)
             w.metrics.update(table_metrics(name, n_in, n_out, n_bad, started))
             w.outputs[name] = bronze
         return w.finish()
+
+
+def _ingest(
+    spark: SparkSession,
+    w: TableWrites,
+    src: SourceConfig,
+    name: str,
+    path: str,
+    bronze: str,
+    quarantine: str,
+    files: list[str] | None = None,
+    batch: str = "",
+) -> tuple[int, int, int]:
+    """Parse ``path`` (or just ``files`` under it) into bronze and quarantine; (in, out, bad).
+
+    With ``batch`` (the commits' metadata) the rows are appended to the tables, not replacing.
+    """
+    append = bool(batch)
+    parsed = read_source(spark, src, path, name, files)
+    # The one full parse; the table's statistics are observed on the same write.
+    good = w.checks.watch(parsed.good, name, bronze)
+    n_out = w.out.write_counted(good, bronze, append=append, metadata=batch)
+    n_in, bad_files = parsed.seen()
+    # Only files with an unparseable line are read again, for the quarantine: the lines it
+    # keeps are a by-product of the same parse, but holding them on the driver (an observed
+    # collect_list) would cost memory without bound on a broken source.
+    if bad_files:
+        bad = parsed.unparsed(bad_files)
+        n_bad = w.out.write_counted(bad, quarantine, append=append, metadata=batch)
+    elif not append or delta.latest_version(quarantine) is None:
+        n_bad = w.out.write_empty(quarantine, QUARANTINE_SCHEMA)
+    else:
+        n_bad = 0  # nothing to add: no commit
+    if n_in == 0:
+        raise InputError(f"{path}: {no_rows(src)}")
+    _quality_gate(src, path, n_in, n_bad, w.out.read(quarantine) if n_bad else None)
+    return n_in, n_out, n_bad
+
+
+def _delivery(
+    spark: SparkSession,
+    w: TableWrites,
+    src: SourceConfig,
+    name: str,
+    path: str,
+    todo: deliveries.Delivery,
+    layout: Layout,
+) -> tuple[int, int, int]:
+    """One source's delivery into Delta: a rebuild, or the new files appended as one batch.
+
+    The file log is written last, so a failure before it leaves the files to the next run.
+    """
+    bronze, quarantine = layout.path("bronze", name), layout.quarantine(STAGE, name)
+    files = [f.file for f in todo.files]
+    if todo.full:
+        counts = _ingest(spark, w, src, name, path, bronze, quarantine)
+    else:
+        # A batch a killed run appended but never logged is taken out first, then redone whole.
+        for table in (bronze, quarantine):
+            deliveries.undo_unlogged(spark, table, name, todo.batch)
+        batch = json.dumps({"source": name, "batch": todo.batch, "files": files})
+        counts = _ingest(spark, w, src, name, path, bronze, quarantine, files, batch)
+    log_df = spark.createDataFrame(
+        deliveries.log_rows(todo.files, todo.batch), deliveries.LOG_SCHEMA
+    )
+    w.out.write(log_df, layout.file_log(name), append=not todo.full)
+    return counts
 
 
 def land(spark: SparkSession, src: SourceConfig, raw_dir: str) -> str:
@@ -102,138 +159,12 @@ def land(spark: SparkSession, src: SourceConfig, raw_dir: str) -> str:
     return raw_dir
 
 
-@dataclass(frozen=True)
-class ParsedSource:
-    """One source, read once: the rows that parsed, and how to get the ones that did not.
-
-    ``seen()`` is valid once ``good`` has been written: the records read and the files that held
-    an unparseable one, observed during that write. ``unparsed(files)`` re-reads just those
-    files (never called with none) and keeps their unparseable records as quarantine rows.
-    """
-
-    good: DataFrame
-    seen: Callable[[], tuple[int, list[str]]]
-    unparsed: Callable[[list[str]], DataFrame]
-
-
-def read_source(spark: SparkSession, src: SourceConfig, path: str, name: str) -> ParsedSource:
-    """Read one source against its schema (lazily: nothing is parsed until ``good`` is written)."""
-    schema = struct_from_config(src.schema)
-    fs = FileSystem(spark)
-    if not fs.exists(path):
-        raise InputError(f"{path}: input path does not exist (source {name!r})")
-    if not fs.data_files(path):
-        raise InputError(f"{path}: input is empty (no data files; source {name!r})")
-
-    def empty(_files: list[str]) -> DataFrame:
-        return spark.createDataFrame([], QUARANTINE_SCHEMA)
-
-    if src.format == "parquet":
-        df = read_parquet(spark, path, expected=schema, allow_empty=True)
-        df, rows = counting(df.select(*schema.fieldNames()))
-        return ParsedSource(assemble_arrays(df, src.arrays), lambda: (rows(), []), empty)
-    options = {k: spark_value(v) for k, v in src.options.items()}
-    if src.format == "csv" and options.get("header") == "true":
-        _check_header(fs, path, options, schema.fieldNames())
-    return _read_text(spark, src, path, name, schema, options)
-
-
-def _read_text(
-    spark: SparkSession,
-    src: SourceConfig,
-    path: str,
-    name: str,
-    schema: T.StructType,
-    options: dict[str, str],
-) -> ParsedSource:
-    """A CSV or JSON source, parsed permissively: the records that do not parse are kept apart."""
-    # A UTF-8 CSV's bytes that are not UTF-8 are kept: the rows holding them are quarantined,
-    # and their files re-read in ISO-8859-1 (one character per byte) to recover the bytes.
-    encoding = str(options.get("encoding", options.get("charset", "UTF-8")))
-    utf8 = src.format == "csv" and encoding.upper().replace("_", "-") in ("UTF-8", "UTF8")
-    bad_row = F.col(CORRUPT).isNotNull() | (F.col(UNDECODABLE) if utf8 else F.lit(False))
-
-    def load(paths: str | list[str], **extra: str) -> DataFrame:
-        with spark_errors_as_input_errors(path):
-            return (
-                spark.read.schema(with_corrupt_column(schema))
-                .options(**{**options, **extra})
-                .option("mode", "PERMISSIVE")
-                .option("columnNameOfCorruptRecord", CORRUPT)
-                .format(src.format)
-                .load(paths)
-            )
-
-    seen = Observation()
-    # One string, not an array: py4j hands observed arrays back as Java objects. The file name
-    # is projected first: a non-deterministic input_file_name() may not sit inside a metric.
-    bad_files = F.concat_ws("\n", F.array_sort(F.collect_set(F.col(_FILE))))
-    raw = (
-        (with_undecodable(load(path), schema) if utf8 else load(path))
-        .withColumn(_FILE, F.when(bad_row, F.input_file_name()))
-        .observe(seen, F.count(F.lit(1)).alias("rows"), bad_files.alias("bad_files"))
-        .drop(_FILE)
-    )
-
-    def observed() -> tuple[int, list[str]]:
-        got = seen.get
-        return int(got["rows"]), [f for f in (got["bad_files"] or "").split("\n") if f]
-
-    def unparsed(files: list[str]) -> DataFrame:
-        reread = from_latin1(load(files, encoding=LATIN1), schema) if utf8 else load(files)
-        rows = unparsed_rows(
-            reread,
-            schema,
-            source=name,
-            fmt=src.format,
-            sep=options.get("sep", ","),
-            null_value=options.get("nullValue", ""),
-        )
-        return rows if utf8 else rows.withColumn("raw_base64", F.lit(None).cast("string"))
-
-    good = parsed_rows(raw)
-    return ParsedSource(assemble_arrays(good, src.arrays), observed, unparsed)
-
-
-def _no_rows(src: SourceConfig) -> str:
-    if src.format == "csv" and spark_value(src.options.get("header", False)) == "true":
-        return "no rows (the file holds only a header line)"
-    return "input is empty (0 rows)"
-
-
-def _check_header(fs: FileSystem, path: str, options: dict, expected: list[str]) -> None:
-    # Spark maps CSV columns by position; a renamed or reordered column must fail here, loudly,
-    # not shift every value into the wrong field. Every file's first line is read through
-    # Hadoop (no Spark job) and split with the source's separator and quote.
-    sep = options.get("sep", options.get("delimiter", ","))
-    quote = options.get("quote", '"') or None
-    encoding = options.get("encoding", options.get("charset", "UTF-8"))
-    files = fs.data_files(path)
-    for file in files:
-        where = f"{path if len(files) == 1 else file} (CSV header)"
-        line = fs.first_line(file, encoding)
-        if line is None:  # no bytes: say so, not "missing every column; available: (none)"
-            raise InputError(
-                f"{path if len(files) == 1 else file}: the file is empty; expected a CSV header "
-                f"line with {', '.join(expected)}"
-            )
-        if len(sep) == 1:
-            found = next(csv.reader([line], delimiter=sep, quotechar=quote))
-        else:
-            found = line.split(sep)
-        require_columns(found, expected, where)
-        if found != expected:
-            raise InputError(
-                f"{where}: columns are {', '.join(found)}; expected, in this order: "
-                f"{', '.join(expected)}"
-            )
-
-
 def _quality_gate(
-    src: SourceConfig, path: str, n_in: int, n_bad: int, quarantine: DataFrame
+    src: SourceConfig, path: str, n_in: int, n_bad: int, quarantine: DataFrame | None
 ) -> None:
     if n_bad <= src.max_quarantine_fraction * n_in:
         return
+    assert quarantine is not None  # n_bad > 0
     first = quarantine.select("reason").first()
     raise InputError(
         f"{path}: {n_bad} of {n_in} rows do not parse against the declared schema "

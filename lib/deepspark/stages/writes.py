@@ -6,6 +6,8 @@ place together and log their counts; only what happens between is theirs.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,11 +17,13 @@ from pyspark.sql import SparkSession
 
 from deepspark import tracking
 from deepspark.config import Config
-from deepspark.io import StagedOutputs, staged_outputs
+from deepspark.io import StagedOutputs, delta, staged_outputs
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import add_totals
 from deepspark.stages.checks import Checker
 from deepspark.tracking import Tracking
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,6 +46,47 @@ class TableWrites:
         totals(self.metrics)
         tracking.log_metrics(self.metrics)
         return StageResult(self.stage, self.metrics, self.outputs, tuple(warnings))
+
+
+def built_from(inputs: list[str]) -> dict[str, int] | None:
+    """The current version of each input table, or None when one is not a Delta table."""
+    versions = {path: delta.latest_version(path) for path in inputs}
+    if any(v is None for v in versions.values()):
+        return None
+    return versions  # type: ignore[return-value]
+
+
+def skipped(cfg: Config, stage: str, output: str, inputs: dict[str, int] | None) -> bool:
+    """Whether an incremental run leaves ``output`` as it is (said in one line when it does)."""
+    if not (cfg.pipeline.incremental and up_to_date(output, inputs)):
+        return False
+    assert inputs is not None
+    since = ", ".join(
+        f"{p.rsplit('/', 2)[-2]}/{p.rsplit('/', 1)[-1]} v{v}" for p, v in inputs.items()
+    )
+    log.info("%s: %s is up to date (built from %s); skipped", stage, output, since)
+    return True
+
+
+def up_to_date(output: str, inputs: dict[str, int] | None) -> bool:
+    """Whether ``output``'s last commit was built from exactly these input versions.
+
+    Each Delta write of clean and aggregate records its inputs' versions in the commit's
+    userMetadata; a table whose inputs have not moved since has nothing to recompute.
+    """
+    version = delta.latest_version(output)
+    if inputs is None or version is None:
+        return False
+    try:
+        recorded = json.loads(delta.commit_info(output, version).get("userMetadata") or "{}")
+    except ValueError:
+        return False
+    return recorded.get("inputs") == inputs
+
+
+def inputs_metadata(inputs: dict[str, int] | None) -> str:
+    """The userMetadata that :func:`up_to_date` reads ("" when the inputs are not Delta)."""
+    return json.dumps({"inputs": inputs}, sort_keys=True) if inputs else ""
 
 
 @contextmanager
