@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from deepspark.cli.tables import report
 from deepspark.io import delta, read_table
 from deepspark.layout import Layout
 from deepspark.stages import aggregate, clean, ingest
@@ -130,6 +131,33 @@ def test_a_run_with_no_new_delivery_commits_nothing(spark, deliveries):
     before = versions(cfg)
     run(cfg, spark)
     assert versions(cfg) == before
+
+
+def test_tables_lists_each_version_with_what_changed(deliveries):
+    *_, cfg = deliveries
+    sections = {}
+    for line in report(cfg).splitlines():
+        if not line.startswith(" "):
+            sections[line] = []
+        else:
+            sections[list(sections)[-1]].append(line.split())
+    bronze = sections["bronze/flights/flights"]
+    # v, date, time, operation, mode, rows, "rows", stage, then what changed
+    assert [(v[0], v[3], v[4], v[7]) for v in bronze] == [
+        ("v0", "WRITE", "Overwrite", "ingest"),
+        ("v1", "WRITE", "Append", "ingest"),
+        ("v2", "WRITE", "Append", "ingest"),
+    ]
+    assert [" ".join(v[8:]) for v in bronze] == [
+        "delivery 1 of flights: all files",
+        "delivery 2 of flights: 1 new files",
+        "delivery 3 of flights: 1 new files",
+    ]
+    silver = sections["silver/flights/flights"]
+    assert [" ".join(v[8:]) for v in silver] == [
+        f"from bronze/flights/flights v{n}" for n in range(3)
+    ]
+    assert {"quarantine/flights/ingest/flights", "bronze/flights/_files/flights"} <= set(sections)
 
 
 def test_a_changed_file_replaces_its_rows(spark, deliveries):

@@ -61,6 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_parser("schema", help="a JSON Schema for pipeline config files (for editors)")
     what.add_parser("reference", help="the config reference (docs/CONFIG.md) as Markdown")
     sub.add_parser("clusters", help="the cluster files for --cluster, with their descriptions")
+    tables = sub.add_parser(
+        "tables", help="each Delta table's versions: rows, the run that wrote it, what changed",
+        description="Every Delta table of the pipelines (paths.format: delta), each version "
+        "with its time, operation, rows, stage and MLflow run, and what it was built from.",
+    )  # fmt: skip
+    tables.add_argument(
+        "-c", "--config", action="append", metavar="FILE",
+        help="pipeline config (default: the embedded flights and digits)",
+    )  # fmt: skip
+    tables.add_argument("overrides", nargs="*", metavar="key=value")
     return parser
 
 
@@ -76,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "clusters":
             print(_clusters())
+        elif args.command == "tables":
+            from deepspark.cli.tables import report
+            from deepspark.config import load_config
+
+            paths = args.config or list(jobs.BOTH)
+            print("\n".join(report(load_config(find(p), args.overrides)) for p in paths))
         elif args.what == "show":
             from deepspark.config.show import show
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import unquote
 
@@ -23,6 +24,7 @@ from deepspark.errors import SetupError
 from deepspark.io.fs import file_url
 
 LOG = "_delta_log"
+_COMMIT = re.compile(r"^\d{20}\.json$")
 _LOG_ENTRY = re.compile(r"^(\d{20})\.(?:json|checkpoint(?:\.[^/]*)?\.parquet)$")
 # What Delta's artifact brings that Spark already ships (Hadoop's client, Parquet, Jackson,
 # logging, codecs): resolved, they are 77 MB more to download on a fresh machine, and a second
@@ -147,6 +149,46 @@ def written_files(path: str, version: int) -> list[str] | None:
         return None
     root = file_url(path).rstrip("/")
     return sorted(f"{root}/{unquote(a['add']['path'])}" for a in actions if "add" in a)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One version of a table, as its commit file tells it (no Spark, no Delta library)."""
+
+    version: int
+    timestamp_ms: int
+    operation: str  # WRITE, MERGE, RESTORE, ...
+    mode: str  # a write's Overwrite or Append; "" for others
+    rows: int | None  # rows the commit wrote (numOutputRows), when it says
+    metadata: dict  # deepspark's userMetadata: stage, MLflow run, inputs or batch
+
+
+def history(path: str) -> list[Commit]:
+    """Every version whose commit file is still in the log, oldest first.
+
+    ``DESCRIBE HISTORY``'s rows, read from the files: listing many tables costs no Spark job.
+    """
+    filesystem, log = _log(path)
+    infos = filesystem.get_file_info(pafs.FileSelector(log, allow_not_found=True))
+    out = []
+    for number in sorted(int(i.base_name[:20]) for i in infos if _COMMIT.match(i.base_name)):
+        info = commit_info(path, number)
+        metrics = info.get("operationMetrics") or {}
+        try:
+            meta = json.loads(info.get("userMetadata") or "{}")
+        except ValueError:
+            meta = {"text": info.get("userMetadata")}
+        out.append(
+            Commit(
+                number,
+                int(info.get("timestamp", 0)),
+                str(info.get("operation", "")),
+                str((info.get("operationParameters") or {}).get("mode", "")).strip('"'),
+                int(metrics["numOutputRows"]) if "numOutputRows" in metrics else None,
+                meta if isinstance(meta, dict) else {"text": str(meta)},
+            )
+        )
+    return out
 
 
 def _actions(path: str, version: int) -> list[dict]:

@@ -71,7 +71,7 @@ class StagedOutputs:
         self.write(counted, path, **options)
         return rows()
 
-    def write_empty(self, path: str, schema: T.StructType) -> int:
+    def write_empty(self, path: str, schema: T.StructType, metadata: str = "") -> int:
         """Stage an empty Parquet output of ``schema`` (a schema-only file); returns 0.
 
         What Spark writes for an empty DataFrame, without a Spark job: an empty quarantine of a
@@ -82,7 +82,7 @@ class StagedOutputs:
         from pyspark.sql.pandas.types import to_arrow_schema
 
         if self.delta:  # an empty Delta table is a commit with a schema and no files
-            self._commit_delta(self.spark.createDataFrame([], schema), path, ())
+            self._commit_delta(self.spark.createDataFrame([], schema), path, (), metadata=metadata)
             return 0
         staging = _staging(path)
         buffer = pa.BufferOutputStream()

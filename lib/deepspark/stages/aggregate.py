@@ -57,7 +57,9 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
             built = build_aggregate(src, spec, tables)
             source = layout.path("silver", spec.source)
             w.metrics[f"{name}.rows_out"] = w.out.write_counted(
-                w.checks.watch(built, name, gold, source), gold, metadata=inputs_metadata(inputs)
+                w.checks.watch(built, name, gold, source),
+                gold,
+                metadata=inputs_metadata(STAGE, inputs),
             )
             w.metrics[f"{name}.rows_in"] = seen[spec.source]()
             w.outputs[name] = gold

@@ -59,7 +59,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                 # Above the cache, so the count is of every marked row, taken by the first write.
                 observed, rows_in = counting(final)
                 clean, bad = split_marked(observed, spec, source=table)
-                meta = inputs_metadata(inputs)
+                meta = inputs_metadata(STAGE, inputs)
                 watched = w.checks.watch(clean, table, silver, bronze)
                 n_out = w.out.write_counted(watched, silver, metadata=meta)
                 n_bad = w.out.write_counted(bad, quarantine, metadata=meta)

@@ -7,7 +7,6 @@ from the pipeline's own storage.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -33,7 +32,7 @@ from deepspark.layout import Layout
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import reconcile, table_metrics
 from deepspark.stages.sources import no_rows, read_source
-from deepspark.stages.writes import TableWrites, table_writes
+from deepspark.stages.writes import TableWrites, commit_metadata, table_writes
 from deepspark.tracking import Tracking
 
 log = logging.getLogger(__name__)
@@ -81,26 +80,27 @@ def _ingest(
     bronze: str,
     quarantine: str,
     files: list[str] | None = None,
-    batch: str = "",
+    metadata: str = "",
+    *,
+    append: bool = False,
 ) -> tuple[int, int, int]:
     """Parse ``path`` (or just ``files`` under it) into bronze and quarantine; (in, out, bad).
 
-    With ``batch`` (the commits' metadata) the rows are appended to the tables, not replacing.
+    ``metadata``: the Delta commits' userMetadata; ``append``: add the rows, not replace.
     """
-    append = bool(batch)
     parsed = read_source(spark, src, path, name, files)
     # The one full parse; the table's statistics are observed on the same write.
     good = w.checks.watch(parsed.good, name, bronze)
-    n_out = w.out.write_counted(good, bronze, append=append, metadata=batch)
+    n_out = w.out.write_counted(good, bronze, append=append, metadata=metadata)
     n_in, bad_files = parsed.seen()
     # Only files with an unparseable line are read again, for the quarantine: the lines it
     # keeps are a by-product of the same parse, but holding them on the driver (an observed
     # collect_list) would cost memory without bound on a broken source.
     if bad_files:
         bad = parsed.unparsed(bad_files)
-        n_bad = w.out.write_counted(bad, quarantine, append=append, metadata=batch)
+        n_bad = w.out.write_counted(bad, quarantine, append=append, metadata=metadata)
     elif not append or delta.latest_version(quarantine) is None:
-        n_bad = w.out.write_empty(quarantine, QUARANTINE_SCHEMA)
+        n_bad = w.out.write_empty(quarantine, QUARANTINE_SCHEMA, metadata=metadata)
     else:
         n_bad = 0  # nothing to add: no commit
     if n_in == 0:
@@ -124,14 +124,17 @@ def _delivery(
     """
     bronze, quarantine = layout.path("bronze", name), layout.quarantine(STAGE, name)
     files = [f.file for f in todo.files]
+    # The batch names its files in the commits (deepspark tables shows them); a rebuild, all.
+    batch = commit_metadata(
+        STAGE, source=name, batch=todo.batch, files=[] if todo.full else files, full=todo.full
+    )
     if todo.full:
-        counts = _ingest(spark, w, src, name, path, bronze, quarantine)
+        counts = _ingest(spark, w, src, name, path, bronze, quarantine, metadata=batch)
     else:
-        # A batch a killed run appended but never logged is taken out first, then redone whole.
+        # A batch a killed run committed but never logged is taken out first, then redone whole.
         for table in (bronze, quarantine):
             deliveries.undo_unlogged(spark, table, name, todo.batch)
-        batch = json.dumps({"source": name, "batch": todo.batch, "files": files})
-        counts = _ingest(spark, w, src, name, path, bronze, quarantine, files, batch)
+        counts = _ingest(spark, w, src, name, path, bronze, quarantine, files, batch, append=True)
     log_df = spark.createDataFrame(
         deliveries.log_rows(todo.files, todo.batch), deliveries.LOG_SCHEMA
     )

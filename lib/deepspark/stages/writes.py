@@ -84,9 +84,18 @@ def up_to_date(output: str, inputs: dict[str, int] | None) -> bool:
     return recorded.get("inputs") == inputs
 
 
-def inputs_metadata(inputs: dict[str, int] | None) -> str:
-    """The userMetadata that :func:`up_to_date` reads ("" when the inputs are not Delta)."""
-    return json.dumps({"inputs": inputs}, sort_keys=True) if inputs else ""
+def commit_metadata(stage: str, **fields: object) -> str:
+    """A Delta commit's userMetadata: the stage and MLflow run that wrote it, and ``fields``.
+
+    ``deepspark tables`` shows it for each version; :func:`up_to_date` reads ``inputs``.
+    """
+    run = tracking.run_id()
+    return json.dumps({"stage": stage, **({"run": run} if run else {}), **fields}, sort_keys=True)
+
+
+def inputs_metadata(stage: str, inputs: dict[str, int] | None) -> str:
+    """The userMetadata of a table built from ``inputs`` (their versions): :func:`up_to_date`."""
+    return commit_metadata(stage, inputs=inputs) if inputs else commit_metadata(stage)
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from deepspark.tracking.records import (
     log_dataset,
     log_metrics,
     meta_dataset,
+    run_id,
     run_tags,
 )
 from deepspark.tracking.store import (
@@ -51,6 +52,7 @@ __all__ = [
     "Tracking",
     "TrackingError",
     "active",
+    "run_id",
     "bound_http",
     "check_reachable",
     "create_store_folder",

@@ -30,6 +30,13 @@ def active() -> bool:
     return mlflow is not None and mlflow.active_run() is not None
 
 
+def run_id() -> str | None:
+    """The active MLflow run's id (what a table's commit names as the run that wrote it)."""
+    mlflow = sys.modules.get("mlflow")
+    run = mlflow.active_run() if mlflow is not None else None
+    return run.info.run_id if run is not None else None
+
+
 def log_metrics(metrics: Mapping[str, float]) -> None:
     """Log metrics to the active run, if any."""
     if active() and metrics:
