@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from deepspark.io import delta
+from deepspark.spark import delta_package
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCKS = ROOT / "locks"
@@ -118,11 +118,11 @@ def _jars(stack: str) -> str:
 @pytest.mark.parametrize("stack", STACKS)
 def test_each_lock_names_the_delta_jars_built_for_its_spark_and_delta(stack):
     pins = lock(stack, here=False)
-    assert _jars(stack) == delta.package(pins["pyspark"], pins["delta-spark"])
+    assert _jars(stack) == delta_package(pins["pyspark"], pins["delta-spark"])
 
 
 def test_the_session_loads_the_jars_the_installed_lock_names():
-    assert delta.package() == _jars(installed_stack())
+    assert delta_package() == _jars(installed_stack())
 
 
 def test_this_interpreter_is_in_the_stack_python_range():

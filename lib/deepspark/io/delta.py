@@ -1,12 +1,8 @@
-"""Delta Lake tables: the jars a stack's sessions load, and a table's versions and files.
+"""Delta Lake tables: a table's versions, its commits and the files of each version.
 
-Everything here is SQL or the DataFrame API, never Delta's JVM-only Python classes (``DeltaTable``
-goes through py4j): what works in a classic session works the same over Spark Connect.
-
-The jars are not configured by hand. The stack's lock pins the ``delta-spark`` Python package,
-and its version, with the installed PySpark's, names the one Maven artifact built for that Spark
-(Delta's own ``configure_spark_with_delta_pip`` applies the same rule); the lock's ``# jars:``
-line states it and ``tests/test_stack.py`` holds the two together.
+Everything here is SQL, the DataFrame API or the log's own files, never Delta's JVM-only Python
+classes (``DeltaTable`` goes through py4j): what works in a classic session works the same over
+Spark Connect. The jars a session loads are :func:`deepspark.spark.delta_settings`'.
 """
 
 from __future__ import annotations
@@ -14,103 +10,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from urllib.parse import unquote
 
 from pyarrow import fs as pafs
 from pyspark.sql import SparkSession
 
-from deepspark.errors import SetupError
 from deepspark.io.fs import file_url
 
 LOG = "_delta_log"
 _COMMIT = re.compile(r"^\d{20}\.json$")
 _LOG_ENTRY = re.compile(r"^(\d{20})\.(?:json|checkpoint(?:\.[^/]*)?\.parquet)$")
-# What Delta's artifact brings that Spark already ships (Hadoop's client, Parquet, Jackson,
-# logging, codecs): resolved, they are 77 MB more to download on a fresh machine, and a second
-# copy of each on the classpath. Spark's own copies are the ones its build was tested with.
-EXCLUDES = (
-    "org.apache.hadoop:hadoop-client-api",
-    "org.apache.hadoop:hadoop-client-runtime",
-    "org.apache.parquet:parquet-hadoop",
-    "org.apache.parquet:parquet-column",
-    "org.apache.parquet:parquet-common",
-    "org.apache.parquet:parquet-encoding",
-    "org.apache.parquet:parquet-format-structures",
-    "org.apache.parquet:parquet-jackson",
-    "com.fasterxml.jackson.core:jackson-databind",
-    "com.fasterxml.jackson.core:jackson-core",
-    "com.fasterxml.jackson.core:jackson-annotations",
-    "org.apache.logging.log4j:log4j-core",
-    "org.apache.logging.log4j:log4j-api",
-    "org.apache.logging.log4j:log4j-slf4j2-impl",
-    "org.slf4j:slf4j-api",
-    "org.xerial.snappy:snappy-java",
-    "com.github.luben:zstd-jni",
-    "commons-logging:commons-logging",
-    "io.airlift:aircompressor",
-    "org.roaringbitmap:RoaringBitmap",
-)
-
-
-def package(spark_version: str | None = None, delta: str | None = None) -> str:
-    """The Maven coordinates of the Delta build for a Spark and a ``delta-spark`` release.
-
-    Both default to the installed ones.
-
-    Raises:
-        SetupError: ``delta-spark`` is not installed, or its release has no build for this Spark.
-    """
-    import pyspark
-
-    spark_version = spark_version or pyspark.__version__
-    try:
-        delta = delta or version("delta-spark")
-    except PackageNotFoundError as e:
-        raise SetupError(
-            "paths.format is delta, but the delta-spark package is not installed "
-            "(install a lock from locks/, or set paths.format: parquet)"
-        ) from e
-    major_minor = ".".join(spark_version.split(".")[:2])
-    if int(delta.split(".")[0]) < 4:  # Delta 3.x: one artifact per Scala version, Spark 3.5 only
-        if major_minor != "3.5":
-            raise SetupError(f"delta-spark {delta} is built for Spark 3.5; found {spark_version}")
-        return f"io.delta:delta-spark_2.12:{delta}"
-    return f"io.delta:delta-spark_{major_minor}_2.13:{delta}"
-
-
-def session_settings(configured: dict[str, str]) -> dict[str, str]:
-    """The settings a session needs for Delta tables, merged into the ``configured`` ones.
-
-    A package the configuration already names (a cluster's ``hadoop-aws``) is kept beside Delta's.
-    """
-    packages = [p for p in configured.get("spark.jars.packages", "").split(",") if p]
-    excludes = [e for e in configured.get("spark.jars.excludes", "").split(",") if e]
-    mine = package()
-    return {
-        **configured,
-        "spark.jars.packages": ",".join([mine, *(p for p in packages if p != mine)]),
-        "spark.jars.excludes": ",".join([*excludes, *(e for e in EXCLUDES if e not in excludes)]),
-        "spark.sql.extensions": _joined(
-            configured.get("spark.sql.extensions"), "io.delta.sql.DeltaSparkSessionExtension"
-        ),
-        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
-        # Delta rebuilds a table's state from its log in a job of this many tasks, 50 by
-        # default: on a 2-core machine that job cost each stage ~10 s for a one-file table. The
-        # log of a table written once per run is small; the shuffle's setting fits it.
-        "spark.databricks.delta.snapshotPartitions": configured.get(
-            "spark.databricks.delta.snapshotPartitions",
-            configured.get("spark.sql.shuffle.partitions", "8"),
-        ),
-        # A deletion vector marks rows deleted without rewriting the file; a reader handed a
-        # version's file list (pyarrow, Petastorm, the training ranks) would see them again.
-        "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
-    }
-
-
-def _joined(current: str | None, extension: str) -> str:
-    names = [n for n in (current or "").split(",") if n]
-    return ",".join(names if extension in names else [*names, extension])
 
 
 def quoted(path: str) -> str:

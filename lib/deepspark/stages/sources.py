@@ -102,17 +102,15 @@ def _read_text(
                 .load(paths)
             )
 
-    def first() -> DataFrame:
-        # A delivery's files keep the folder as their base: hive-style partition folders
-        # (year=2013/month=12/) still become the same columns as in a read of the whole folder.
-        return load(files, basePath=path) if files else load(path)
-
+    # A delivery's files keep the folder as their base: hive-style partition folders
+    # (year=2013/month=12/) still become the same columns as in a read of the whole folder.
+    source = load(files, basePath=path) if files else load(path)
     seen = Observation()
     # One string, not an array: py4j hands observed arrays back as Java objects. The file name
     # is projected first: a non-deterministic input_file_name() may not sit inside a metric.
     bad_files = F.concat_ws("\n", F.array_sort(F.collect_set(F.col(_FILE))))
     raw = (
-        (with_undecodable(first(), schema) if utf8 else first())
+        (with_undecodable(source, schema) if utf8 else source)
         .withColumn(_FILE, F.when(bad_row, F.input_file_name()))
         .observe(seen, F.count(F.lit(1)).alias("rows"), bad_files.alias("bad_files"))
         .drop(_FILE)

@@ -23,7 +23,7 @@ from deepspark.config.clusters import ClusterConfig
 from deepspark.environ import snapshot
 from deepspark.envpack import ARCHIVE_ALIAS
 from deepspark.errors import ConfigError, SetupError
-from deepspark.spark import console_progress, driver_java_options
+from deepspark.spark import console_progress, delta_settings, driver_java_options
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]  # lib/deepspark
 LOCAL_KEY_FILE = "work/.pseudonym-key"
@@ -68,6 +68,8 @@ def submit_args(
     settings.update(_python_settings(cluster, python))
     if cluster is not None:
         settings.update({key: spark_value(value) for key, value in cluster.settings.items()})
+    if cfg.paths.format == "delta":  # spark-submit resolves the jars before the driver starts
+        settings = delta_settings(settings)
     java = "spark.driver.extraJavaOptions"
     if cluster is None or cluster.deploy_mode == "client":  # a driver on the cluster lacks the file
         settings[java] = driver_java_options(settings.get(java, ""))
