@@ -177,7 +177,8 @@ def worker(data: Path, repeat: int, settings: list[str], warmup: Path | None = N
     cfg = _config(data, settings)
     with PeakMemory() as mem:
         started = time.perf_counter()
-        spark = build_session(cfg.spark, app_name="deepspark-bench-etl")
+        delta = cfg.paths.format == "delta"  # --set paths.format=delta: Delta tables
+        spark = build_session(cfg.spark, app_name="deepspark-bench-etl", delta=delta)
         jvm = spark.sparkContext._jvm  # noqa: SLF001
         out = {
             "spark": {
