@@ -71,13 +71,14 @@ def test_delta_tables_equal_the_parquet_run_row_for_row(spark, runs):
         assert len(got) == 1, path  # ingest: the garbled line; clean: the duplicate
 
 
-def test_a_rerun_is_a_new_version_and_the_old_one_stays_readable(spark, runs):
+def test_a_full_rerun_is_a_new_version_and_the_old_one_stays_readable(spark, runs):
     raw, root, layouts = runs
     silver = layouts["delta"].path("silver", "flights")
     first = frame(read_table(spark, silver))
-    clean.run(
-        slice_config(raw, root / "delta", "paths.format=delta", "mlflow.enabled=false"), spark
-    )
+    overrides = ("paths.format=delta", "mlflow.enabled=false")
+    clean.run(slice_config(raw, root / "delta", *overrides), spark)
+    assert history(spark, silver) == [(0, "WRITE")]  # bronze has not moved: no commit
+    clean.run(slice_config(raw, root / "delta", *overrides, "pipeline.incremental=false"), spark)
     assert history(spark, silver) == [(0, "WRITE"), (1, "WRITE")]
     assert delta.latest_version(silver) == 1
     old = spark.read.format("delta").option("versionAsOf", 0).load(silver)
