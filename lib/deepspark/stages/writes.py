@@ -61,10 +61,8 @@ def skipped(cfg: Config, stage: str, output: str, inputs: dict[str, int] | None)
     if not (cfg.pipeline.incremental and up_to_date(output, inputs)):
         return False
     assert inputs is not None
-    since = ", ".join(
-        f"{p.rsplit('/', 2)[-2]}/{p.rsplit('/', 1)[-1]} v{v}" for p, v in inputs.items()
-    )
-    log.info("%s: %s is up to date (built from %s); skipped", stage, output, since)
+    since = ", ".join(f"{_short(p)} v{v}" for p, v in inputs.items())
+    log.info("%s: %s is up to date (built from %s); skipped", stage, _short(output), since)
     return True
 
 
@@ -82,6 +80,11 @@ def up_to_date(output: str, inputs: dict[str, int] | None) -> bool:
     except ValueError:
         return False
     return recorded.get("inputs") == inputs
+
+
+def _short(path: str) -> str:
+    """``.../silver/flights/weather`` -> ``silver/flights/weather`` (layer/pipeline/table)."""
+    return "/".join(path.rsplit("/", 3)[-3:])
 
 
 def commit_metadata(stage: str, **fields: object) -> str:
