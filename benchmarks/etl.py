@@ -91,7 +91,8 @@ class PeakMemory:
 
 def _floor(stage: str, cfg, spark, scratch: str) -> None:  # noqa: ANN001
     """Read the stage's inputs and write them back as Parquet, with no transform."""
-    from deepspark.io import PACKAGE_SCHEME, Layout
+    from deepspark.io import PACKAGE_SCHEME
+    from deepspark.layout import Layout
     from deepspark.schema import struct_from_config
 
     layout, p = Layout(cfg.paths, cfg.pipeline.name), cfg.pipeline
@@ -121,7 +122,7 @@ def _floor(stage: str, cfg, spark, scratch: str) -> None:  # noqa: ANN001
 
 def _reference(cfg, spark, scratch: str) -> dict:  # noqa: ANN001
     """The hand-written clean of the same bronze tables (reference_clean.py)."""
-    from deepspark.io import Layout
+    from deepspark.layout import Layout
 
     layout = Layout(cfg.paths, cfg.pipeline.name)
     bronze = {t: layout.path("bronze", t) for t in cfg.pipeline.clean}

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -105,7 +106,7 @@ def _ingest(
         n_bad = 0  # nothing to add: no commit
     if n_in == 0:
         raise InputError(f"{path}: {no_rows(src)}")
-    _quality_gate(src, path, n_in, n_bad, w.out.read(quarantine) if n_bad else None)
+    _quality_gate(src, path, n_in, n_bad, lambda: w.out.read(quarantine))
     return n_in, n_out, n_bad
 
 
@@ -163,12 +164,11 @@ def land(spark: SparkSession, src: SourceConfig, raw_dir: str) -> str:
 
 
 def _quality_gate(
-    src: SourceConfig, path: str, n_in: int, n_bad: int, quarantine: DataFrame | None
+    src: SourceConfig, path: str, n_in: int, n_bad: int, quarantine: Callable[[], DataFrame]
 ) -> None:
     if n_bad <= src.max_quarantine_fraction * n_in:
         return
-    assert quarantine is not None  # n_bad > 0
-    first = quarantine.select("reason").first()
+    first = quarantine().select("reason").first()  # read only when the gate fails
     raise InputError(
         f"{path}: {n_bad} of {n_in} rows do not parse against the declared schema "
         f"(at most {src.max_quarantine_fraction:.1%} allowed); first: {first['reason']}"
