@@ -53,11 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The config as a job would load it (base file, pipeline file, overrides), "
         "each value annotated with its source.",
     )  # fmt: skip
-    show.add_argument(
-        "-c", "--config", action="append", metavar="FILE",
-        help="pipeline config (default: the embedded flights and digits)",
-    )  # fmt: skip
-    show.add_argument("overrides", nargs="*", metavar="key=value")
+    _config_arguments(show)
     what.add_parser("schema", help="a JSON Schema for pipeline config files (for editors)")
     what.add_parser("reference", help="the config reference (docs/CONFIG.md) as Markdown")
     sub.add_parser("clusters", help="the cluster files for --cluster, with their descriptions")
@@ -66,12 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Every Delta table of the pipelines (paths.format: delta), each version "
         "with its time, operation, rows, stage and MLflow run, and what it was built from.",
     )  # fmt: skip
-    tables.add_argument(
+    _config_arguments(tables)
+    return parser
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    """-c FILE... and key=value overrides, as a job takes them."""
+    parser.add_argument(
         "-c", "--config", action="append", metavar="FILE",
         help="pipeline config (default: the embedded flights and digits)",
     )  # fmt: skip
-    tables.add_argument("overrides", nargs="*", metavar="key=value")
-    return parser
+    parser.add_argument("overrides", nargs="*", metavar="key=value")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

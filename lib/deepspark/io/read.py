@@ -44,12 +44,7 @@ def read_table(
         )
     with spark_errors_as_input_errors(path):
         df = spark.read.format("delta").load(path)
-    if expected is not None:
-        check_schema(df.schema, expected, path)
-    require_columns(df.columns, required, path)
-    if not allow_empty and df.limit(1).count() == 0:
-        raise InputError(f"{path}: input is empty (0 rows)")
-    return df
+    return _checked(df, path, expected, required, allow_empty)
 
 
 def table_files(spark: SparkSession, path: str) -> list[str]:
@@ -106,6 +101,17 @@ def read_parquet(
         merge = len(listed) > 1 or not fs.is_file(listed[0])
         reader = spark.read.option("mergeSchema", str(merge).lower())
         df = reader.option("basePath", path).parquet(*files) if files else reader.parquet(path)
+    return _checked(df, path, expected, required, allow_empty)
+
+
+def _checked(
+    df: DataFrame,
+    path: str,
+    expected: T.StructType | None,
+    required: tuple[str, ...],
+    allow_empty: bool,
+) -> DataFrame:
+    """``df`` once it holds the contract: the expected schema, the required columns, a row."""
     if expected is not None:
         check_schema(df.schema, expected, path)
     require_columns(df.columns, required, path)
