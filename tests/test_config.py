@@ -81,7 +81,8 @@ def test_unknown_key_names_key_and_file(tmp_path):
         load_config(path)
     assert str(e.value) == (
         f"{path}: unknown key 'pipeline.clen' (expected one of: name, sources, clean, "
-        "aggregates, features, profile, kmeans, train, tune, evaluate, score, checks, stages)"
+        "aggregates, features, profile, kmeans, train, tune, evaluate, score, checks, stages, "
+        "incremental)"
     )
 
 

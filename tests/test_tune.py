@@ -289,5 +289,8 @@ def _trial_states(db: Path) -> list[str]:
     if not db.exists():
         return []
     with sqlite3.connect(db, timeout=5) as con:
-        rows = con.execute("SELECT status FROM runs WHERE name LIKE '%-trial-%'").fetchall()
+        try:
+            rows = con.execute("SELECT status FROM runs WHERE name LIKE '%-trial-%'").fetchall()
+        except sqlite3.OperationalError:  # the file exists, MLflow has not made its tables yet
+            return []
     return [r[0] for r in rows]
