@@ -12,6 +12,11 @@ SPLITS = ("train", "validation", "test")
 MANIFEST = "_manifest.json"
 
 
+def table_name(path: str) -> str:
+    """``.../silver/flights/weather`` -> ``silver/flights/weather`` (layer/pipeline/table)."""
+    return "/".join(path.rsplit("/", 3)[-3:])
+
+
 class Layout:
     """Paths of one pipeline's tables: ``{data}/{layer}/{pipeline}/{table}``."""
 

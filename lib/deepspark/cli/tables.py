@@ -16,7 +16,7 @@ from deepspark.config import Config
 from deepspark.config.pipeline import LAYERS
 from deepspark.io import delta
 from deepspark.io.fs import file_url
-from deepspark.layout import Layout
+from deepspark.layout import Layout, table_name
 
 
 def tables(cfg: Config) -> list[str]:
@@ -64,9 +64,7 @@ def report(cfg: Config) -> str:
 def _changed(c: delta.Commit) -> str:
     meta = c.metadata
     if "inputs" in meta:
-        return "from " + ", ".join(
-            f"{'/'.join(p.rsplit('/', 3)[-3:])} v{v}" for p, v in meta["inputs"].items()
-        )
+        return "from " + ", ".join(f"{table_name(p)} v{v}" for p, v in meta["inputs"].items())
     if "batch" in meta:
         files = meta.get("files") or []
         what = "all files" if meta.get("full") else f"{len(files)} new files"

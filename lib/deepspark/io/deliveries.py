@@ -19,7 +19,6 @@ new or touched files.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -151,10 +150,7 @@ def undo_unlogged(spark: SparkSession, path: str, source: str, batch: int) -> bo
     version = delta.latest_version(path)
     if not version:  # no table, or one commit only: an append is never a table's first
         return False
-    try:
-        meta = json.loads(delta.commit_info(path, version).get("userMetadata") or "{}")
-    except ValueError:
-        return False
+    meta = delta.user_metadata(delta.commit_info(path, version))
     if meta.get("source") != source or int(meta.get("batch", 0)) < batch:
         return False
     log.warning(

@@ -42,7 +42,21 @@ def latest_version(path: str) -> int | None:
 
 def commit_info(path: str, version: int) -> dict:
     """The ``commitInfo`` of one commit (operation, parameters, userMetadata), from its file."""
-    return next((a["commitInfo"] for a in _actions(path, version) if "commitInfo" in a), {})
+    return _info(_actions(path, version))
+
+
+def user_metadata(info: dict) -> dict:
+    """A commit's ``userMetadata`` as deepspark writes it (JSON); text that is not is kept."""
+    text = info.get("userMetadata") or "{}"
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        return {"text": text}
+    return meta if isinstance(meta, dict) else {"text": text}
+
+
+def _info(actions: list[dict]) -> dict:
+    return next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
 
 
 def written_files(path: str, version: int) -> list[str] | None:
@@ -53,8 +67,7 @@ def written_files(path: str, version: int) -> list[str] | None:
     log in a Spark job.
     """
     actions = _actions(path, version)
-    info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
-    if info.get("operation") != "WRITE":
+    if _info(actions).get("operation") != "WRITE":
         return None
     root = file_url(path).rstrip("/")
     return sorted(f"{root}/{unquote(a['add']['path'])}" for a in actions if "add" in a)
@@ -83,10 +96,6 @@ def history(path: str) -> list[Commit]:
     for number in sorted(int(i.base_name[:20]) for i in infos if _COMMIT.match(i.base_name)):
         info = commit_info(path, number)
         metrics = info.get("operationMetrics") or {}
-        try:
-            meta = json.loads(info.get("userMetadata") or "{}")
-        except ValueError:
-            meta = {"text": info.get("userMetadata")}
         out.append(
             Commit(
                 number,
@@ -94,7 +103,7 @@ def history(path: str) -> list[Commit]:
                 str(info.get("operation", "")),
                 str((info.get("operationParameters") or {}).get("mode", "")).strip('"'),
                 int(metrics["numOutputRows"]) if "numOutputRows" in metrics else None,
-                meta if isinstance(meta, dict) else {"text": str(meta)},
+                user_metadata(info),
             )
         )
     return out
@@ -104,17 +113,6 @@ def _actions(path: str, version: int) -> list[dict]:
     filesystem, log = _log(path)
     with filesystem.open_input_stream(f"{log}/{version:020d}.json") as fh:
         return [json.loads(line) for line in fh.read().decode().splitlines() if line]
-
-
-def last_commit(spark: SparkSession, path: str) -> tuple[str, int | None]:
-    """The newest commit's ``userMetadata`` ("" when none) and rows written (None: unknown)."""
-    row = (
-        spark.sql(f"DESCRIBE HISTORY {quoted(path)} LIMIT 1")
-        .select("userMetadata", "operationMetrics")
-        .first()
-    )
-    rows = (row["operationMetrics"] or {}).get("numOutputRows")
-    return row["userMetadata"] or "", None if rows is None else int(rows)
 
 
 def _log(path: str) -> tuple[pafs.FileSystem, str]:

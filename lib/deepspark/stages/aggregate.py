@@ -22,17 +22,24 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     layout = Layout(cfg.paths, cfg.pipeline.name)
     specs = cfg.pipeline.aggregates
     with table_writes(cfg, spark, tracker, STAGE, to_plain(specs)) as w:
-        needed = {s.source for s in specs.values()} | {
-            s.join.source for s in specs.values() if s.join is not None
+        # Which aggregates have work: the others' inputs and spec have not moved since they were
+        # built, so their silver tables are not even read.
+        todo = {}
+        for name, spec in specs.items():
+            read = (spec.source, *([spec.join.source] if spec.join else []))
+            inputs = built_from([layout.path("silver", t) for t in read])
+            if not skipped(cfg, STAGE, layout.path("gold", name), inputs, spec):
+                todo[name] = (spec, inputs)
+        needed = {s.source for s, _ in todo.values()} | {
+            s.join.source for s, _ in todo.values() if s.join is not None
         }
         tables = {t: read_table(spark, layout.path("silver", t)) for t in sorted(needed)}
         # Each source's rows are counted as they flow into its first aggregate's write, not by
         # a scan of their own.
         sources, seen = {}, {}
-        for t in {s.source for s in specs.values()}:
+        for t in {s.source for s, _ in todo.values()}:
             sources[t], seen[t] = counting(tables[t])
-        used: set[str] = set()  # the silver tables an aggregate read (the others were skipped)
-        for name, spec in specs.items():
+        for name, (spec, inputs) in todo.items():
             src = sources[spec.source]
             where = f"{layout.path('silver', spec.source)} (aggregate {name})"
             columns = [
@@ -48,26 +55,18 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                     f"{layout.path('silver', spec.join.source)} (join of {name})",
                 )
             gold = layout.path("gold", name)
-            read = (spec.source, *([spec.join.source] if spec.join else []))
-            inputs = built_from([layout.path("silver", t) for t in read])
-            if skipped(cfg, STAGE, gold, inputs):
-                continue
-            used.update(read)
             # An aggregate has at most its source's rows: a first run samples at that rate.
             built = build_aggregate(src, spec, tables)
             source = layout.path("silver", spec.source)
             w.metrics[f"{name}.rows_out"] = w.out.write_counted(
                 w.checks.watch(built, name, gold, source),
                 gold,
-                metadata=inputs_metadata(STAGE, inputs),
+                metadata=inputs_metadata(STAGE, inputs, spec),
             )
             w.metrics[f"{name}.rows_in"] = seen[spec.source]()
             w.outputs[name] = gold
-        # Only a source some aggregate read was counted: the others' counts would wait forever.
-        counts = {t: rows() for t, rows in seen.items() if t in used}
+        counts = {t: rows() for t, rows in seen.items()}
         for t, df in tables.items():
-            if t not in used:
-                continue
             path = layout.path("silver", t)
             log_input(spark, f"{cfg.pipeline.name}/silver/{t}", path, df, counts.get(t))
         return w.finish(lambda metrics: _totals(metrics, counts))

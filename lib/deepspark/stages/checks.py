@@ -48,7 +48,7 @@ from deepspark.etl.table_stats import (
     table_stats,
     with_time_grid,
 )
-from deepspark.io import FileSystem, StagedOutputs, is_delta, local_path, table_files
+from deepspark.io import FileSystem, StagedOutputs, delta, is_delta, local_path
 from deepspark.layout import Layout
 from deepspark.schema import require_columns
 
@@ -165,7 +165,7 @@ class Checker:
 
     def _files(self, path: str) -> str | list[str]:
         """A table's data files for pyarrow: a Parquet folder's URL, a Delta version's files."""
-        return table_files(self.spark, path) if is_delta(self.spark, path) else to_url(path)
+        return delta.version_files(self.spark, path) if is_delta(self.spark, path) else to_url(path)
 
 
 def judge(

@@ -41,7 +41,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
             bronze = layout.path("bronze", table)
             silver = layout.path("silver", table)
             inputs = built_from([bronze])
-            if skipped(cfg, STAGE, silver, inputs):
+            if skipped(cfg, STAGE, silver, inputs, spec):
                 continue
             df = read_table(spark, bronze, allow_empty=True)
             require_columns(df.columns, dict.fromkeys(_mentioned(spec)), f"{bronze} (clean rules)")
@@ -59,7 +59,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                 # Above the cache, so the count is of every marked row, taken by the first write.
                 observed, rows_in = counting(final)
                 clean, bad = split_marked(observed, spec, source=table)
-                meta = inputs_metadata(STAGE, inputs)
+                meta = inputs_metadata(STAGE, inputs, spec)
                 watched = w.checks.watch(clean, table, silver, bronze)
                 n_out = w.out.write_counted(watched, silver, metadata=meta)
                 n_bad = w.out.write_counted(bad, quarantine, metadata=meta)

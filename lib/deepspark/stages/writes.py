@@ -6,6 +6,7 @@ place together and log their counts; only what happens between is theirs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -16,8 +17,9 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from deepspark import tracking
-from deepspark.config import Config
+from deepspark.config import Config, to_plain
 from deepspark.io import StagedOutputs, delta, staged_outputs
+from deepspark.layout import table_name
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import add_totals
 from deepspark.stages.checks import Checker
@@ -56,35 +58,34 @@ def built_from(inputs: list[str]) -> dict[str, int] | None:
     return versions  # type: ignore[return-value]
 
 
-def skipped(cfg: Config, stage: str, output: str, inputs: dict[str, int] | None) -> bool:
+def skipped(
+    cfg: Config, stage: str, output: str, inputs: dict[str, int] | None, spec: object
+) -> bool:
     """Whether an incremental run leaves ``output`` as it is (said in one line when it does)."""
-    if not (cfg.pipeline.incremental and up_to_date(output, inputs)):
+    if not (cfg.pipeline.incremental and up_to_date(output, inputs, spec)):
         return False
     assert inputs is not None
-    since = ", ".join(f"{_short(p)} v{v}" for p, v in inputs.items())
-    log.info("%s: %s is up to date (built from %s); skipped", stage, _short(output), since)
+    since = ", ".join(f"{table_name(p)} v{v}" for p, v in inputs.items())
+    log.info("%s: %s is up to date (built from %s); skipped", stage, table_name(output), since)
     return True
 
 
-def up_to_date(output: str, inputs: dict[str, int] | None) -> bool:
-    """Whether ``output``'s last commit was built from exactly these input versions.
+def up_to_date(output: str, inputs: dict[str, int] | None, spec: object) -> bool:
+    """Whether ``output``'s last commit was built from exactly these input versions and spec.
 
-    Each Delta write of clean and aggregate records its inputs' versions in the commit's
-    userMetadata; a table whose inputs have not moved since has nothing to recompute.
+    Each Delta write of clean and aggregate records its inputs' versions and a digest of the
+    table's config section in the commit's userMetadata; a table whose inputs and rules have not
+    moved since has nothing to recompute (a changed rule must rebuild it, new data or not).
     """
     version = delta.latest_version(output)
     if inputs is None or version is None:
         return False
-    try:
-        recorded = json.loads(delta.commit_info(output, version).get("userMetadata") or "{}")
-    except ValueError:
-        return False
-    return recorded.get("inputs") == inputs
+    recorded = delta.user_metadata(delta.commit_info(output, version))
+    return recorded.get("inputs") == inputs and recorded.get("spec") == _digest(spec)
 
 
-def _short(path: str) -> str:
-    """``.../silver/flights/weather`` -> ``silver/flights/weather`` (layer/pipeline/table)."""
-    return "/".join(path.rsplit("/", 3)[-3:])
+def _digest(spec: object) -> str:
+    return hashlib.sha256(json.dumps(to_plain(spec), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def commit_metadata(stage: str, **fields: object) -> str:
@@ -96,9 +97,11 @@ def commit_metadata(stage: str, **fields: object) -> str:
     return json.dumps({"stage": stage, **({"run": run} if run else {}), **fields}, sort_keys=True)
 
 
-def inputs_metadata(stage: str, inputs: dict[str, int] | None) -> str:
-    """The userMetadata of a table built from ``inputs`` (their versions): :func:`up_to_date`."""
-    return commit_metadata(stage, inputs=inputs) if inputs else commit_metadata(stage)
+def inputs_metadata(stage: str, inputs: dict[str, int] | None, spec: object) -> str:
+    """The userMetadata of a table built from ``inputs`` (their versions) by ``spec``."""
+    if not inputs:
+        return commit_metadata(stage)
+    return commit_metadata(stage, inputs=inputs, spec=_digest(spec))
 
 
 @contextmanager
