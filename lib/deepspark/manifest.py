@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,21 +20,33 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from deepspark.config.frozen import FrozenMap
-from deepspark.data import SplitInfo, to_url
+from deepspark.data import SplitInfo, inspect_split, to_url
 from deepspark.data.arrow import split_files
 from deepspark.errors import InputError
 
 X, Y = "x", "y"
+VERSIONS = "_manifests"  # the manifest of each version of Delta features
 
 
 @dataclass(frozen=True)
 class SplitSummary:
-    """One split as written: rows, and files and row groups where the stage could count them."""
+    """One split as written: rows, and files and row groups where the stage could count them.
+
+    A Delta split also names its table ``version`` and that version's data ``paths`` (relative
+    to the split's folder, which keeps older versions' files too): a reader of exactly these
+    files sees the version, with no Delta library.
+    """
 
     rows: int
     files: int | None = None
     row_groups: int | None = None
     schema: str | None = None
+    version: int | None = None
+    paths: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.paths is not None:  # a JSON list, as read back
+            object.__setattr__(self, "paths", tuple(self.paths))
 
 
 @dataclass(frozen=True)
@@ -120,10 +132,23 @@ class FeatureManifest:
         if self.distributions:
             out["distributions"] = {k: list(v) for k, v in self.distributions.items()}
         out["splits"] = {
-            name: {k: v for k, v in vars(s).items() if v is not None}
+            name: {k: list(v) if k == "paths" else v for k, v in vars(s).items() if v is not None}
             for name, s in self.splits.items()
         }
         return out
+
+    @property
+    def version(self) -> int | None:
+        """The features' version: their train split's Delta version (None for Parquet)."""
+        train = self.splits.get("train")
+        return train.version if train is not None else None
+
+    def inspect(self, name: str, folder: str) -> SplitInfo:
+        """Split ``name`` at ``folder``: exactly the manifest's files where it lists them."""
+        summary = self.splits.get(name)
+        paths = summary.paths if summary is not None else None
+        files = None if paths is None else [f"{to_url(folder).rstrip('/')}/{p}" for p in paths]
+        return inspect_split(folder, files=files, version=summary.version if summary else None)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], where: str = "manifest") -> FeatureManifest:
@@ -173,25 +198,55 @@ class FeatureManifest:
             raise InputError(f"{info.url}: column y must be {expected}, found {y_type}")
         if info.rows == 0:
             raise InputError(f"{info.url}: the {name} split is empty; check the split settings")
-        found, x_len = _first_row_length(info.url), math.prod(self.x_shape)
+        found, x_len = _first_row_length(info.data), math.prod(self.x_shape)
         if found is not None and found != x_len:
             raise InputError(
                 f"{info.url}: x rows hold {found} values, the manifest's x_shape needs {x_len}"
             )
 
 
-def read(path: str) -> FeatureManifest:
-    """The features stage's manifest at ``path`` (any filesystem pyarrow reaches)."""
+def read(path: str, version: int | None = None) -> FeatureManifest:
+    """The features stage's manifest at ``path`` (any filesystem pyarrow reaches).
+
+    ``version``: the manifest of that version of Delta features instead of the latest, kept
+    beside it as ``_manifests/<version>.json`` (:func:`versioned`).
+    """
+    if version is None:
+        data = _read_json(path, f"{path}: no feature manifest; run the features stage first")
+        return FeatureManifest.from_json(data, path)
+    where = versioned(path, version)
+    try:
+        data = _read_json(where, where)
+    except InputError as e:
+        kept = ", ".join(str(v) for v in versions(path)) or "none"
+        folder = path.rsplit("/", 1)[0]
+        raise InputError(f"{folder}: no features version {version} (kept: {kept})") from e
+    return FeatureManifest.from_json(data, where)
+
+
+def versioned(path: str, version: int) -> str:
+    """Where the manifest of features ``version`` is kept, beside the latest one at ``path``."""
+    return f"{path.rsplit('/', 1)[0]}/{VERSIONS}/{version}.json"
+
+
+def versions(path: str) -> list[int]:
+    """The versions whose manifests are kept beside the latest one at ``path``, oldest first."""
+    filesystem, local = pafs.FileSystem.from_uri(to_url(versioned(path, 0)).rsplit("/", 1)[0])
+    infos = filesystem.get_file_info(pafs.FileSelector(local, allow_not_found=True))
+    names = (i.base_name.removesuffix(".json") for i in infos)
+    return sorted(int(n) for n in names if n.isdigit())
+
+
+def _read_json(path: str, missing: str) -> Any:
     filesystem, local = pafs.FileSystem.from_uri(to_url(path))
     try:
         with filesystem.open_input_stream(local) as fh:
-            data = json.loads(fh.read().decode("utf-8"))
+            return json.loads(fh.read().decode("utf-8"))
     except FileNotFoundError as e:
-        raise InputError(f"{path}: no feature manifest; run the features stage first") from e
-    return FeatureManifest.from_json(data, path)
+        raise InputError(missing) from e
 
 
-def _first_row_length(url: str) -> int | None:
+def _first_row_length(url: str | Sequence[str]) -> int | None:
     filesystem, files = split_files(url)
     for path in files:
         with filesystem.open_input_file(path) as fh:

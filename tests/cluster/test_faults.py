@@ -11,6 +11,7 @@ import signal
 import time
 import urllib.request
 
+import psutil
 import pytest
 
 from tests.cluster.jobs import KEY, bare_executor_cluster, fingerprint, start, submit
@@ -119,6 +120,10 @@ def test_training_killed_mid_epoch_resumes_from_its_last_checkpoint(cluster, pre
         assert killed.poll() is None, (work / "killed.log").read_text()[-3000:]
         time.sleep(0.5)  # into the next epoch
         os.killpg(killed.pid, signal.SIGKILL)  # the driver, as a lost submitting host would
+        # ... and the training processes on the executors with it. Spark stops them too, but only
+        # once the master has removed the application and each worker its executor: on a loaded
+        # 2-core machine the slice's last epochs finished first (CI, stop 36).
+        _kill_training(cluster)
         killed.wait(timeout=60)
     finally:
         if killed.poll() is None:
@@ -140,6 +145,18 @@ def test_training_killed_mid_epoch_resumes_from_its_last_checkpoint(cluster, pre
     resumed = re.search(r"resuming \S+ from epoch (\d+) of 12", logs)
     assert resumed and int(resumed.group(1)) >= before["epoch"], logs[-3000:]
     assert "ModuleNotFoundError" not in logs + rerun.stdout
+
+
+def _kill_training(cluster) -> None:
+    """SIGKILL TorchDistributor's launcher on every executor, with torchrun and its ranks."""
+    for pid in cluster.pids():
+        try:
+            proc = psutil.Process(pid)
+            if "torch_run_process_wrapper" in " ".join(proc.cmdline()):
+                for victim in [proc, *proc.children(recursive=True)]:
+                    victim.kill()
+        except psutil.NoSuchProcess:
+            continue
 
 
 def _wait_for_no_application(cluster, timeout_s: float = 120) -> None:

@@ -172,3 +172,31 @@ def test_petastorm_detection_matches_the_import():
 def test_an_unknown_backend_names_the_choices():
     with pytest.raises(ValueError, match=r"expected one of auto, arrow, petastorm, found 'x'"):
         choose_backend("x", 1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_version_s_files_are_read_and_the_folder_s_others_are_not(uneven, backend):
+    # A Delta split's folder keeps older versions' files: the reader gets exactly a version's.
+    folder = uneven.url.removeprefix("file://")
+    names = sorted(p.rsplit("/", 1)[1] for p in _files(folder))
+    kept = [f"{uneven.url}/{n}" for n in names[:3]]  # 10 + 200 + 10 rows; the last 10 are not
+    info = inspect_split(folder, files=kept, version=4)
+    assert (info.rows, info.files, info.version, info.data) == (220, 3, 4, tuple(kept))
+    whole = ys(FeatureLoader(info.data, ["y"], batch_size=7, backend=backend))
+    assert len(whole) == 220
+
+
+def test_a_version_whose_files_are_gone_is_refused_in_one_line(uneven):
+    gone = f"{uneven.url}/part-99.parquet"
+    with pytest.raises(InputError) as e:
+        inspect_split(uneven.url, files=[gone], version=2)
+    assert str(e.value) == (
+        f"{uneven.url}: version 2 of the feature split lists {gone.removeprefix('file://')}, "
+        "which is gone (vacuumed?); rebuild the features or train on a newer version"
+    )
+
+
+def _files(folder):
+    from pathlib import Path
+
+    return [str(p) for p in Path(folder).glob("*.parquet")]

@@ -101,7 +101,8 @@ class TrainConfig:
     LEARNING: ClassVar[Learning] = learning(
         changes="model model_args epochs batch_size lr weight_decay schedule warmup_epochs "
         "grad_clip loss label_smoothing seed processes precision residual ema",
-        keeps="monitor patience min_delta use_gpu local_mode resume log_every_s register",
+        keeps="monitor patience min_delta use_gpu local_mode resume log_every_s register "
+        "features_version",
         sections="augment loader",
         architectures="cnn rnn mlp",
     )
@@ -150,6 +151,9 @@ class TrainConfig:
     ema: float | None = None
     loader: LoaderConfig = field(default_factory=LoaderConfig)
     resume: bool = True  # continue from this config's checkpoint when a run stopped early
+    # Delta features: train (and evaluate) on this version of them, not the latest; deepspark
+    # tables lists the versions. Its manifest and files are kept until vacuumed.
+    features_version: int | None = None
     log_every_s: float = 10.0  # seconds between progress log lines (without a terminal)
     register: RegistryConfig = field(default_factory=RegistryConfig)
 
@@ -164,6 +168,8 @@ class TrainConfig:
                 f"model_args: only for a package.module:factory model; model {self.model} takes "
                 f"its settings from pipeline.train.{self.model}, found {', '.join(self.model_args)}"
             )
+        if self.features_version is not None and self.features_version < 0:
+            raise ValueError(f"features_version: expected >= 0, found {self.features_version}")
         for name in ("epochs", "batch_size", "processes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: expected >= 1, found {getattr(self, name)}")

@@ -15,7 +15,15 @@ from deepspark.config.frozen import FrozenMap
 
 # A trial is one process on one Spark task: these keys say how a training job is launched or
 # registered, not what it learns, so a search over them measures nothing.
-UNSEARCHABLE = ("processes", "use_gpu", "local_mode", "resume", "log_every_s", "register")
+UNSEARCHABLE = (
+    "processes",
+    "use_gpu",
+    "local_mode",
+    "resume",
+    "log_every_s",
+    "register",
+    "features_version",
+)
 
 
 @dataclass(frozen=True)

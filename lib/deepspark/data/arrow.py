@@ -70,7 +70,7 @@ def split_files(url: str | Sequence[str]) -> tuple[pafs.FileSystem, list[str]]:
     return filesystem, files
 
 
-def row_groups(url: str) -> tuple[pafs.FileSystem, list[Group]]:
+def row_groups(url: str | Sequence[str]) -> tuple[pafs.FileSystem, list[Group]]:
     """Every row group of a split, in Petastorm's enumeration order (files sorted by path)."""
     filesystem, files = split_files(url)
     groups: list[Group] = []
@@ -82,7 +82,7 @@ def row_groups(url: str) -> tuple[pafs.FileSystem, list[Group]]:
 
 
 def chunks(
-    url: str,
+    url: str | Sequence[str],
     columns: Sequence[str],
     *,
     rank: int,

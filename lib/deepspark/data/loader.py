@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 
 from deepspark.data.assemble import assemble
 from deepspark.data.backend import BACKENDS, choose_backend
@@ -50,23 +51,45 @@ class SplitInfo:
     row_groups: int
     columns: dict[str, str]  # name -> Arrow type
     digest: str = ""  # of the data files' names and sizes (the MLflow dataset digest)
+    # A Delta split: its version and that version's file URLs (the folder holds older ones too).
+    version: int | None = None
+    file_urls: tuple[str, ...] | None = None
+
+    @property
+    def data(self) -> str | tuple[str, ...]:
+        """What a reader scans: the version's files, or the whole folder."""
+        return self.url if self.file_urls is None else self.file_urls
 
 
-def inspect_split(path: str) -> SplitInfo:
-    """Rows, files, row groups and column types of a split, from footers only (no data read)."""
+def inspect_split(
+    path: str, *, files: Sequence[str] | None = None, version: int | None = None
+) -> SplitInfo:
+    """Rows, files, row groups and column types of a split, from footers only (no data read).
+
+    ``files``: exactly these data files (the URLs of a Delta ``version``), not the folder's.
+    """
     from deepspark.data.arrow import split_files
 
-    url = to_url(path)
+    url, listed = to_url(path), None if files is None else sorted(files)
     try:
-        filesystem, files = split_files(url)
+        filesystem, found = split_files(url if listed is None else listed)
+        if listed is not None:  # listed, so each must exist: a vacuumed version fails here
+            for f in found:
+                if filesystem.get_file_info(f).type != pafs.FileType.File:
+                    raise FileNotFoundError(f)
     except FileNotFoundError as e:
+        if listed is not None:
+            raise InputError(
+                f"{path}: version {version} of the feature split lists {e}, which is gone "
+                "(vacuumed?); rebuild the features or train on a newer version"
+            ) from e
         raise InputError(f"{path}: feature split not found; run the features stage first") from e
-    if not files:
+    if not found:
         raise InputError(f"{path}: no Parquet files in the feature split")
     rows = groups = 0
     columns: dict[str, str] = {}
     sizes = []
-    for f in files:
+    for f in found:
         with filesystem.open_input_file(f) as fh:
             meta = pq.ParquetFile(fh).metadata
             sizes.append(f"{Path(f).name}:{fh.size()}")
@@ -75,11 +98,12 @@ def inspect_split(path: str) -> SplitInfo:
         if not columns:
             columns = {field.name: str(field.type) for field in meta.schema.to_arrow_schema()}
     digest = hashlib.sha256("\n".join(sizes).encode()).hexdigest()[:16]
-    return SplitInfo(url, rows, len(files), groups, columns, digest)
+    urls = None if listed is None else tuple(listed)
+    return SplitInfo(url, rows, len(found), groups, columns, digest, version, urls)
 
 
 def read_split(
-    url: str,
+    url: str | Sequence[str],
     columns: Sequence[str],
     *,
     workers: int = 1,
@@ -113,7 +137,7 @@ class FeatureLoader:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],  # a split's folder, or exactly its files (SplitInfo.data)
         columns: Sequence[str],
         *,
         batch_size: int,

@@ -54,7 +54,7 @@ class NativeLocalFileSystem(legacyfs.LocalFileSystem):
 
 
 def chunks(
-    url: str,
+    url: str | Sequence[str],
     columns: Sequence[str],
     *,
     rank: int,
@@ -76,7 +76,9 @@ def chunks(
     """
     from petastorm import make_batch_reader
 
-    local = urlparse(url).scheme == "file"  # other schemes keep Petastorm's own resolver
+    url = url if isinstance(url, str) else list(url)  # Petastorm takes a folder or files
+    first = url if isinstance(url, str) else url[0]
+    local = urlparse(first).scheme == "file"  # other schemes keep Petastorm's own resolver
     rng = np.random.default_rng(seed)
     for pass_no in itertools.count():
         reader = make_batch_reader(

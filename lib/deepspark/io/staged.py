@@ -48,7 +48,7 @@ class StagedOutputs:
         ``userMetadata`` (what it was built from), shown in the table's history.
         """
         if self.delta:
-            return self._commit_delta(df, path, partition_by, append, metadata)
+            return self._commit_delta(df, path, partition_by, append, metadata, row_group_bytes)
         if append:
             raise ValueError(f"{path}: appending needs paths.format: delta")
         staging = _staging(path)
@@ -105,6 +105,7 @@ class StagedOutputs:
         partition_by: tuple[str, ...],
         append: bool = False,
         metadata: str = "",
+        row_group_bytes: int | None = None,
     ) -> str:
         if path in self._committed:
             raise ValueError(f"{path}: written twice by one stage")
@@ -119,7 +120,20 @@ class StagedOutputs:
         if partition_by:
             writer = writer.partitionBy(*partition_by)
         self._committed[path] = previous
-        writer.save(path)
+        # Delta passes only fs.* writer options to its Parquet writer; the Hadoop conf it uses
+        # does copy the session's settings, so the row-group size goes there for this write.
+        key, before = "parquet.block.size", None
+        if row_group_bytes:
+            before = self.spark.conf.get(key, None)
+            self.spark.conf.set(key, str(row_group_bytes))
+        try:
+            writer.save(path)
+        finally:
+            if row_group_bytes:
+                if before is None:
+                    self.spark.conf.unset(key)
+                else:
+                    self.spark.conf.set(key, before)
         return path
 
     def files(self, path: str) -> str | list[str]:

@@ -27,7 +27,7 @@ from deepspark import baselines, registry, tracking
 from deepspark import manifest as features
 from deepspark.config import Config, to_plain
 from deepspark.config.evaluate import EvaluateConfig
-from deepspark.data import SplitInfo, inspect_split, read_split
+from deepspark.data import SplitInfo, read_split
 from deepspark.errors import ConfigError, InputError
 from deepspark.evaluate.classify import evaluate_classifier
 from deepspark.evaluate.forecast import NAIVE, evaluate_forecaster
@@ -58,9 +58,10 @@ def run(
     ecfg = cfg.pipeline.evaluate or EvaluateConfig()
     mlflow, name, uri, version = registry.registered_model(cfg, ecfg.model, "evaluation")
     layout = Layout(cfg.paths, cfg.pipeline.name)
-    manifest = features.read(layout.path("features", MANIFEST))
+    pinned = cfg.pipeline.train.features_version if cfg.pipeline.train else None
+    manifest = features.read(layout.path("features", MANIFEST), pinned)
     kind, x_shape = manifest.kind, manifest.x_shape
-    test_info = inspect_split(layout.path("features", "test"))
+    test_info = manifest.inspect("test", layout.path("features", "test"))
     manifest.check_split("test", test_info)
 
     from deepspark import serving  # attributions need the module, not the pyfunc's answers
@@ -126,7 +127,7 @@ def _forecast(
     time = "target_time" if "target_time" in test_info.columns else manifest.time
     extra = [c for c in (key, time) if c and c in test_info.columns]
     test = _read(test_info, ["x", "y", *NAIVE.values(), *extra])
-    train_info = inspect_split(layout.path("features", "train"))
+    train_info = manifest.inspect("train", layout.path("features", "train"))
     train = _read(train_info, ["x", "y"])
     target = manifest.target or "y"
     tcfg = cfg.pipeline.train
@@ -180,4 +181,4 @@ def _check_model(
 
 def _read(info: SplitInfo, columns: list[str]) -> dict[str, np.ndarray]:
     """Every row of a split, in file order (one unshuffled pass of the training loader)."""
-    return read_split(info.url, columns, workers=2)
+    return read_split(info.data, columns, workers=2)

@@ -1,10 +1,11 @@
-"""Features: gold/silver -> Petastorm-ready Parquet per split.
+"""Features: gold/silver -> Petastorm-ready Parquet per split, or one Delta table per split.
 
 Each split comes with ``_manifest.json`` with the shapes, the
 scaling statistics (fitted on the training period only) and the row-group counts. Petastorm shards
 by row group, so each split is written as several files with bounded row groups and the stage fails
 if a split has fewer row groups than ``layout.min_row_groups``: a training run on that many ranks
-would otherwise leave a rank with no data.
+would otherwise leave a rank with no data. With ``paths.format: delta`` the manifest also names
+each split's version and files, and a copy is kept per version, so training can pin one.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from deepspark import tracking
 from deepspark.config import Config, config_hash, to_plain
 from deepspark.config.frozen import FrozenMap
 from deepspark.config.pipeline import FeaturesConfig, ImageFeatures, SequenceFeatures
+from deepspark.data.arrow import split_files
 from deepspark.errors import ConfigError, DeepsparkError, InputError
 from deepspark.etl import features as feat
 from deepspark.etl.quality import clean_rows, mark_violations, quarantined_rows
 from deepspark.etl.table_stats import percentiles_json, skew_columns
-from deepspark.io import counting, local_path, read_table, staged_outputs
+from deepspark.io import counting, delta, read_table, staged_outputs
+from deepspark.io.fs import file_url
 from deepspark.layout import MANIFEST, SPLITS, Layout
-from deepspark.manifest import FeatureManifest, SplitSummary
+from deepspark.manifest import FeatureManifest, SplitSummary, versioned
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input
@@ -50,7 +53,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     metrics: dict[str, float] = {}
     with (
         (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(fcfg)),
-        staged_outputs(spark) as out,
+        staged_outputs(spark, cfg.paths.format) as out,
     ):
         df = read_table(spark, source)
         # Counted as the rows flow into the first job that reads them all, not by a scan.
@@ -87,7 +90,10 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
             splits=FrozenMap(splits),
         )
         text = json.dumps(manifest.to_json(), indent=2)
-        out.write_text(layout.path("features", MANIFEST), text)
+        out_manifest = layout.path("features", MANIFEST)
+        out.write_text(out_manifest, text)
+        if manifest.version is not None:  # kept, so that training can pin this version
+            out.write_text(versioned(out_manifest, manifest.version), text)
         out.commit()
         metrics.update({f"{s}.rows": v.rows for s, v in splits.items()})
         metrics["rows_out"] = sum(v.rows for v in splits.values())
@@ -192,11 +198,16 @@ def _write_splits(
         if name == "train":  # above the exchange, so the range bounds are sampled as before
             laid = laid.observe(*train_metric)
         rows = out.write_counted(laid, path, row_group_bytes=lay.row_group_mb * 1024 * 1024)
-        staged = out.staged(path)
         if rows == 0:
             raise InputError(f"{path}: the {name} split is empty; check the split settings")
-        files, groups = _row_groups(staged)
-        splits[name] = SplitSummary(rows, files, groups, ddl(part.schema))
+        written = out.files(path)
+        files, groups = _row_groups(written)
+        version, paths = None, None
+        if not isinstance(written, str):  # a Delta version: readers get exactly its files
+            version = delta.latest_version(path)
+            root = file_url(path).rstrip("/") + "/"
+            paths = tuple(f.removeprefix(root) for f in written)
+        splits[name] = SplitSummary(rows, files, groups, ddl(part.schema), version, paths)
         if groups is not None and groups < lay.min_row_groups:
             raise DeepsparkError(
                 f"{path}: {groups} row group(s), fewer than layout.min_row_groups="
@@ -205,11 +216,11 @@ def _write_splits(
     return splits
 
 
-def _row_groups(path: str) -> tuple[int | None, int | None]:
-    """(files, row groups) of a written split; unknown (None) off the local filesystem."""
-    local = local_path(path)
-    if local is None:
-        return None, None
-    ds = pq.ParquetDataset(local)
-    files = [f for f in ds.files if not f.rsplit("/", 1)[-1].startswith(("_", "."))]
-    return len(files), sum(pq.ParquetFile(f).num_row_groups for f in files)
+def _row_groups(written: str | list[str]) -> tuple[int, int]:
+    """(files, row groups) of a written split, from its footers: a folder's URL, or its files."""
+    filesystem, files = split_files(written)
+    groups = 0
+    for f in files:
+        with filesystem.open_input_file(f) as fh:
+            groups += pq.ParquetFile(fh).metadata.num_row_groups
+    return len(files), groups

@@ -45,34 +45,59 @@ def log_metrics(metrics: Mapping[str, float]) -> None:
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
 
 
-def log_dataset(name: str, path: str, *, rows: int, digest: str, schema: str, context: str) -> None:
-    """Record a stage input as an MLflow dataset of the active run (lineage: model -> Parquet).
+def log_dataset(
+    name: str,
+    path: str,
+    *,
+    rows: int,
+    digest: str,
+    schema: str,
+    context: str,
+    version: int | None = None,
+) -> None:
+    """Record a stage input as an MLflow dataset of the active run (lineage: model -> table).
 
-    Only metadata: where it is, a digest of its files, its row count and schema, so a model can be
-    traced back to exactly the data it saw without MLflow reading that data again.
+    Only metadata: where it is, a digest of its files, its row count and schema (and a Delta
+    table's version), so a model can be traced back to exactly the data it saw without MLflow
+    reading that data again.
     """
     if not active():
         return
     import mlflow
 
     tags = {"path": path, "rows": str(rows), "schema": schema[:5000]}
-    mlflow.log_input(meta_dataset(name, path, digest), context=context, tags=tags)
+    if version is not None:
+        tags["version"] = str(version)
+    mlflow.log_input(meta_dataset(name, path, digest, version), context=context, tags=tags)
 
 
-def meta_dataset(name: str, path: str, digest: str) -> Any:
-    """The MLflow dataset :func:`log_dataset` records (metrics name it to say what they are on)."""
+def meta_dataset(name: str, path: str, digest: str, version: int | None = None) -> Any:
+    """The MLflow dataset :func:`log_dataset` records (metrics name it to say what they are on).
+
+    A Delta table's ``version`` makes its source MLflow's Delta source, which records it.
+    """
     from mlflow.data.meta_dataset import MetaDataset
 
-    return MetaDataset(_dataset_source(path), name=name, digest=digest)
+    return MetaDataset(_dataset_source(path, version), name=name, digest=digest)
 
 
-def _dataset_source(path: str) -> Any:
+def _dataset_source(path: str, version: int | None = None) -> Any:
     import warnings
 
     from mlflow.data.dataset_source_registry import resolve_dataset_source
 
     if path.startswith("file://"):
         path = path[len("file://") :]
+    if version is not None:
+        from mlflow.data.delta_dataset_source import DeltaDatasetSource
+
+        class VersionedSource(DeltaDatasetSource):
+            # MLflow's to_dict tests the version for truth, so it drops version 0: the first
+            # version of every table (mlflow 3.x, delta_dataset_source.py).
+            def to_dict(self) -> dict[Any, Any]:
+                return {**super().to_dict(), "delta_table_version": version}
+
+        return VersionedSource(path=path, delta_table_version=version)
     # Several source types claim a local path; MLflow picks the file-system one and warns about
     # the ambiguity on every call, which says nothing to a pipeline user.
     with warnings.catch_warnings():

@@ -23,7 +23,7 @@ from deepspark.config.fields import learned_plain
 from deepspark.config.frozen import FrozenMap
 from deepspark.config.pipeline import MlflowConfig
 from deepspark.config.train import TrainConfig
-from deepspark.data import SplitInfo, inspect_split, read_split
+from deepspark.data import SplitInfo, read_split
 from deepspark.data.backend import choose_backend
 from deepspark.errors import ConfigError, InputError
 from deepspark.layout import MANIFEST, SPLITS, Layout
@@ -88,14 +88,15 @@ def prepare(cfg: Config, *, parent_run_id: str | None = None) -> TrainJob:
     backend = choose_backend(tcfg.loader.backend, tcfg.loader.workers)
     log.debug("loader backend: %s (loader.backend: %s)", backend, tcfg.loader.backend)
     layout = Layout(cfg.paths, cfg.pipeline.name)
-    manifest = features.read(layout.path("features", MANIFEST))
+    # Pinned: that version's manifest, which lists its files; the latest otherwise.
+    manifest = features.read(layout.path("features", MANIFEST), tcfg.features_version)
     wanted = _KIND_OF_MODEL.get(tcfg.model)
     if wanted and manifest.kind != wanted:
         raise ConfigError(
             f"{where}: train.model={tcfg.model} needs {wanted} features, "
             f"but pipeline {cfg.pipeline.name!r} has {manifest.kind} features"
         )
-    splits = {s: inspect_split(layout.path("features", s)) for s in SPLITS}
+    splits = {s: manifest.inspect(s, layout.path("features", s)) for s in SPLITS}
     _check_splits(splits, manifest, layout, tcfg)
     try:
         is_input = manifest.target in manifest.inputs
@@ -181,7 +182,7 @@ def _linear(train: SplitInfo, tcfg: TrainConfig, y_scale: tuple[float, float]) -
     The same fit, with the model's loss, is the baseline the run is scored against: the network
     starts at it and is measured by what it adds.
     """
-    data = read_split(train.url, [X, Y], workers=tcfg.loader.workers, backend=tcfg.loader.backend)
+    data = read_split(train.data, [X, Y], workers=tcfg.loader.workers, backend=tcfg.loader.backend)
     fit = fit_linear(data[X], data[Y], y_scale=y_scale, loss=tcfg.loss)
     log.info("residual over the linear baseline, fitted on %d training rows", len(data[Y]))
     return fit

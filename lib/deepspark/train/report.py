@@ -209,11 +209,13 @@ class Reporter:
         tracking.log_config(mlflow, cfg)
         mlflow.log_params(tracking.flatten(to_plain(job.train), prefix="train"))
         mlflow.log_params({"train.world_size": self.world, "train.x_shape": str(job.x_shape)})
+        if job.manifest.version is not None:  # the Delta version trained on, pinned or latest
+            mlflow.log_param("features.version", job.manifest.version)
         for split, info in job.splits.items():
             schema = ", ".join(f"{k} {v}" for k, v in info.columns.items())
             tracking.log_dataset(
                 f"{cfg.pipeline.name}/features/{split}", info.url, rows=info.rows,
-                digest=info.digest, schema=schema, context=split,
+                digest=info.digest, schema=schema, context=split, version=info.version,
             )  # fmt: skip
 
     def _log_test(self, metrics: dict[str, float]) -> None:
@@ -229,7 +231,7 @@ class Reporter:
         name = f"{self.job.config.pipeline.name}/features/test"
         self.mlflow.log_metrics(
             metrics, model_id=model_id(self.done.model),
-            dataset=tracking.meta_dataset(name, info.url, info.digest),
+            dataset=tracking.meta_dataset(name, info.url, info.digest, info.version),
         )  # fmt: skip
 
     def _log_epoch(self, record: Mapping[str, float]) -> None:
@@ -255,7 +257,7 @@ class Reporter:
 
 def _read(job: TrainJob, split: str, columns: list[str]) -> dict[str, np.ndarray]:
     lcfg = job.train.loader
-    return read_split(job.splits[split].url, columns, workers=lcfg.workers, backend=lcfg.backend)
+    return read_split(job.splits[split].data, columns, workers=lcfg.workers, backend=lcfg.backend)
 
 
 def _describe(items: Sequence[str | int]) -> list[str]:

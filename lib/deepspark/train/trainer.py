@@ -238,12 +238,12 @@ def _loaders(job: TrainJob, rank: int, world: int, steps: int) -> tuple[Any, Any
     cfg = job.train
     lcfg = cfg.loader
     train = FeatureLoader(
-        job.splits["train"].url, ["x", "y"], batch_size=cfg.batch_size, rank=rank, world=world,
+        job.splits["train"].data, ["x", "y"], batch_size=cfg.batch_size, rank=rank, world=world,
         shuffle=True, seed=cfg.seed, steps=steps, mix=lcfg.mix, workers=lcfg.workers,
         backend=lcfg.backend,
     )  # fmt: skip
     validation = FeatureLoader(
-        job.splits["validation"].url, ["x", "y"], batch_size=max(cfg.batch_size, 256),
+        job.splits["validation"].data, ["x", "y"], batch_size=max(cfg.batch_size, 256),
         rank=rank, world=world, workers=lcfg.workers, backend=lcfg.backend,
     )  # fmt: skip
     return train, validation
