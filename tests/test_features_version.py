@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,7 +84,7 @@ def test_training_pinned_to_a_version_learns_from_exactly_that_version(spark, bu
     shutil.copytree(built[0], tmp_path, dirs_exist_ok=True)  # the readings' path changes: rebuilt
     first = built[1]
     assert first.version == 0 and first.splits["train"].paths
-    _, model = _trained(tmp_path)
+    original, model = _trained(tmp_path)
 
     # New readings replace the old: the features are rebuilt as a new version of each split.
     path = tmp_path / "readings.json"
@@ -102,8 +103,16 @@ def test_training_pinned_to_a_version_learns_from_exactly_that_version(spark, bu
         second.splits["train"].paths
     )
 
-    # Pinned to version 0: its manifest (scaling, row counts), its files, the same model.
-    result, again = _trained(tmp_path, "pipeline.train.features_version=0")
+    # Pinned to version 0, into an empty checkpoint folder: its manifest (scaling, row counts)
+    # and its files give the same checkpoint hash, the same test metrics, the same model.
+    empty = tmp_path / "empty"
+    result, again = _trained(
+        tmp_path, "pipeline.train.features_version=0", f"paths.checkpoints={empty}"
+    )
+    before, after = Path(original.outputs["checkpoints"]), Path(result.outputs["checkpoints"])
+    assert after.parent.parent == empty and after.name == before.name
+    test = {k: v for k, v in original.metrics.items() if k.startswith("test.")}
+    assert test and {k: result.metrics[k] for k in test} == test
     assert again.keys() == model.keys()
     for name, tensor in model.items():
         assert torch.equal(again[name], tensor), name
