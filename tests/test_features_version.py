@@ -124,3 +124,42 @@ def test_training_pinned_to_a_version_learns_from_exactly_that_version(spark, bu
     assert sources["sensors/features/train"] == {
         "path": str(folder), "delta_table_version": 0,
     }  # fmt: skip
+
+
+def test_vacuum_deletes_replaced_files_but_keeps_what_a_registered_model_was_trained_on(
+    spark, built, tmp_path, caplog
+):
+    from deepspark.io import delta
+    from deepspark.stages import vacuum
+
+    shutil.copytree(built[0], tmp_path, dirs_exist_ok=True)
+    trained = train_stage.run(_config(tmp_path, "pipeline.train.register.enabled=true"), None)
+    assert trained.outputs["registered_model"] == "sensors"  # version 1, on features version 0
+    path = tmp_path / "readings.json"
+    path.write_text(path.read_text().replace('"humidity": 4', '"humidity": 6'))
+    _build_features(tmp_path, spark)  # every table a new version, the features' version 1
+    data = tmp_path / "data"
+    silver = data / "silver" / "sensors" / "readings"
+    splits = {s: data / "features" / "sensors" / s for s in ("test", "train", "validation")}
+    before = {s: {p.name for p in f.glob("*.parquet")} for s, f in splits.items()}
+
+    caplog.set_level("INFO", logger="deepspark")
+    result = vacuum.run(_config(tmp_path, "paths.retention_days=0"), spark)
+
+    # Silver keeps only its latest version's files; the older version can no longer be read.
+    assert {p.as_uri() for p in silver.glob("*.parquet")} == set(
+        delta.version_files(spark, str(silver))
+    )
+    # Each split holds version 0 that "sensors v1" was trained on: kept whole, one line each,
+    # its log kept past the 30 days Delta would keep it for.
+    kept = [r.getMessage() for r in caplog.records if r.getMessage().startswith("vacuum: kept")]
+    assert kept == [
+        f"vacuum: kept features/sensors/{s} whole: sensors v1 was trained on its version 0 "
+        "(0.0 days old), older than paths.retention_days=0"
+        for s in splits
+    ]
+    assert {s: {p.name for p in f.glob("*.parquet")} for s, f in splits.items()} == before
+    detail = spark.sql(f"DESCRIBE DETAIL delta.`{splits['train']}`").first()
+    assert detail["properties"]["delta.logRetentionDuration"] == "interval 31 days"
+    assert result.metrics["kept"] == 3 and result.metrics["vacuumed"] >= 1
+    assert prepare(_config(tmp_path, "pipeline.train.features_version=0")).splits["train"].rows

@@ -10,28 +10,16 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from pyarrow import fs as pafs
-
 from deepspark.config import Config
 from deepspark.config.pipeline import LAYERS
 from deepspark.io import delta
-from deepspark.io.fs import file_url
 from deepspark.layout import Layout, table_name
 
 
 def tables(cfg: Config) -> list[str]:
     """The Delta tables under the pipeline's layers (quarantines and file logs included)."""
-    layout = Layout(cfg.paths, cfg.pipeline.name)
-    found = []
-    for layer in LAYERS:
-        root = f"{layout.root}/{layer}/{cfg.pipeline.name}"
-        filesystem, base = pafs.FileSystem.from_uri(file_url(root))
-        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
-        for info in filesystem.get_file_info(selector):
-            if info.type == pafs.FileType.Directory and info.base_name == delta.LOG:
-                table = info.path[: -len(delta.LOG) - 1]
-                found.append(root + table[len(base) :])
-    return sorted(found)
+    root = Layout(cfg.paths, cfg.pipeline.name).root
+    return delta.find_tables([f"{root}/{layer}/{cfg.pipeline.name}" for layer in LAYERS])
 
 
 def report(cfg: Config) -> str:

@@ -42,6 +42,13 @@ class PathsConfig:
     # How the tables under data are stored: parquet (plain folders, each replaced whole on a
     # write) or delta (Delta Lake: every write one commit, each version kept and readable).
     format: Literal["parquet", "delta"] = "parquet"
+    # Delta: the vacuum stage deletes the files of versions replaced longer ago than this, except
+    # in a table holding a version a registered model was trained on (docs/TABLES.md).
+    retention_days: float = 7.0
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 0:
+            raise ValueError(f"retention_days: expected >= 0, found {self.retention_days}")
 
 
 @dataclass(frozen=True)

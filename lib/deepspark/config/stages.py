@@ -100,6 +100,10 @@ TABLE: tuple[Stage, ...] = (
           "batch scoring of the features with the registered model on Spark",
           reads=("features", "mlflow"), writes=("predictions", "quarantine"),
           applies=_registered, defaults=BOTH),
+    Stage("vacuum", "deepspark.stages.vacuum",
+          "delete Delta files older than paths.retention_days, not a registered model's",
+          reads=("every layer", "mlflow"), writes=("every layer",),
+          applies=lambda cfg: cfg.paths.format == "delta", defaults=BOTH),
 )  # fmt: skip
 
 BY_NAME: Mapping[str, Stage] = {s.name: s for s in TABLE}

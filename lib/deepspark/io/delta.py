@@ -135,3 +135,62 @@ def version_files(spark: SparkSession, path: str, version: int | None = None) ->
 def restore(spark: SparkSession, path: str, version: int) -> None:
     """Put the table's content back to ``version`` (one new commit; history keeps both)."""
     spark.sql(f"RESTORE TABLE {quoted(path)} TO VERSION AS OF {int(version)}")
+
+
+def find_tables(roots: list[str]) -> list[str]:
+    """Every Delta table (a folder with a ``_delta_log``) under ``roots``, sorted."""
+    found = []
+    for root in roots:
+        filesystem, base = pafs.FileSystem.from_uri(file_url(root))
+        selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
+        for info in filesystem.get_file_info(selector):
+            if info.type == pafs.FileType.Directory and info.base_name == LOG:
+                table = info.path[: -len(LOG) - 1]
+                found.append(root + table[len(base) :])
+    return sorted(found)
+
+
+def vacuum(spark: SparkSession, path: str, hours: float) -> None:
+    """Delete the files no version of the last ``hours`` needs (Delta's VACUUM, in SQL).
+
+    Delta refuses less than its 168-hour default unless its safety check is off: the retention
+    is deepspark's setting (``paths.retention_days``), so the check is off for this command.
+    """
+    # Its listing runs spark.sql.sources.parallelPartitionDiscovery.parallelism tasks, 10000 by
+    # default (delta-io/delta#220): 27-58 s per one-file table on 2 cores. As many as a
+    # shuffle has: 1-2 s.
+    settings = {
+        "spark.databricks.delta.retentionDurationCheck.enabled": "false",
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": spark.conf.get(
+            "spark.sql.shuffle.partitions", "200"
+        ),
+    }
+    before = {k: spark.conf.get(k, None) for k in settings}
+    for k, v in settings.items():
+        spark.conf.set(k, v)
+    try:
+        spark.sql(f"VACUUM {quoted(path)} RETAIN {float(hours)} HOURS")
+    finally:
+        for k, v in before.items():
+            if v is None:
+                spark.conf.unset(k)
+            else:
+                spark.conf.set(k, v)
+
+
+def keep_log(spark: SparkSession, path: str, days: int) -> bool:
+    """Keep the table's log (its versions' commits) at least ``days``; True if it was raised.
+
+    Delta deletes commit files older than ``delta.logRetentionDuration`` (30 days by default)
+    when it writes a checkpoint; a version whose commit is gone cannot be time-travelled to.
+    """
+    detail = spark.sql(f"DESCRIBE DETAIL {quoted(path)}").first()
+    props = (detail["properties"] if detail is not None else None) or {}
+    now = re.fullmatch(r"interval (\d+) days?", props.get("delta.logRetentionDuration", ""))
+    if (int(now.group(1)) if now else 30) >= days:  # 30: Delta's default
+        return False
+    spark.sql(
+        f"ALTER TABLE {quoted(path)} SET TBLPROPERTIES "
+        f"('delta.logRetentionDuration' = 'interval {int(days)} days')"
+    )
+    return True

@@ -1,0 +1,87 @@
+"""Vacuum: delete the files of Delta versions replaced more than ``paths.retention_days`` ago.
+
+Delta keeps every version's files until a VACUUM deletes those that no version within the
+retention still needs; time travel to an older version fails after that. A version that a
+registered model was trained on must stay readable, for a retrain or an audit
+(``pipeline.train.features_version``): a table holding one older than the retention is not
+vacuumed, with one line saying which model holds which version, and its log retention is raised
+so the version's commit stays reachable too. Tables whose oldest version is within the
+retention have nothing to delete and cost no Spark job.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+
+from pyspark.sql import SparkSession
+
+from deepspark import registry, tracking
+from deepspark.config import Config
+from deepspark.config.pipeline import LAYERS
+from deepspark.io import delta
+from deepspark.layout import Layout, table_name
+from deepspark.stages import StageResult
+from deepspark.tracking import Tracking
+
+STAGE = "vacuum"
+log = logging.getLogger("deepspark")
+DAY_MS = 24 * 3600 * 1000
+
+
+def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> StageResult:
+    """Vacuum every Delta table of the pipeline, except those a registered model needs."""
+    layout = Layout(cfg.paths, cfg.pipeline.name)
+    days = cfg.paths.retention_days
+    held: dict[str, dict[int, str]] | None = None  # asked of MLflow once a table has old files
+    metrics = {"tables": 0.0, "vacuumed": 0.0, "kept": 0.0}
+    roots = [f"{layout.root}/{layer}/{cfg.pipeline.name}" for layer in LAYERS]
+    with (tracker or Tracking()).stage_run(cfg, STAGE, {"retention_days": days}):
+        for path in delta.find_tables(roots):
+            metrics["tables"] += 1
+            if not _has_old_versions(path, days):
+                continue  # nothing replaced before the cutoff: nothing to delete, no Spark job
+            if held is None:  # keyed as the runs record them: absolute local paths, or URIs
+                held = {os.path.abspath(p) if "://" not in p else p: v
+                        for p, v in registry.trained_on(cfg).items()}  # fmt: skip
+            key = path if "://" in path else os.path.abspath(path)
+            _vacuum(spark, path, days, held.get(key, {}), metrics)
+        tracking.log_metrics(metrics)
+    log.info(
+        "vacuum: %d Delta table(s), %d vacuumed (retention %g days), %d kept for a registered "
+        "model", metrics["tables"], metrics["vacuumed"], days, metrics["kept"],
+    )  # fmt: skip
+    return StageResult(STAGE, metrics, {})
+
+
+def _has_old_versions(path: str, days: float) -> bool:
+    commits = delta.history(path)
+    return len(commits) > 1 and commits[0].timestamp_ms < time.time() * 1000 - days * DAY_MS
+
+
+def _vacuum(
+    spark: SparkSession, path: str, days: float, held: dict[int, str], metrics: dict[str, float]
+) -> None:
+    """One table with old versions: vacuumed, or kept whole for a registered model's version."""
+    now_ms = time.time() * 1000
+    cutoff = now_ms - days * DAY_MS
+    commits = delta.history(path)
+    when = {c.version: c.timestamp_ms for c in commits}
+    old = sorted(
+        (v, who) for v, who in held.items()
+        if v != commits[-1].version and when.get(v, now_ms) < cutoff
+    )  # fmt: skip
+    if old:
+        version, who = old[0]
+        age = (now_ms - when[version]) / DAY_MS
+        delta.keep_log(spark, path, math.ceil(age + max(days, 30)))
+        log.warning(
+            "vacuum: kept %s whole: %s was trained on its version %d (%.1f days old), older "
+            "than paths.retention_days=%g", table_name(path), who, version, age, days,
+        )  # fmt: skip
+        metrics["kept"] += 1
+        return
+    delta.vacuum(spark, path, days * 24)
+    metrics["vacuumed"] += 1
