@@ -78,7 +78,9 @@ def test_a_version_that_is_not_kept_is_refused_naming_the_ones_that_are(built):
     assert str(e.value) == f"{tmp}/data/features/sensors: no features version 7 (kept: 0)"
 
 
-def test_training_pinned_to_a_version_learns_from_exactly_that_version(spark, built, tmp_path):
+def test_training_pinned_to_a_version_learns_from_exactly_that_version(
+    spark, built, tmp_path, caplog
+):
     import mlflow
 
     shutil.copytree(built[0], tmp_path, dirs_exist_ok=True)  # the readings' path changes: rebuilt
@@ -91,6 +93,14 @@ def test_training_pinned_to_a_version_learns_from_exactly_that_version(spark, bu
     path.write_text(path.read_text().replace('"humidity": 4', '"humidity": 6'))
     second = _build_features(tmp_path, spark)
     assert second.version == 1
+    # Nothing new: every table is up to date, the features too (no version 2).
+    caplog.set_level("INFO", logger="deepspark")
+    assert _build_features(tmp_path, spark) == second
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("features: ")]
+    assert said == [
+        "features: features/sensors/train is up to date (built from gold/sensors/device_hourly "
+        "v1); skipped"
+    ]
     folder = tmp_path / "data" / "features" / "sensors" / "train"
     kept = {p.name for p in folder.glob("*.parquet")}
     assert kept == set(first.splits["train"].paths) | set(second.splits["train"].paths)

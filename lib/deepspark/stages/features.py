@@ -32,9 +32,11 @@ from deepspark.io import counting, delta, read_table, staged_outputs
 from deepspark.io.fs import file_url
 from deepspark.layout import MANIFEST, SPLITS, Layout
 from deepspark.manifest import FeatureManifest, SplitSummary, versioned
+from deepspark.manifest import read as read_manifest
 from deepspark.schema import ddl, require_columns
 from deepspark.stages import StageResult
 from deepspark.stages.accounting import log_input
+from deepspark.stages.writes import built_from, inputs_metadata, skipped, up_to_date
 from deepspark.tracking import Tracking
 
 STAGE = "features"
@@ -51,10 +53,16 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     layer = "gold" if spec.source in cfg.pipeline.aggregates else "silver"
     source = layout.path(layer, spec.source)
     metrics: dict[str, float] = {}
+    outputs = {s: layout.path("features", s) for s in SPLITS}
+    outputs["manifest"] = layout.path("features", MANIFEST)
+    inputs = built_from([source])  # None unless the source is a Delta table
+    meta = inputs_metadata(STAGE, inputs, fcfg)
     with (
         (tracker or Tracking()).stage_run(cfg, STAGE, to_plain(fcfg)),
         staged_outputs(spark, cfg.paths.format) as out,
     ):
+        if _up_to_date(cfg, layout, inputs, fcfg):
+            return StageResult(STAGE, {}, outputs, skipped="up to date")
         df = read_table(spark, source)
         # Counted as the rows flow into the first job that reads them all, not by a scan.
         observed, rows_in = counting(df)
@@ -65,6 +73,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
             metrics["rows_quarantined"] = out.write_counted(
                 quarantined_rows(marked, source=spec.source, stage=STAGE),
                 layout.quarantine(STAGE, spec.source),
+                metadata=meta,
             )
             data, info = _image(clean_rows(marked), spec, source)
             cached = []
@@ -76,7 +85,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
         try:
             # The training split's input percentiles (for skew at scoring), observed on its write.
             skew = Observation()
-            splits = _write_splits(spark, out, layout, data, fcfg, spec, (skew, _skew_metric(info)))
+            splits = _write_splits(out, layout, data, fcfg, spec, (skew, _skew_metric(info)), meta)
             distributions = {k: tuple(v) for k, v in json.loads(skew.get["p"]).items() if v}
             info = replace(info, distributions=FrozenMap(distributions))
         finally:
@@ -98,9 +107,29 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
         metrics.update({f"{s}.rows": v.rows for s, v in splits.items()})
         metrics["rows_out"] = sum(v.rows for v in splits.values())
         tracking.log_metrics(metrics)
-    outputs = {s: layout.path("features", s) for s in SPLITS}
-    outputs["manifest"] = layout.path("features", MANIFEST)
     return StageResult(STAGE, metrics, outputs)
+
+
+def _up_to_date(
+    cfg: Config, layout: Layout, inputs: dict[str, int] | None, fcfg: FeaturesConfig
+) -> bool:
+    """Whether every split was built from the source's current version by these settings.
+
+    And the latest manifest is that build's: a restore after a failed run is a commit of its
+    own, so that run's next attempt rebuilds.
+    """
+    if cfg.paths.format != "delta":
+        return False
+    paths = {s: layout.path("features", s) for s in SPLITS}
+    if not all(up_to_date(p, inputs, fcfg) for p in paths.values()):
+        return False
+    try:
+        written = read_manifest(layout.path("features", MANIFEST))
+    except InputError:
+        return False
+    if any(written.splits[s].version != delta.latest_version(p) for s, p in paths.items()):
+        return False
+    return skipped(cfg, STAGE, paths["train"], inputs, fcfg)
 
 
 def _sequence(
@@ -169,13 +198,13 @@ def _image(df: DataFrame, spec: ImageFeatures, source: str) -> tuple[DataFrame, 
 
 
 def _write_splits(
-    spark: SparkSession,
     out,  # noqa: ANN001
     layout: Layout,
     data: DataFrame,
     fcfg: FeaturesConfig,
     spec,  # noqa: ANN001
     train_metric: tuple[Observation, Column],
+    meta: str,
 ) -> dict[str, SplitSummary]:
     lay = fcfg.layout
     order = [*feat.series_keys(spec), spec.time] if isinstance(spec, SequenceFeatures) else ["id"]
@@ -197,7 +226,9 @@ def _write_splits(
         laid = laid.sortWithinPartitions(*order)
         if name == "train":  # above the exchange, so the range bounds are sampled as before
             laid = laid.observe(*train_metric)
-        rows = out.write_counted(laid, path, row_group_bytes=lay.row_group_mb * 1024 * 1024)
+        rows = out.write_counted(
+            laid, path, row_group_bytes=lay.row_group_mb * 1024 * 1024, metadata=meta
+        )
         if rows == 0:
             raise InputError(f"{path}: the {name} split is empty; check the split settings")
         written = out.files(path)
