@@ -62,6 +62,7 @@ def test_minimal_config_gets_defaults(tmp_path):
         "train",
         "evaluate",
         "score",
+        "vacuum",
     )
     assert cfg.pipeline.kmeans is None
     assert cfg.pipeline.train is None and cfg.paths.checkpoints == "work/checkpoints"

@@ -155,7 +155,7 @@ def test_submit_reports_a_bad_override_or_stage_in_one_line(capsys, monkeypatch)
     assert submit_main(["trian", "--dry-run"]) == 1
     assert capsys.readouterr().err == (
         "error: unknown stage 'trian'; expected one of pipeline, ingest, clean, aggregate, "
-        "features, profile, kmeans, train, tune, evaluate, score\n"
+        "features, profile, kmeans, train, tune, evaluate, score, vacuum\n"
     )
 
 

@@ -283,33 +283,3 @@ def model_io(info: Any) -> ModelIO | None:
     (out,) = outputs  # a torch module's raw output: class scores (rows, k) or forecasts (rows,)
     classes = int(out.shape[-1]) if len(out.shape) == 2 and out.shape[-1] > 1 else None
     return ModelIO(length, classes, legacy=True)
-
-
-def trained_on(cfg: Config) -> dict[str, dict[int, str]]:
-    """Delta tables the pipeline's registered versions were trained on: path -> {version: who}.
-
-    Read from each version's run: its input datasets with a Delta source name the table and
-    its version (training records them, :mod:`deepspark.train.report`). ``who`` is
-    ``"<model> v<version>"``. Empty with tracking off or nothing registered.
-    """
-    import json
-    import os
-
-    if not cfg.mlflow.enabled:
-        return {}
-    mlflow = tracking.setup(cfg.mlflow)
-    client, name = mlflow.MlflowClient(), model_name(cfg)
-    out: dict[str, dict[int, str]] = {}
-    for mv in client.search_model_versions(f"name = '{name}'"):
-        if not mv.run_id:
-            continue
-        for used in client.get_run(mv.run_id).inputs.dataset_inputs:
-            if used.dataset.source_type != "delta_table":
-                continue
-            source = json.loads(used.dataset.source)
-            path, version = source.get("path"), source.get("delta_table_version")
-            if path is None or version is None:
-                continue
-            path = path if "://" in path else os.path.abspath(path)
-            out.setdefault(path, {})[int(version)] = f"{name} v{mv.version}"
-    return out

@@ -92,22 +92,23 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
             for frame in (data, *cached):  # the session outlives the stage: free what it cached
                 frame.unpersist()
         manifest = replace(
-            info,
-            pipeline=cfg.pipeline.name,
-            source=source,
-            config_hash=config_hash(cfg),
+            info, pipeline=cfg.pipeline.name, source=source, config_hash=config_hash(cfg),
             splits=FrozenMap(splits),
-        )
-        text = json.dumps(manifest.to_json(), indent=2)
-        out_manifest = layout.path("features", MANIFEST)
-        out.write_text(out_manifest, text)
-        if manifest.version is not None:  # kept, so that training can pin this version
-            out.write_text(versioned(out_manifest, manifest.version), text)
+        )  # fmt: skip
+        _write_manifest(out, outputs["manifest"], manifest)
         out.commit()
         metrics.update({f"{s}.rows": v.rows for s, v in splits.items()})
         metrics["rows_out"] = sum(v.rows for v in splits.values())
         tracking.log_metrics(metrics)
     return StageResult(STAGE, metrics, outputs)
+
+
+def _write_manifest(out, path: str, manifest: FeatureManifest) -> None:  # noqa: ANN001
+    """The latest manifest, and a copy per Delta version so that training can pin one."""
+    text = json.dumps(manifest.to_json(), indent=2)
+    out.write_text(path, text)
+    if manifest.version is not None:
+        out.write_text(versioned(path, manifest.version), text)
 
 
 def _up_to_date(

@@ -11,6 +11,7 @@ retention have nothing to delete and cost no Spark job.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -45,7 +46,7 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
                 continue  # nothing replaced before the cutoff: nothing to delete, no Spark job
             if held is None:  # keyed as the runs record them: absolute local paths, or URIs
                 held = {os.path.abspath(p) if "://" not in p else p: v
-                        for p, v in registry.trained_on(cfg).items()}  # fmt: skip
+                        for p, v in _trained_on(cfg).items()}  # fmt: skip
             key = path if "://" in path else os.path.abspath(path)
             _vacuum(spark, path, days, held.get(key, {}), metrics)
         tracking.log_metrics(metrics)
@@ -85,3 +86,30 @@ def _vacuum(
         return
     delta.vacuum(spark, path, days * 24)
     metrics["vacuumed"] += 1
+
+
+def _trained_on(cfg: Config) -> dict[str, dict[int, str]]:
+    """Delta tables the pipeline's registered versions were trained on: path -> {version: who}.
+
+    Read from each version's run: its input datasets with a Delta source name the table and
+    its version (training records them, :mod:`deepspark.train.report`). ``who`` is
+    ``"<model> v<version>"``. Empty with tracking off or nothing registered.
+    """
+    if not cfg.mlflow.enabled:
+        return {}
+    mlflow = tracking.setup(cfg.mlflow)
+    client, name = mlflow.MlflowClient(), registry.model_name(cfg)
+    out: dict[str, dict[int, str]] = {}
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        if not mv.run_id:
+            continue
+        for used in client.get_run(mv.run_id).inputs.dataset_inputs:
+            if used.dataset.source_type != "delta_table":
+                continue
+            source = json.loads(used.dataset.source)
+            path, version = source.get("path"), source.get("delta_table_version")
+            if path is None or version is None:
+                continue
+            path = path if "://" in path else os.path.abspath(path)
+            out.setdefault(path, {})[int(version)] = f"{name} v{mv.version}"
+    return out
