@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -165,11 +167,18 @@ def vacuum(spark: SparkSession, path: str, hours: float) -> None:
             "spark.sql.shuffle.partitions", "200"
         ),
     }
+    with session_conf(spark, settings):
+        spark.sql(f"VACUUM {quoted(path)} RETAIN {float(hours)} HOURS")
+
+
+@contextmanager
+def session_conf(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """``settings`` in the session's conf for the block, each put back (or unset) after it."""
     before = {k: spark.conf.get(k, None) for k in settings}
     for k, v in settings.items():
         spark.conf.set(k, v)
     try:
-        spark.sql(f"VACUUM {quoted(path)} RETAIN {float(hours)} HOURS")
+        yield
     finally:
         for k, v in before.items():
             if v is None:

@@ -122,18 +122,9 @@ class StagedOutputs:
         self._committed[path] = previous
         # Delta passes only fs.* writer options to its Parquet writer; the Hadoop conf it uses
         # does copy the session's settings, so the row-group size goes there for this write.
-        key, before = "parquet.block.size", None
-        if row_group_bytes:
-            before = self.spark.conf.get(key, None)
-            self.spark.conf.set(key, str(row_group_bytes))
-        try:
+        settings = {"parquet.block.size": str(row_group_bytes)} if row_group_bytes else {}
+        with delta.session_conf(self.spark, settings):
             writer.save(path)
-        finally:
-            if row_group_bytes:
-                if before is None:
-                    self.spark.conf.unset(key)
-                else:
-                    self.spark.conf.set(key, before)
         return path
 
     def files(self, path: str) -> str | list[str]:

@@ -42,13 +42,13 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     with (tracker or Tracking()).stage_run(cfg, STAGE, {"retention_days": days}):
         for path in delta.find_tables(roots):
             metrics["tables"] += 1
-            if not _has_old_versions(path, days):
+            commits = delta.history(path)
+            if len(commits) < 2 or commits[0].timestamp_ms >= _cutoff(days):
                 continue  # nothing replaced before the cutoff: nothing to delete, no Spark job
             if held is None:  # keyed as the runs record them: absolute local paths, or URIs
-                held = {os.path.abspath(p) if "://" not in p else p: v
-                        for p, v in _trained_on(cfg).items()}  # fmt: skip
+                held = _trained_on(cfg)
             key = path if "://" in path else os.path.abspath(path)
-            _vacuum(spark, path, days, held.get(key, {}), metrics)
+            _vacuum(spark, path, commits, days, held.get(key, {}), metrics)
         tracking.log_metrics(metrics)
     log.info(
         "vacuum: %d Delta table(s), %d vacuumed (retention %g days), %d kept for a registered "
@@ -57,18 +57,21 @@ def run(cfg: Config, spark: SparkSession, tracker: Tracking | None = None) -> St
     return StageResult(STAGE, metrics, {})
 
 
-def _has_old_versions(path: str, days: float) -> bool:
-    commits = delta.history(path)
-    return len(commits) > 1 and commits[0].timestamp_ms < time.time() * 1000 - days * DAY_MS
+def _cutoff(days: float) -> float:
+    return time.time() * 1000 - days * DAY_MS
 
 
 def _vacuum(
-    spark: SparkSession, path: str, days: float, held: dict[int, str], metrics: dict[str, float]
+    spark: SparkSession,
+    path: str,
+    commits: list[delta.Commit],
+    days: float,
+    held: dict[int, str],
+    metrics: dict[str, float],
 ) -> None:
     """One table with old versions: vacuumed, or kept whole for a registered model's version."""
     now_ms = time.time() * 1000
     cutoff = now_ms - days * DAY_MS
-    commits = delta.history(path)
     when = {c.version: c.timestamp_ms for c in commits}
     old = sorted(
         (v, who) for v, who in held.items()
