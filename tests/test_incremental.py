@@ -118,6 +118,12 @@ def test_deliveries_one_run_each_equal_one_full_run(spark, deliveries):
     layout = Layout(cfg.paths, cfg.pipeline.name)
     ops = spark.sql(f"DESCRIBE HISTORY {delta.quoted(layout.path('bronze', 'flights'))}")
     assert [r["operation"] for r in ops.orderBy("version").collect()] == ["WRITE"] * 3
+    # Gold: each later delivery replaced only the dates its rows fall in.
+    gold = layout.path("gold", "carrier_daily")
+    replaced = [
+        str(delta.commit_info(gold, v)["operationParameters"].get("predicate")) for v in range(3)
+    ]
+    assert replaced[0] == "None" and all("unix_date" in p for p in replaced[1:]), replaced
     log = spark.read.format("delta").load(layout.file_log("flights")).toPandas()
     assert sorted(zip(log["file"].str.rsplit("/", n=1).str[-1], log["batch"], strict=True)) == [
         ("2013-01.csv", 1),
@@ -153,10 +159,10 @@ def test_tables_lists_each_version_with_what_changed(deliveries):
         "delivery 2 of flights: 1 new files",
         "delivery 3 of flights: 1 new files",
     ]
+    # Silver: built whole from the first delivery, then each later one merged in on its key.
     silver = sections["silver/flights/flights"]
-    assert [" ".join(v[8:]) for v in silver] == [
-        f"from bronze/flights/flights v{n}" for n in range(3)
-    ]
+    assert [v[3] for v in silver] == ["WRITE", "MERGE", "MERGE"]
+    assert [" ".join(v[-2:]) for v in silver] == [f"bronze/flights/flights v{n}" for n in range(3)]
     assert {"quarantine/flights/ingest/flights", "bronze/flights/_files/flights"} <= set(sections)
 
 
@@ -219,3 +225,53 @@ def test_a_run_killed_between_its_commits_is_redone_whole(spark, tmp_path):
         want = table.replace(str(tmp_path / "incremental"), str(tmp_path / "full"))
         got, expected = frame(read_table(spark, table)), frame(read_table(spark, want))
         pd.testing.assert_frame_equal(got, expected, obj=table)
+
+
+KILLED_MERGE = """
+import os, signal, sys
+from pathlib import Path
+
+sys.path.insert(0, {root!r})
+from deepspark.io import StagedOutputs
+from deepspark.spark import build_session
+from deepspark.stages import clean, ingest
+from tests.test_incremental import flights_only
+
+cfg = flights_only({raw!r}, Path({source!r}), Path({work!r}))
+spark = build_session(cfg.spark, delta=True)
+ingest.run(cfg, spark)
+merge = StagedOutputs.merge
+
+
+def killed(self, *args, **kwargs):  # silver merged, the quarantine not appended yet
+    merge(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+StagedOutputs.merge = killed
+clean.run(cfg, spark)
+"""
+
+
+def test_a_run_killed_between_merge_and_quarantine_is_rebuilt(spark, tmp_path):
+    raw = write_slice(tmp_path / "unused", days=1)
+    files = write_months(tmp_path / "months", (1, 3))
+    source = tmp_path / "deliveries"
+    source.mkdir()
+    shutil.copy2(files[3], source)  # March re-delivers a January flight: a duplicate
+    cfg = flights_only(raw, source, tmp_path / "incremental")
+    run(cfg, spark)
+    shutil.copy2(files[1], source)
+    script = KILLED_MERGE.format(
+        root=str(ROOT), raw={k: str(v) for k, v in raw.items()}, source=str(source),
+        work=str(tmp_path / "incremental"),
+    )  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    layout = Layout(cfg.paths, cfg.pipeline.name)
+    silver = layout.path("silver", "flights")
+    assert delta.commit_info(silver, 1)["operation"] == "MERGE"  # the kill came after it
+    run(cfg, spark)  # silver and the quarantine disagree on bronze's version: rebuilt whole
+    assert delta.commit_info(silver, 2)["operationParameters"]["mode"] == "Overwrite"
+    full = full_run(spark, raw, source, tmp_path / "full")
+    assert_equal(tables(spark, cfg), tables(spark, full))

@@ -14,14 +14,57 @@ from pyspark.sql import functions as F
 from deepspark.config.pipeline import AggregateConfig, JoinSpec, MetricSpec, TimeBucket
 
 
-def time_bucket(df: DataFrame, bucket: TimeBucket) -> DataFrame:
-    """Add the bucket column: the UTC hour as a timestamp, or the calendar date in a timezone."""
+def bucket_expr(bucket: TimeBucket) -> Column:
+    """The bucket of a row: the UTC hour as a timestamp, or the calendar date in a timezone."""
     ts = F.col(bucket.column)
     if bucket.unit == "hour":
-        value = F.date_trunc("hour", ts)
-    else:
-        value = F.to_date(F.from_utc_timestamp(ts, bucket.timezone))
-    return df.withColumn(bucket.output, value)
+        return F.date_trunc("hour", ts)
+    return F.to_date(F.from_utc_timestamp(ts, bucket.timezone))
+
+
+def time_bucket(df: DataFrame, bucket: TimeBucket) -> DataFrame:
+    """Add the bucket column (:func:`bucket_expr`) as ``bucket.output``."""
+    return df.withColumn(bucket.output, bucket_expr(bucket))
+
+
+def bucket_ordinal(value: Column, unit: str) -> Column:
+    """A bucket as a number in the same order: days since 1970 (a date), microseconds (an hour)."""
+    return F.unix_date(value) if unit == "day" else F.unix_micros(value)
+
+
+def range_predicate(column: str, unit: str, lo: int, hi: int) -> str:
+    """SQL that holds where ``column``, a bucket, lies in ``[lo, hi]`` (ordinals)."""
+    fn = "unix_date" if unit == "day" else "unix_micros"
+    return f"{fn}(`{column}`) BETWEEN {int(lo)} AND {int(hi)}"
+
+
+def bucket_range(spec: AggregateConfig, changed: DataFrame, other: DataFrame | None) -> DataFrame:
+    """One row, ``lo`` and ``hi``: the first and last bucket the changed rows fall in.
+
+    ``changed``: rows of the source that a change added or removed; ``other``: the same of the
+    joined table, whose matched time column is its bucket. Null when there are none.
+    """
+    t = spec.time
+    assert t is not None
+    values = changed.select(bucket_ordinal(bucket_expr(t), t.unit).alias("b"))
+    if other is not None and spec.join is not None:
+        theirs = F.col(spec.join.match[t.output])
+        values = values.unionByName(other.select(bucket_ordinal(theirs, t.unit).alias("b")))
+    return values.agg(F.min("b").alias("lo"), F.max("b").alias("hi"))
+
+
+def within(
+    df: DataFrame, spec: AggregateConfig, lo: int, hi: int, *, joined: bool = False
+) -> DataFrame:
+    """The rows of ``df`` whose bucket lies in ``[lo, hi]``: the source's, or the joined table's.
+
+    The aggregate of these rows is exactly the aggregate's rows in that range, since every
+    output row's bucket comes from its rows' (and the join matches on the bucket).
+    """
+    t = spec.time
+    assert t is not None
+    value = F.col(spec.join.match[t.output]) if joined and spec.join else bucket_expr(t)
+    return df.filter(bucket_ordinal(value, t.unit).between(lo, hi))
 
 
 def metric_expr(name: str, spec: MetricSpec) -> Column:

@@ -16,6 +16,7 @@ from pyspark.sql import types as T
 
 from deepspark.config.pipeline import CleanConfig, Scalar, TimestampRule
 from deepspark.etl.quality import (
+    VIOLATION,
     Rule,
     clean_rows,
     mark_duplicates,
@@ -159,8 +160,46 @@ def mark_table_duplicates(marked: DataFrame, spec: CleanConfig) -> DataFrame:
     """
     if not spec.dedupe:
         return marked
-    columns = [_TS_PREFIX + k if k in spec.timestamps else k for k in spec.dedupe]
-    return mark_duplicates(marked, spec.dedupe, columns=columns)
+    return mark_duplicates(marked, spec.dedupe, columns=dedupe_columns(spec))
+
+
+def dedupe_columns(spec: CleanConfig) -> list[str]:
+    """The dedupe key's columns in a marked table: a timestamp key as its parsed instant."""
+    return [_TS_PREFIX + k if k in spec.timestamps else k for k in spec.dedupe]
+
+
+def rival_rows(old: DataFrame, new: DataFrame, spec: CleanConfig) -> DataFrame:
+    """The rows of ``old`` that passed every rule and share a dedupe key with one of ``new``'s.
+
+    Both are :func:`mark_rules` results. Keys compare as the full run's window does: after
+    pseudonymization, fills and timestamp parsing, null equal to null.
+    """
+    passed = F.col(VIOLATION).isNull()
+    cols = dedupe_columns(spec)
+    keys = new.filter(passed).select(*(F.col(c).alias(f"__key{i}") for i, c in enumerate(cols)))
+    match = [F.col(c).eqNullSafe(F.col(f"__key{i}")) for i, c in enumerate(cols)]
+    return old.filter(passed).join(keys.distinct(), match, "left_semi")
+
+
+def merge_marked(
+    rivals: DataFrame, new: DataFrame, spec: CleanConfig, *, source: str
+) -> tuple[DataFrame, DataFrame]:
+    """A delivery's change to silver and to the quarantine, the same as a full run's.
+
+    ``new`` is the delivery and ``rivals`` the earlier rows of its keys (:func:`rival_rows`),
+    both through :func:`mark_rules`. Each key's survivor is the smallest row, whichever delivery
+    it came in: so the full run's marking of the rivals with and without the delivery differ by
+    exactly what the delivery changes. Returns ``(upserts, quarantined)``: each key's survivor
+    where it is new or changed (to MERGE into silver on the key), and the rows to add to the
+    quarantine (the delivery's broken rows and duplicates, and any earlier survivor the
+    delivery displaced). Both are multiset differences, so identical rows count as often as
+    they occur.
+    """
+    before = mark_table_duplicates(rivals, spec)
+    after = mark_table_duplicates(rivals.unionByName(new), spec)
+    kept_before, dropped_before = split_marked(before, spec, source=source)
+    kept_after, dropped_after = split_marked(after, spec, source=source)
+    return kept_after.exceptAll(kept_before), dropped_after.exceptAll(dropped_before)
 
 
 def split_marked(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from pyspark.sql import SparkSession
 from deepspark.io.fs import file_url
 
 LOG = "_delta_log"
+# The session setting Delta copies into the next commit's userMetadata (SQL commands take no
+# writer option).
+USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 _COMMIT = re.compile(r"^\d{20}\.json$")
 _LOG_ENTRY = re.compile(r"^(\d{20})\.(?:json|checkpoint(?:\.[^/]*)?\.parquet)$")
 
@@ -75,6 +79,76 @@ def written_files(path: str, version: int) -> list[str] | None:
     return sorted(f"{root}/{unquote(a['add']['path'])}" for a in actions if "add" in a)
 
 
+def appended_since(path: str, version: int) -> list[str] | None:
+    """The data files that appends added to the table after ``version``, sorted.
+
+    None when any later commit did more than append (an overwrite, a restore, a merge, a delete)
+    or its commit file is gone: what it changed is not a list of new rows, so a reader of the
+    table since ``version`` must start again from the whole table.
+    """
+    latest = latest_version(path)
+    if latest is None or latest < version:
+        return None
+    root = file_url(path).rstrip("/")
+    files = []
+    for number in range(version + 1, latest + 1):
+        try:
+            actions = _actions(path, number)
+        except FileNotFoundError:
+            return None
+        info = _info(actions)
+        mode = str((info.get("operationParameters") or {}).get("mode", "")).strip('"')
+        if (
+            info.get("operation") != "WRITE"
+            or mode != "Append"
+            or any("remove" in a for a in actions)
+        ):
+            return None
+        files += [f"{root}/{unquote(a['add']['path'])}" for a in actions if "add" in a]
+    return sorted(files)
+
+
+def changed_files(path: str, version: int) -> list[str] | None:
+    """The data files that commits after ``version`` added or removed: every row they changed.
+
+    A MERGE's rewritten files hold unchanged rows too, so the rows are a superset of the change.
+    None when a later commit is another operation (a restore, a delete), its commit file is
+    gone, or a removed file was vacuumed: then only the whole table says what changed.
+    """
+    latest = latest_version(path)
+    if latest is None or latest < version:
+        return None
+    root = file_url(path).rstrip("/")
+    files = set()
+    for number in range(version + 1, latest + 1):
+        try:
+            actions = _actions(path, number)
+        except FileNotFoundError:
+            return None
+        if _info(actions).get("operation") not in ("WRITE", "MERGE", "SET TBLPROPERTIES"):
+            return None
+        files |= {
+            f"{root}/{unquote(a[kind]['path'])}" for a in actions for kind in ("add", "remove")
+            if kind in a
+        }  # fmt: skip
+    filesystem, _ = pafs.FileSystem.from_uri(root)
+    local = [pafs.FileSystem.from_uri(f)[1] for f in sorted(files)]
+    if any(i.type == pafs.FileType.NotFound for i in filesystem.get_file_info(local)):
+        return None
+    return sorted(files)
+
+
+def mark(spark: SparkSession, path: str, metadata: str) -> None:
+    """One commit that changes no row, carrying ``metadata`` as its userMetadata.
+
+    A write with no rows (an empty append, a MERGE whose source is empty) commits nothing, yet
+    a table must still record what it was last built from; a table property change is a commit.
+    """
+    stamp = str(time.time_ns())
+    with session_conf(spark, {USER_METADATA: metadata}):
+        spark.sql(f"ALTER TABLE {quoted(path)} SET TBLPROPERTIES ('deepspark.built' = '{stamp}')")
+
+
 @dataclass(frozen=True)
 class Commit:
     """One version of a table, as its commit file tells it (no Spark, no Delta library)."""
@@ -83,7 +157,7 @@ class Commit:
     timestamp_ms: int
     operation: str  # WRITE, MERGE, RESTORE, ...
     mode: str  # a write's Overwrite or Append; "" for others
-    rows: int | None  # rows the commit wrote (numOutputRows), when it says
+    rows: int | None  # rows the commit wrote (a MERGE: inserted or replaced), when it says
     metadata: dict  # deepspark's userMetadata: stage, MLflow run, inputs or batch
 
 
@@ -104,11 +178,19 @@ def history(path: str) -> list[Commit]:
                 int(info.get("timestamp", 0)),
                 str(info.get("operation", "")),
                 str((info.get("operationParameters") or {}).get("mode", "")).strip('"'),
-                int(metrics["numOutputRows"]) if "numOutputRows" in metrics else None,
+                _rows(str(info.get("operation", "")), metrics),
                 user_metadata(info),
             )
         )
     return out
+
+
+def _rows(operation: str, metrics: dict) -> int | None:
+    if operation == "MERGE":  # rows it added or replaced; numOutputRows counts copied ones too
+        return int(metrics.get("numTargetRowsInserted", 0)) + int(
+            metrics.get("numTargetRowsUpdated", 0)
+        )
+    return int(metrics["numOutputRows"]) if "numOutputRows" in metrics else None
 
 
 def _actions(path: str, version: int) -> list[dict]:

@@ -40,15 +40,21 @@ class StagedOutputs:
         partition_by: tuple[str, ...] = (),
         append: bool = False,
         metadata: str = "",
+        replace_where: str = "",
     ) -> str:
         """Write ``df`` as Parquet to a staging path for ``path``; returns the staging path.
 
         A Delta output is written to ``path`` itself, as one commit (returns ``path``): it
-        replaces the table, or with ``append`` adds to it; ``metadata`` is the commit's
-        ``userMetadata`` (what it was built from), shown in the table's history.
+        replaces the table, or with ``append`` adds to it, or with ``replace_where`` (SQL)
+        replaces just the rows that match it (``df`` must hold only such rows); ``metadata`` is
+        the commit's ``userMetadata`` (what it was built from), shown in the table's history.
         """
         if self.delta:
-            return self._commit_delta(df, path, partition_by, append, metadata, row_group_bytes)
+            return self._commit_delta(
+                df, path, partition_by, append, metadata, row_group_bytes, replace_where
+            )
+        if replace_where:
+            raise ValueError(f"{path}: replacing rows in place needs paths.format: delta")
         if append:
             raise ValueError(f"{path}: appending needs paths.format: delta")
         staging = _staging(path)
@@ -106,6 +112,7 @@ class StagedOutputs:
         append: bool = False,
         metadata: str = "",
         row_group_bytes: int | None = None,
+        replace_where: str = "",
     ) -> str:
         if path in self._committed:
             raise ValueError(f"{path}: written twice by one stage")
@@ -115,7 +122,10 @@ class StagedOutputs:
             # put it back; the Delta table starts in an empty folder.
             self.fs.rename(path, f"{path}.__parquet")
         writer = df.write.format("delta").mode("append" if append else "overwrite")
-        writer = writer if append else writer.option("overwriteSchema", "true")
+        if replace_where:  # the rows outside it stay, so the schema must too
+            writer = writer.option("replaceWhere", replace_where)
+        elif not append:
+            writer = writer.option("overwriteSchema", "true")
         writer = writer.option("userMetadata", metadata) if metadata else writer
         if partition_by:
             writer = writer.partitionBy(*partition_by)
@@ -125,7 +135,41 @@ class StagedOutputs:
         settings = {"parquet.block.size": str(row_group_bytes)} if row_group_bytes else {}
         with delta.session_conf(self.spark, settings):
             writer.save(path)
+        if append and metadata and delta.latest_version(path) == previous:
+            delta.mark(self.spark, path, metadata)  # no rows, no commit: record the build anyway
         return path
+
+    def merge(self, df: DataFrame, path: str, keys: tuple[str, ...], metadata: str) -> int:
+        """Upsert ``df`` into Delta table ``path`` on ``keys`` (null equals null); rows inserted.
+
+        One commit: a row whose key the table holds replaces it, any other is added. SQL (a temp
+        view and ``MERGE INTO``), not Delta's py4j-only ``DeltaTable``, so it also runs over
+        Spark Connect. ``metadata`` is the commit's userMetadata, as for :meth:`write`.
+        """
+        if path in self._committed:
+            raise ValueError(f"{path}: written twice by one stage")
+        previous = delta.latest_version(path)
+        if previous is None:
+            raise ValueError(f"{path}: MERGE needs an existing Delta table")
+        self._committed[path] = previous
+        view = f"deepspark_merge_{uuid.uuid4().hex[:8]}"
+        df.createOrReplaceTempView(view)
+        on = " AND ".join(f"t.{_name(k)} <=> s.{_name(k)}" for k in keys)
+        try:
+            with delta.session_conf(self.spark, {delta.USER_METADATA: metadata}):
+                self.spark.sql(
+                    f"MERGE INTO {delta.quoted(path)} t USING {view} s ON {on} "
+                    "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+                )
+        finally:
+            self.spark.catalog.dropTempView(view)
+        version = delta.latest_version(path)
+        if version == previous:  # an empty source commits nothing
+            delta.mark(self.spark, path, metadata)
+            return 0
+        assert version is not None
+        metrics = delta.commit_info(path, version).get("operationMetrics") or {}
+        return int(metrics.get("numTargetRowsInserted", 0))
 
     def files(self, path: str) -> str | list[str]:
         """What a reader of output ``path`` scans before commit, for pyarrow.
@@ -188,6 +232,10 @@ class StagedOutputs:
             if self.fs.exists(f"{path}.__parquet"):
                 self.fs.rename(f"{path}.__parquet", path)
         self._committed.clear()
+
+
+def _name(column: str) -> str:
+    return "`" + column.replace("`", "``") + "`"
 
 
 def _staging(path: str) -> str:

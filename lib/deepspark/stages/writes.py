@@ -59,10 +59,20 @@ def built_from(inputs: list[str]) -> dict[str, int] | None:
 
 
 def skipped(
-    cfg: Config, stage: str, output: str, inputs: dict[str, int] | None, spec: object
+    cfg: Config,
+    stage: str,
+    output: str,
+    inputs: dict[str, int] | None,
+    spec: object,
+    *also: str,
 ) -> bool:
-    """Whether an incremental run leaves ``output`` as it is (said in one line when it does)."""
-    if not (cfg.pipeline.incremental and up_to_date(output, inputs, spec)):
+    """Whether an incremental run leaves ``output`` (and ``also``) as it is, said in one line.
+
+    ``also``: the other tables the same build writes (a quarantine): all must be up to date.
+    """
+    if not cfg.pipeline.incremental:
+        return False
+    if not all(up_to_date(o, inputs, spec) for o in (output, *also)):
         return False
     assert inputs is not None
     since = ", ".join(f"{table_name(p)} v{v}" for p, v in inputs.items())
@@ -82,6 +92,37 @@ def up_to_date(output: str, inputs: dict[str, int] | None, spec: object) -> bool
         return False
     recorded = delta.user_metadata(delta.commit_info(output, version))
     return recorded.get("inputs") == inputs and recorded.get("spec") == _digest(spec)
+
+
+def built_with(output: str, spec: object) -> dict[str, int] | None:
+    """The input versions ``output``'s last commit records, if ``spec`` built it; else None."""
+    version = delta.latest_version(output)
+    if version is None:
+        return None
+    recorded = delta.user_metadata(delta.commit_info(output, version))
+    inputs = recorded.get("inputs")
+    if recorded.get("spec") != _digest(spec) or not isinstance(inputs, dict):
+        return None
+    return {str(p): int(v) for p, v in inputs.items()}
+
+
+def appended_since(
+    cfg: Config, source: str, outputs: tuple[str, ...], spec: object
+) -> tuple[int, list[str]] | None:
+    """The version of ``source`` that ``outputs`` were built from, and the files appended since.
+
+    None when an incremental run must rebuild them instead: not incremental, a table missing,
+    built by other rules, from other inputs, from different versions of ``source`` (a run
+    stopped between their commits), or ``source`` changed since by more than appends.
+    """
+    if not cfg.pipeline.incremental:
+        return None
+    built = [built_with(output, spec) for output in outputs]
+    first = built[0]
+    if first is None or any(b != first for b in built) or set(first) != {source}:
+        return None
+    files = delta.appended_since(source, first[source])
+    return None if files is None else (first[source], files)
 
 
 def _digest(spec: object) -> str:
