@@ -198,21 +198,28 @@ ingest.run(cfg, spark)
 """
 
 
-def test_a_run_killed_between_its_commits_is_redone_whole(spark, tmp_path):
+def killed_delivery(spark, tmp_path, months, before, script):
+    """``months[0]`` delivered and put through ``before``; then ``months[1]``, in a process that
+    ``script`` kills. Returns the slice's raw files, the source folder and the config."""
     raw = write_slice(tmp_path / "unused", days=1)
-    files = write_months(tmp_path / "months", (1, 2))
+    files = write_months(tmp_path / "months", months)
     source = tmp_path / "deliveries"
     source.mkdir()
-    shutil.copy2(files[1], source)
+    shutil.copy2(files[months[0]], source)
     cfg = flights_only(raw, source, tmp_path / "incremental")
-    ingest.run(cfg, spark)
-    shutil.copy2(files[2], source)
-    script = KILLED.format(
+    before(cfg, spark)
+    shutil.copy2(files[months[1]], source)
+    script = script.format(
         root=str(ROOT), raw={k: str(v) for k, v in raw.items()}, source=str(source),
         work=str(tmp_path / "incremental"),
     )  # fmt: skip
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    return raw, source, cfg
+
+
+def test_a_run_killed_between_its_commits_is_redone_whole(spark, tmp_path):
+    raw, source, cfg = killed_delivery(spark, tmp_path, (1, 2), ingest.run, KILLED)
     bronze = Layout(cfg.paths, cfg.pipeline.name).path("bronze", "flights")
     # The kill left February in bronze, unlogged: a rerun that trusted the log would add it twice.
     assert json.loads(delta.commit_info(bronze, 1)["userMetadata"])["batch"] == 2
@@ -254,20 +261,8 @@ clean.run(cfg, spark)
 
 
 def test_a_run_killed_between_merge_and_quarantine_is_rebuilt(spark, tmp_path):
-    raw = write_slice(tmp_path / "unused", days=1)
-    files = write_months(tmp_path / "months", (1, 3))
-    source = tmp_path / "deliveries"
-    source.mkdir()
-    shutil.copy2(files[3], source)  # March re-delivers a January flight: a duplicate
-    cfg = flights_only(raw, source, tmp_path / "incremental")
-    run(cfg, spark)
-    shutil.copy2(files[1], source)
-    script = KILLED_MERGE.format(
-        root=str(ROOT), raw={k: str(v) for k, v in raw.items()}, source=str(source),
-        work=str(tmp_path / "incremental"),
-    )  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    # March, then January: it re-delivers a March flight, a duplicate across deliveries.
+    raw, source, cfg = killed_delivery(spark, tmp_path, (3, 1), run, KILLED_MERGE)
     layout = Layout(cfg.paths, cfg.pipeline.name)
     silver = layout.path("silver", "flights")
     assert delta.commit_info(silver, 1)["operation"] == "MERGE"  # the kill came after it
