@@ -27,15 +27,18 @@ def time_bucket(df: DataFrame, bucket: TimeBucket) -> DataFrame:
     return df.withColumn(bucket.output, bucket_expr(bucket))
 
 
+# A bucket as a number in the same order: days since 1970 (a date), microseconds (an hour).
+_ORDINAL = {"day": "unix_date", "hour": "unix_micros"}
+
+
 def bucket_ordinal(value: Column, unit: str) -> Column:
-    """A bucket as a number in the same order: days since 1970 (a date), microseconds (an hour)."""
-    return F.unix_date(value) if unit == "day" else F.unix_micros(value)
+    """A bucket as its ordinal (``_ORDINAL``), the number ranges are given in."""
+    return getattr(F, _ORDINAL[unit])(value)
 
 
 def range_predicate(column: str, unit: str, lo: int, hi: int) -> str:
     """SQL that holds where ``column``, a bucket, lies in ``[lo, hi]`` (ordinals)."""
-    fn = "unix_date" if unit == "day" else "unix_micros"
-    return f"{fn}(`{column}`) BETWEEN {int(lo)} AND {int(hi)}"
+    return f"{_ORDINAL[unit]}(`{column}`) BETWEEN {int(lo)} AND {int(hi)}"
 
 
 def bucket_range(spec: AggregateConfig, changed: DataFrame, other: DataFrame | None) -> DataFrame:

@@ -75,8 +75,7 @@ def written_files(path: str, version: int) -> list[str] | None:
     actions = _actions(path, version)
     if _info(actions).get("operation") != "WRITE":
         return None
-    root = file_url(path).rstrip("/")
-    return sorted(f"{root}/{unquote(a['add']['path'])}" for a in actions if "add" in a)
+    return sorted(_files(path, actions, ("add",)))
 
 
 def appended_since(path: str, version: int) -> list[str] | None:
@@ -86,25 +85,18 @@ def appended_since(path: str, version: int) -> list[str] | None:
     or its commit file is gone: what it changed is not a list of new rows, so a reader of the
     table since ``version`` must start again from the whole table.
     """
-    latest = latest_version(path)
-    if latest is None or latest < version:
+    commits = _commits_after(path, version)
+    if commits is None:
         return None
-    root = file_url(path).rstrip("/")
     files = []
-    for number in range(version + 1, latest + 1):
-        try:
-            actions = _actions(path, number)
-        except FileNotFoundError:
-            return None
+    for actions in commits:
         info = _info(actions)
         mode = str((info.get("operationParameters") or {}).get("mode", "")).strip('"')
-        if (
-            info.get("operation") != "WRITE"
-            or mode != "Append"
-            or any("remove" in a for a in actions)
-        ):
+        if info.get("operation") != "WRITE" or mode != "Append":
             return None
-        files += [f"{root}/{unquote(a['add']['path'])}" for a in actions if "add" in a]
+        if any("remove" in a for a in actions):
+            return None
+        files += _files(path, actions, ("add",))
     return sorted(files)
 
 
@@ -115,27 +107,36 @@ def changed_files(path: str, version: int) -> list[str] | None:
     None when a later commit is another operation (a restore, a delete), its commit file is
     gone, or a removed file was vacuumed: then only the whole table says what changed.
     """
-    latest = latest_version(path)
-    if latest is None or latest < version:
+    commits = _commits_after(path, version)
+    if commits is None:
         return None
-    root = file_url(path).rstrip("/")
-    files = set()
-    for number in range(version + 1, latest + 1):
-        try:
-            actions = _actions(path, number)
-        except FileNotFoundError:
-            return None
+    files: set[str] = set()
+    for actions in commits:
         if _info(actions).get("operation") not in ("WRITE", "MERGE", "SET TBLPROPERTIES"):
             return None
-        files |= {
-            f"{root}/{unquote(a[kind]['path'])}" for a in actions for kind in ("add", "remove")
-            if kind in a
-        }  # fmt: skip
-    filesystem, _ = pafs.FileSystem.from_uri(root)
+        files.update(_files(path, actions, ("add", "remove")))
+    filesystem, _ = pafs.FileSystem.from_uri(file_url(path))
     local = [pafs.FileSystem.from_uri(f)[1] for f in sorted(files)]
     if any(i.type == pafs.FileType.NotFound for i in filesystem.get_file_info(local)):
         return None
     return sorted(files)
+
+
+def _commits_after(path: str, version: int) -> list[list[dict]] | None:
+    """The actions of each commit after ``version``, oldest first; None if one is gone."""
+    latest = latest_version(path)
+    if latest is None or latest < version:
+        return None
+    try:
+        return [_actions(path, n) for n in range(version + 1, latest + 1)]
+    except FileNotFoundError:
+        return None
+
+
+def _files(path: str, actions: list[dict], kinds: tuple[str, ...]) -> list[str]:
+    """The URLs of the files that ``actions`` of these kinds (add, remove) name."""
+    root = file_url(path).rstrip("/")
+    return [f"{root}/{unquote(a[k]['path'])}" for a in actions for k in kinds if k in a]
 
 
 def mark(spark: SparkSession, path: str, metadata: str) -> None:

@@ -87,11 +87,7 @@ def up_to_date(output: str, inputs: dict[str, int] | None, spec: object) -> bool
     table's config section in the commit's userMetadata; a table whose inputs and rules have not
     moved since has nothing to recompute (a changed rule must rebuild it, new data or not).
     """
-    version = delta.latest_version(output)
-    if inputs is None or version is None:
-        return False
-    recorded = delta.user_metadata(delta.commit_info(output, version))
-    return recorded.get("inputs") == inputs and recorded.get("spec") == _digest(spec)
+    return inputs is not None and built_with(output, spec) == inputs
 
 
 def built_with(output: str, spec: object) -> dict[str, int] | None:
